@@ -1,0 +1,120 @@
+"""The ``overspec`` command. Thin: it parses, calls the Python API and prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from overspec import __version__
+from overspec.errors import OverspecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"overspec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
+) -> None:
+    """Measure what a foundation model loses, and gains, when fine-tuned for biometrics."""
+
+
+def _print_rows(rows: list[dict], title: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title=title)
+    for column in rows[0] if rows else ["name"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    out.print(table)
+
+
+@app.command()
+def models(as_json: JsonFlag = False) -> None:
+    """The model zoo: name, family, architecture, and whether its weights are on this machine."""
+    from overspec.models import weights_available, zoo
+
+    rows = []
+    for name in zoo():
+        spec = zoo().get(name)
+        rows.append({"name": name, "family": spec.family, "arch": spec.arch or "",
+                     "available": weights_available(spec)})
+    _print_rows(rows, "models", as_json)
+
+
+@app.command()
+def datasets(as_json: JsonFlag = False) -> None:
+    """The dataset catalog."""
+    from overspec.data import DATASETS
+
+    _print_rows([{"name": n} for n in DATASETS], "datasets", as_json)
+
+
+@app.command()
+def protocols(as_json: JsonFlag = False) -> None:
+    """The registered evaluation protocols."""
+    from overspec.protocols import PROTOCOLS
+
+    _print_rows([{"name": n} for n in PROTOCOLS], "protocols", as_json)
+
+
+@app.command()
+def embed(
+    model: Annotated[str, typer.Argument(help="A zoo name or a model spec YAML file.")],
+    images: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the (N, D) float32 .npy.")],
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    workers: Annotated[Optional[int], typer.Option(help="Data loader workers (default: cores - 1).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")] = False,
+) -> None:
+    """Embed every image under IMAGES in sorted path order; the paths go to OUT with suffix .paths.txt."""
+    import numpy as np
+
+    from overspec.data import ImageFiles, list_images
+    from overspec.features import extract_features
+    from overspec.models import load_model
+
+    paths = list_images(images)
+    encoder = load_model(model, device=device or _default_device())
+    features = extract_features(encoder, ImageFiles(paths, root=images), cache=not no_cache,
+                                batch_size=batch_size, num_workers=workers)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out_file, features)
+    paths_file = out_file.with_suffix(".paths.txt")
+    paths_file.write_text("".join(f"{p.relative_to(images)}\n" for p in paths))
+    err.print(f"wrote {features.shape[0]} x {features.shape[1]} features to {out_file} and paths to {paths_file}")
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run() -> None:
+    """Entry point: an OverspecError becomes one line on stderr and exit code 2, never a traceback."""
+    try:
+        app()
+    except OverspecError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

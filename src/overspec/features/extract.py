@@ -1,0 +1,127 @@
+"""Batched image-feature extraction through the cache."""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from overspec._hashing import digest
+from overspec.errors import DataError
+from overspec.features.cache import FeatureCache
+
+if TYPE_CHECKING:
+    from overspec.data.images import ImageFiles
+    from overspec.models.encoder import Encoder
+
+
+def default_workers() -> int:
+    return min(8, max(0, (os.cpu_count() or 1) - 1))
+
+
+def extract_features(
+    encoder: Encoder,
+    dataset: ImageFiles,
+    *,
+    cache: FeatureCache | None | bool = True,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    chunk_rows: int = 4096,
+    progress: bool = True,
+    amp: bool = True,
+    description: str | None = None,
+) -> np.ndarray:
+    """``(len(dataset), D)`` float32 image embeddings of ``encoder``, computed once and cached.
+
+    Batches run under ``torch.inference_mode`` (and fp16 autocast on CUDA when ``amp``). Results are
+    written every ``chunk_rows`` rows, so an interrupted call resumes where it stopped. ``cache=False``
+    computes without reading or writing the cache.
+    """
+    if cache is True:
+        cache = FeatureCache()
+    n = len(dataset)
+    if not cache:
+        return _compute(encoder, dataset, 0, n, batch_size, num_workers, progress, amp, description, None, chunk_rows)
+    key = cache.key(model=encoder.fingerprint, dataset=dataset.fingerprint,
+                    preprocess=digest(encoder.preprocess.model_dump()))
+    found = cache.get(key)
+    if found is not None:
+        return found
+    meta = {"model": encoder.name, "model_fingerprint": encoder.fingerprint, "dataset": dataset.fingerprint}
+    with cache.open(key, n_rows=n, meta=meta) as entry:
+        if entry.final.exists():  # another process finished while we waited for the lock
+            return np.load(entry.final)
+        start = entry.resume_row()
+        _compute(encoder, dataset, start, n, batch_size, num_workers, progress, amp, description, entry, chunk_rows)
+        return entry.finish()
+
+
+def _compute(encoder, dataset, start, stop, batch_size, num_workers, progress, amp, description, entry, chunk_rows):
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    rows_per_chunk = batch_size * max(1, math.ceil(chunk_rows / batch_size))
+    transformed = dataset.with_transform(encoder.preprocess.transform())
+    workers = default_workers() if num_workers is None else num_workers
+    loader = DataLoader(Subset(transformed, range(start, stop)), batch_size=batch_size, num_workers=workers,
+                        pin_memory=encoder.device.type == "cuda")
+    use_amp = amp and encoder.device.type == "cuda"
+    pending: list[np.ndarray] = []
+    row = start
+    with _progress(progress, description or f"embedding with {encoder.name}", stop, start) as advance:
+        try:
+            for batch in loader:
+                with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=use_amp):
+                    pending.append(encoder.encode_image(batch).float().cpu().numpy())
+                advance(len(batch))
+                if entry is not None and sum(len(p) for p in pending) >= rows_per_chunk:
+                    row = _flush(entry, row, pending)
+        except DataError as exc:
+            raise DataError(_worker_message(exc)) from None
+    if entry is not None:
+        _flush(entry, row, pending)
+        return None
+    return np.concatenate(pending) if pending else np.zeros((0, 0), np.float32)
+
+
+def _flush(entry, row: int, pending: list[np.ndarray]) -> int:
+    if not pending:
+        return row
+    rows = np.concatenate(pending)
+    entry.write_chunk(row, rows)
+    pending.clear()
+    return row + len(rows)
+
+
+def _worker_message(exc: Exception) -> str:
+    """A DataError raised in a loader worker arrives wrapped in the worker's traceback; keep its message."""
+    text = str(exc)
+    if "Original Traceback" not in text:
+        return text
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    return last.split("DataError: ", 1)[-1]
+
+
+class _progress:
+    """A rich progress bar over rows (silent when ``enabled`` is false)."""
+
+    def __init__(self, enabled: bool, description: str, total: int, completed: int) -> None:
+        self.enabled, self.description, self.total, self.completed = enabled, description, total, completed
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), console=Console(stderr=True))
+        self.bar.start()
+        task = self.bar.add_task(self.description, total=self.total, completed=self.completed)
+        return lambda n: self.bar.advance(task, n)
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.bar.stop()

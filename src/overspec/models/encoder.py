@@ -1,0 +1,76 @@
+"""The one interface every model family implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from overspec.models.preprocess import Preprocess
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class NativeHead:
+    """A model's own classifier on top of its image embedding (e.g. a MAD/PAD binary head).
+
+    ``module`` maps embeddings ``(N, D)`` to logits ``(N, len(classes))``; ``positive`` names the class
+    whose softmax probability is the model's score (for MAD/PAD heads: ``"bonafide"``).
+    """
+
+    module: torch.nn.Module
+    classes: list[str]
+    positive: str | None = None
+
+    def logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.module(embeddings)
+
+    def scores(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Softmax probability of the positive class: higher means more ``positive``."""
+        index = self.classes.index(self.positive or self.classes[-1])
+        return self.logits(embeddings).softmax(dim=-1)[:, index]
+
+
+@dataclass
+class Encoder:
+    """An image encoder with its own preprocessing, and optionally a text tower and a native head.
+
+    ``encode_image`` takes a batch already passed through ``preprocess.transform()`` and returns
+    unnormalised ``(N, D)`` float32 embeddings. ``fingerprint`` hashes weights, adapter, head and
+    preprocessing, and keys the feature cache. ``module`` is the torch module adapters attach to.
+    """
+
+    name: str
+    family: str
+    arch: str
+    preprocess: Preprocess
+    fingerprint: str
+    module: torch.nn.Module | None = None
+    head: NativeHead | None = None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def has_text(self) -> bool:
+        return False
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        raise NotImplementedError(f"{self.name} ({self.family}) has no text tower")
+
+    @property
+    def device(self) -> torch.device:
+        import torch
+
+        if self.module is None:
+            return torch.device("cpu")
+        return next(self.module.parameters()).device
+
+    def to(self, device: str | torch.device) -> Encoder:
+        if self.module is not None:
+            self.module.to(device)
+        if self.head is not None:
+            self.head.module.to(device)
+        return self

@@ -1,0 +1,75 @@
+"""ONNX image encoders through onnxruntime (image-only protocols)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from overspec._hashing import digest, path_sha256
+from overspec.errors import ModelError
+from overspec.models.encoder import Encoder
+from overspec.models.preprocess import Preprocess
+from overspec.models.spec import ModelSpec
+
+
+@dataclass
+class OnnxEncoder(Encoder):
+    session: Any = None
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> OnnxEncoder:
+        return self  # onnxruntime picks its execution provider when the session is made
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        feed = {self.session.get_inputs()[0].name: images.cpu().numpy().astype(np.float32)}
+        output = self.session.run(None, feed)[0]
+        return torch.from_numpy(np.asarray(output, dtype=np.float32).reshape(len(images), -1))
+
+
+def load_onnx(spec: ModelSpec) -> OnnxEncoder:
+    """``weights`` is an .onnx file taking one NCHW image batch. ONNX carries no preprocessing, so the spec
+    gives ``preprocess`` mean/std (size is read from the graph when fixed)."""
+    import onnxruntime as ort
+
+    if not spec.weights or not Path(spec.weights).is_file():
+        raise ModelError(f"{spec.label}: family onnx needs `weights`, an existing .onnx file (got {spec.weights})")
+    if not spec.preprocess or "mean" not in spec.preprocess or "std" not in spec.preprocess:
+        raise ModelError(
+            f"{spec.label}: ONNX files carry no preprocessing; give `preprocess: {{mean: [...], std: [...]}}` "
+            "(values for pixels in [0, 1]; for raw 0-255 input use mean 0 and std 0.00392157)"
+        )
+    graph = _used_inputs_only(Path(spec.weights))
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    try:
+        session = ort.InferenceSession(graph, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ModelError(f"{spec.label}: onnxruntime cannot open {spec.weights}: {str(exc).splitlines()[0]}") from None
+    shape = session.get_inputs()[0].shape
+    size = shape[-1] if isinstance(shape[-1], int) else 224
+    preprocess = Preprocess(size=size, resize="squash").updated(spec.preprocess)
+    fingerprint = digest({"family": "onnx", "files": [path_sha256(spec.weights)], "preprocess": preprocess.model_dump()})
+    return OnnxEncoder(name=spec.label, family="onnx", arch=spec.arch or Path(spec.weights).stem,
+                       preprocess=preprocess, fingerprint=fingerprint, session=session)
+
+
+def _used_inputs_only(path: Path) -> bytes:
+    """The model bytes without graph inputs that no node reads.
+
+    Some exporters (OpenCV Zoo's SFace among them) list initialisers as unused graph inputs, which
+    onnxruntime rejects; dropping them changes nothing the graph computes.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    used = {name for node in model.graph.node for name in node.input}
+    unused = [i for i in model.graph.input if i.name not in used]
+    for graph_input in unused:
+        model.graph.input.remove(graph_input)
+    return model.SerializeToString()

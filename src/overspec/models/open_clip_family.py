@@ -1,0 +1,157 @@
+"""CLIP models through open_clip: by architecture name + pretrained tag or local file (family
+``open_clip``), and OpenAI-format state dicts whose architecture is read off the tensors (``openai_clip``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from overspec._hashing import digest, path_sha256
+from overspec.errors import ModelError
+from overspec.models.checkpoints import check_fit, load_state_dict, strip_wrapper_prefixes
+from overspec.models.encoder import Encoder
+from overspec.models.hub import open_clip_weights
+from overspec.models.preprocess import Preprocess
+from overspec.models.spec import ModelSpec
+from overspec.registry import unknown_name_message
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class OpenClipEncoder(Encoder):
+    """An open_clip ``CLIP`` model: image tower for embeddings, text tower for zero-shot prompts."""
+
+    tokenizer: Any = None
+
+    @property
+    def has_text(self) -> bool:
+        return self.tokenizer is not None
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return self.module.encode_image(images.to(self.device)).float()
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(texts).to(self.device)
+        return self.module.encode_text(tokens).float()
+
+
+def preprocess_of(model: torch.nn.Module) -> Preprocess:
+    """open_clip's own eval transform of ``model`` as a ``Preprocess`` value."""
+    cfg = model.visual.preprocess_cfg
+    size = cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0]
+    return Preprocess(
+        size=size,
+        resize="squash" if cfg.get("resize_mode") == "squash" else "shortest",
+        interpolation=cfg.get("interpolation", "bicubic"),
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+    )
+
+
+def encoder_from_model(
+    model: torch.nn.Module, spec: ModelSpec, *, arch: str, files: list[str], default: Preprocess | None = None
+) -> OpenClipEncoder:
+    """Wrap a built open_clip model; the fingerprint covers weight files, settings and preprocessing."""
+    import open_clip
+
+    model.eval()
+    preprocess = (default or preprocess_of(model)).updated(spec.preprocess)
+    tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=model.context_length)
+    fingerprint = digest(
+        {
+            "family": spec.family,
+            "arch": arch,
+            "files": [path_sha256(f) for f in files],
+            "lora": spec.lora.model_dump() if spec.lora else None,
+            "preprocess": preprocess.model_dump(),
+        }
+    )
+    return OpenClipEncoder(
+        name=spec.label, family=spec.family, arch=arch, preprocess=preprocess, fingerprint=fingerprint,
+        module=model, tokenizer=tokenizer,
+    )
+
+
+def load_open_clip(spec: ModelSpec) -> OpenClipEncoder:
+    """open_clip architecture ``arch`` with ``weights`` (a local file) or the hub's ``pretrained`` tag."""
+    import open_clip
+
+    if not spec.arch:
+        raise ModelError(f"{spec.label}: family open_clip needs `arch` (one of open_clip.list_models())")
+    if spec.arch not in open_clip.list_models():
+        message = unknown_name_message("open_clip architecture", spec.arch, open_clip.list_models())
+        raise ModelError(f"{spec.label}: {message}")
+    weights = _local_or_hub(spec)
+    quick_gelu = bool(spec.pretrained and open_clip.get_pretrained_cfg(spec.arch, spec.pretrained).get("quick_gelu"))
+    model = open_clip.create_model(spec.arch, pretrained=None, force_quick_gelu=quick_gelu)
+    state = strip_wrapper_prefixes(load_state_dict(weights, what=f"{spec.label} weights"))
+    check_fit(model.state_dict(), state, source=f"{spec.label} weights {weights}")
+    model.load_state_dict(state)
+    return encoder_from_model(model, spec, arch=spec.arch, files=[str(weights)])
+
+
+def _local_or_hub(spec: ModelSpec) -> Path:
+    if spec.weights:
+        if Path(spec.weights).exists():
+            return Path(spec.weights)
+        if not spec.pretrained:
+            raise ModelError(f"{spec.label}: weights file {spec.weights} does not exist")
+    if not spec.pretrained:
+        raise ModelError(f"{spec.label}: give `weights` (a local file) or `pretrained` (an open_clip tag)")
+    return open_clip_weights(spec.arch, spec.pretrained, model_name=spec.label, place_at=spec.weights)
+
+
+def build_from_openai_state_dict(state: dict[str, torch.Tensor], *, source: str) -> torch.nn.Module:
+    """An fp32 open_clip CLIP whose architecture is inferred from an OpenAI-format state dict.
+
+    open_clip's ``build_model_from_openai_state_dict`` infers the architecture as OpenAI's loader does
+    but loads into fp16 parameters; the exact fp32 weights are loaded again after ``.float()``.
+    """
+    import open_clip
+
+    required = ("visual.conv1.weight", "text_projection", "positional_embedding", "ln_final.weight")
+    absent = [k for k in required if k not in state]
+    if absent:
+        raise ModelError(
+            f"{source} is not an OpenAI-format CLIP state dict: it lacks {', '.join(absent)} "
+            "(an open_clip checkpoint needs family open_clip with `arch`; a Hugging Face one family hf_clip)"
+        )
+    exact = {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    try:
+        model = open_clip.model.build_model_from_openai_state_dict(dict(exact), cast_dtype=None).float()
+    except (RuntimeError, KeyError, ValueError) as exc:
+        message = str(exc).split("\n")[0]
+        raise ModelError(f"{source}: the tensors do not describe a CLIP open_clip can build: {message}") from None
+    check_fit(model.state_dict(), exact, source=source)
+    model.load_state_dict(exact)
+    return model.eval()
+
+
+def openai_arch_name(model: torch.nn.Module) -> str:
+    """A readable architecture label such as ``ViT-B/16@224 (width 768, 12 layers)``."""
+    visual = model.visual
+    if hasattr(visual, "conv1"):
+        patch = visual.conv1.kernel_size[0]
+        width = visual.conv1.out_channels
+        layers = len(visual.transformer.resblocks)
+        size = visual.image_size[0] if isinstance(visual.image_size, tuple) else visual.image_size
+        letter = {768: "B", 1024: "L", 1280: "H"}.get(width, f"w{width}")
+        return f"ViT-{letter}/{patch}@{size}" + ("" if letter in "BLH" else f"-{layers}l")
+    return type(visual).__name__
+
+
+def load_openai_clip(spec: ModelSpec) -> OpenClipEncoder:
+    """OpenAI CLIP from its ``.pt`` (TorchScript or state dict) or any OpenAI-format state dict."""
+    if spec.weights and Path(spec.weights).exists():
+        weights = Path(spec.weights)
+    elif spec.arch and spec.pretrained:
+        weights = open_clip_weights(spec.arch, spec.pretrained, model_name=spec.label, place_at=spec.weights)
+    else:
+        raise ModelError(f"{spec.label}: family openai_clip needs `weights`, an OpenAI-format CLIP file "
+                         f"(got {spec.weights or 'nothing'})")
+    state = strip_wrapper_prefixes(load_state_dict(weights, what=f"{spec.label} weights"))
+    model = build_from_openai_state_dict(state, source=f"{spec.label} weights {weights}")
+    return encoder_from_model(model, spec, arch=spec.arch or openai_arch_name(model), files=[str(weights)])

@@ -1,0 +1,100 @@
+"""Model specs: the small YAML that describes a model, and the zoo of named ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from overspec._paths import expand
+from overspec.errors import ConfigError
+
+
+class LoraSettings(BaseModel):
+    """LoRA settings of a checkpoint with unmerged low-rank tensors.
+
+    ``scaling='rslora'`` multiplies ``B @ A`` by ``alpha / sqrt(r)`` (rank-stabilised, what the study's
+    recipe states); ``'standard'`` by ``alpha / r`` (loralib's default). ``scale`` multiplies the update
+    once more (1 = the fine-tuned model, 0 = its base), for trade-off sweeps.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(gt=0)
+    alpha: float = Field(gt=0)
+    scaling: Literal["rslora", "standard"] = "rslora"
+    scale: float = 1.0
+
+    @property
+    def factor(self) -> float:
+        base = self.alpha / (self.r**0.5 if self.scaling == "rslora" else self.r)
+        return base * self.scale
+
+
+class ModelSpec(BaseModel):
+    """What a model is and where its files are. See docs in README for each family's keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: Literal[
+        "open_clip", "openai_clip", "hf_clip", "froundation", "madation", "foundpad", "timm", "onnx", "peft"
+    ]
+    name: str | None = None
+    arch: str | None = None
+    pretrained: str | None = None
+    weights: str | None = None
+    checkpoint: str | None = None
+    head: str | None = None
+    base: str | dict | None = None
+    lora: LoraSettings | None = None
+    preprocess: dict | None = None
+    key_map: Literal["names", "ordered"] = "names"
+    source: str | None = None
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _expand_paths(self) -> ModelSpec:
+        for key in ("weights", "checkpoint", "head"):
+            value = getattr(self, key)
+            if value is not None:
+                object.__setattr__(self, key, expand(value))
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.family}:{self.arch or Path(self.checkpoint or self.weights or '?').name}"
+
+
+def spec_from_dict(data: object, *, origin: str) -> ModelSpec:
+    """Validate a spec mapping; errors name ``origin``, the key, what was expected and what came."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: a model spec must be a mapping of keys, got {type(data).__name__}")
+    try:
+        spec = ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        came = first.get("input")
+        raise ConfigError(f"{origin}: key '{key}': {first['msg']} (got {came!r})") from None
+    return spec
+
+
+def load_spec_file(path: str | Path) -> ModelSpec:
+    """Read a YAML model spec; relative paths inside it are resolved against the file's folder."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    spec = spec_from_dict(data, origin=str(path))
+    updates = {}
+    for key in ("weights", "checkpoint", "head"):
+        value = getattr(spec, key)
+        if value and not Path(value).is_absolute() and "://" not in value:
+            updates[key] = str((path.parent / value).resolve())
+    if isinstance(spec.base, str) and spec.base.endswith((".yaml", ".yml")) and not Path(spec.base).is_absolute():
+        updates["base"] = str((path.parent / spec.base).resolve())
+    spec = spec.model_copy(update=updates)
+    return spec if spec.name else spec.model_copy(update={"name": path.stem})
