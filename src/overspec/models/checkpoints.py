@@ -43,7 +43,7 @@ def load_state_dict(path: str | Path, *, what: str = "checkpoint") -> dict[str, 
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         message = str(exc).split("\n")[0]
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
             raise CheckpointError(
                 f"refusing {what} {path}: loading it needs arbitrary unpickling, which can execute code "
                 f"({_unsafe_global(str(exc))}). Re-save it where you trust it as a plain state dict, e.g. "

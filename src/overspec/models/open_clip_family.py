@@ -12,7 +12,7 @@ from overspec.errors import ModelError
 from overspec.models.checkpoints import check_fit, load_state_dict, strip_wrapper_prefixes
 from overspec.models.encoder import Encoder
 from overspec.models.hub import open_clip_weights
-from overspec.models.preprocess import Preprocess
+from overspec.models.preprocess import CLIP_MEAN, CLIP_STD, Preprocess
 from overspec.models.spec import ModelSpec
 from overspec.registry import unknown_name_message
 
@@ -39,8 +39,9 @@ class OpenClipEncoder(Encoder):
 
 
 def preprocess_of(model: torch.nn.Module) -> Preprocess:
-    """open_clip's own eval transform of ``model`` as a ``Preprocess`` value."""
-    cfg = model.visual.preprocess_cfg
+    """open_clip's own eval transform of ``model`` as a ``Preprocess`` value (CLIP's when it has none)."""
+    image_size = model.visual.image_size
+    cfg = getattr(model.visual, "preprocess_cfg", None) or {"size": image_size, "mean": CLIP_MEAN, "std": CLIP_STD}
     size = cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0]
     return Preprocess(
         size=size,
