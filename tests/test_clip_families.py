@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import open_clip
 import pytest
 import torch
-from conftest import PHOTOS, tiny_clip, write_yaml
 from PIL import Image
 
+from conftest import PHOTOS, tiny_clip, write_yaml
 from overspec.errors import ModelError, OfflineError
 from overspec.models import load_model
 
@@ -62,9 +61,12 @@ class _StateHolder(torch.nn.Module):
 
 
 def test_open_clip_arch_with_local_checkpoint(tmp_path):
-    config = {"embed_dim": 32, "quick_gelu": True,
-              "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
-              "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 1}}
+    config = {
+        "embed_dim": 32,
+        "quick_gelu": True,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 1, "layers": 1},
+    }
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "overspec-tiny.json").write_text(json.dumps(config))
     open_clip.add_model_config(tmp_path / "cfg")
@@ -76,7 +78,9 @@ def test_open_clip_arch_with_local_checkpoint(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(encoder.encode_image(x), model.encode_image(x), atol=0, rtol=0)
     assert encoder.name == "tiny"
-    with pytest.raises(ModelError, match="unknown open_clip architecture 'overspec-tinny'; did you mean 'overspec-tiny'"):
+    with pytest.raises(
+        ModelError, match="unknown open_clip architecture 'overspec-tinny'; did you mean 'overspec-tiny'"
+    ):
         load_model({"family": "open_clip", "arch": "overspec-tinny", "weights": str(tmp_path / "epoch_1.pt")})
 
 
@@ -88,7 +92,9 @@ def test_hub_weights_offline_fail_at_once_naming_file_and_place(monkeypatch):
     assert "https://huggingface.co/timm/vit_base_patch16_clip_224.openai" in str(info.value)
     with pytest.raises(OfflineError, match=r"put the weights file at .*weights/clip/ViT-L-14.pt"):
         load_model("clip-vit-l14.openai")
-    with pytest.raises(OfflineError, match="openai/clip-vit-base-patch16 is not a local directory and the hub is offline"):
+    with pytest.raises(
+        OfflineError, match="openai/clip-vit-base-patch16 is not a local directory and the hub is offline"
+    ):
         load_model({"family": "hf_clip", "weights": "openai/clip-vit-base-patch16"})
 
 
@@ -97,10 +103,21 @@ def test_hf_clip_directory_round_trip(tmp_path):
 
     torch.manual_seed(0)
     config = CLIPConfig(
-        text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                     "max_position_embeddings": 77},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
-                       "image_size": 32, "patch_size": 8},
+        text_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+        },
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
         projection_dim=16,
     )
     model = CLIPModel(config).eval()

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import PHOTOS, tiny_clip, write_yaml
 from PIL import Image
 
+from conftest import PHOTOS, tiny_clip, write_yaml
 from overspec.cli import app
 from overspec.errors import CheckpointError
 from overspec.models import load_model
@@ -85,8 +85,9 @@ def test_checkpoint_embeddings_equal_merged_weights(family, tmp_path):
 
     from typer.testing import CliRunner
 
-    result = CliRunner().invoke(app, ["embed", str(spec_file), str(PHOTOS), "--out", str(tmp_path / "f.npy"),
-                                      "--workers", "0"])
+    result = CliRunner().invoke(
+        app, ["embed", str(spec_file), str(PHOTOS), "--out", str(tmp_path / "f.npy"), "--workers", "0"]
+    )
     assert result.exit_code == 0, result.output
     got = np.load(tmp_path / "f.npy")
 
@@ -117,8 +118,13 @@ def test_standard_scaling_and_ddp_prefix(tmp_path):
     model = tiny_clip(seed=3)
     state, lora = to_split_lora_format(model, 4, seed=4)
     torch.save({"module." + k: v for k, v in state.items()}, tmp_path / "ddp.pth")
-    encoder = load_model({"family": "froundation", "checkpoint": str(tmp_path / "ddp.pth"),
-                          "lora": {"r": 4, "alpha": 8, "scaling": "standard"}})
+    encoder = load_model(
+        {
+            "family": "froundation",
+            "checkpoint": str(tmp_path / "ddp.pth"),
+            "lora": {"r": 4, "alpha": 8, "scaling": "standard"},
+        }
+    )
     batch = torch.randn(3, 3, 32, 32)
     with torch.no_grad():
         got = encoder.encode_image(batch)
@@ -130,8 +136,9 @@ def test_lora_scale_zero_is_the_base_model(tmp_path):
     model = tiny_clip(seed=5)
     state, _ = to_split_lora_format(model, 2, seed=6)
     torch.save(state, tmp_path / "ck.pth")
-    encoder = load_model({"family": "madation", "checkpoint": str(tmp_path / "ck.pth"),
-                          "lora": {"r": 2, "alpha": 4, "scale": 0.0}})
+    encoder = load_model(
+        {"family": "madation", "checkpoint": str(tmp_path / "ck.pth"), "lora": {"r": 2, "alpha": 4, "scale": 0.0}}
+    )
     batch = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(encoder.encode_image(batch), model.encode_image(batch), atol=1e-5, rtol=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -30,7 +30,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = None,
 ) -> None:
     """Measure what a foundation model loses, and gains, when fine-tuned for biometrics."""
@@ -56,8 +56,9 @@ def models(as_json: JsonFlag = False) -> None:
     rows = []
     for name in zoo():
         spec = zoo().get(name)
-        rows.append({"name": name, "family": spec.family, "arch": spec.arch or "",
-                     "available": weights_available(spec)})
+        rows.append(
+            {"name": name, "family": spec.family, "arch": spec.arch or "", "available": weights_available(spec)}
+        )
     _print_rows(rows, "models", as_json)
 
 
@@ -83,8 +84,8 @@ def embed(
     images: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the (N, D) float32 .npy.")],
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
-    workers: Annotated[Optional[int], typer.Option(help="Data loader workers (default: cores - 1).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")] = False,
 ) -> None:
     """Embed every image under IMAGES in sorted path order; the paths go to OUT with suffix .paths.txt."""
@@ -96,8 +97,9 @@ def embed(
 
     paths = list_images(images)
     encoder = load_model(model, device=device or _default_device())
-    features = extract_features(encoder, ImageFiles(paths, root=images), cache=not no_cache,
-                                batch_size=batch_size, num_workers=workers)
+    features = extract_features(
+        encoder, ImageFiles(paths, root=images), cache=not no_cache, batch_size=batch_size, num_workers=workers
+    )
     out_file.parent.mkdir(parents=True, exist_ok=True)
     np.save(out_file, features)
     paths_file = out_file.with_suffix(".paths.txt")

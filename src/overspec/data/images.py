@@ -29,8 +29,9 @@ class ImageFiles:
     changed or replaced file invalidates cached features without hashing every image.
     """
 
-    def __init__(self, paths: Sequence[str | Path], *, root: str | Path | None = None,
-                 transform: Callable | None = None) -> None:
+    def __init__(
+        self, paths: Sequence[str | Path], *, root: str | Path | None = None, transform: Callable | None = None
+    ) -> None:
         self.paths = [Path(p) for p in paths]
         self.root = Path(root) if root else None
         self.transform = transform

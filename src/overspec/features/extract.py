@@ -44,8 +44,9 @@ def extract_features(
     n = len(dataset)
     if not cache:
         return _compute(encoder, dataset, 0, n, batch_size, num_workers, progress, amp, description, None, chunk_rows)
-    key = cache.key(model=encoder.fingerprint, dataset=dataset.fingerprint,
-                    preprocess=digest(encoder.preprocess.model_dump()))
+    key = cache.key(
+        model=encoder.fingerprint, dataset=dataset.fingerprint, preprocess=digest(encoder.preprocess.model_dump())
+    )
     found = cache.get(key)
     if found is not None:
         return found
@@ -65,8 +66,12 @@ def _compute(encoder, dataset, start, stop, batch_size, num_workers, progress, a
     rows_per_chunk = batch_size * max(1, math.ceil(chunk_rows / batch_size))
     transformed = dataset.with_transform(encoder.preprocess.transform())
     workers = default_workers() if num_workers is None else num_workers
-    loader = DataLoader(Subset(transformed, range(start, stop)), batch_size=batch_size, num_workers=workers,
-                        pin_memory=encoder.device.type == "cuda")
+    loader = DataLoader(
+        Subset(transformed, range(start, stop)),
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=encoder.device.type == "cuda",
+    )
     use_amp = amp and encoder.device.type == "cuda"
     pending: list[np.ndarray] = []
     row = start
@@ -116,8 +121,13 @@ class _progress:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=Console(stderr=True))
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
         self.bar.start()
         task = self.bar.add_task(self.description, total=self.total, completed=self.completed)
         return lambda n: self.bar.advance(task, n)

@@ -104,15 +104,11 @@ def summarise_keys(keys: list[str], limit: int = 6) -> str:
     return ", ".join(parts) + (f", and {more} more kinds" if more > 0 else "")
 
 
-def check_fit(
-    expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor], *, source: str, hint: str = ""
-) -> None:
+def check_fit(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor], *, source: str, hint: str = "") -> None:
     """Raise a ``CheckpointError`` naming missing, unexpected and mis-shaped keys, and a likely cause."""
     missing = sorted(set(expected) - set(got))
     unexpected = sorted(set(got) - set(expected))
-    misshaped = sorted(
-        k for k in set(expected) & set(got) if tuple(expected[k].shape) != tuple(got[k].shape)
-    )
+    misshaped = sorted(k for k in set(expected) & set(got) if tuple(expected[k].shape) != tuple(got[k].shape))
     if not (missing or unexpected or misshaped):
         return
     lines = [f"{source} does not fit the model:"]

@@ -63,12 +63,20 @@ def load_hf_clip(spec: ModelSpec) -> HFClipEncoder:
     preprocess = _preprocess(folder, model).updated(spec.preprocess)
     files = [str(folder)] if folder.is_dir() else []
     fingerprint = digest(
-        {"family": "hf_clip", "location": location if not files else None, "files": [path_sha256(f) for f in files],
-         "preprocess": preprocess.model_dump()}
+        {
+            "family": "hf_clip",
+            "location": location if not files else None,
+            "files": [path_sha256(f) for f in files],
+            "preprocess": preprocess.model_dump(),
+        }
     )
     return HFClipEncoder(
-        name=spec.label, family="hf_clip", arch=spec.arch or model.config.vision_config.model_type,
-        preprocess=preprocess, fingerprint=fingerprint, module=model,
+        name=spec.label,
+        family="hf_clip",
+        arch=spec.arch or model.config.vision_config.model_type,
+        preprocess=preprocess,
+        fingerprint=fingerprint,
+        module=model,
         tokenizer=_tokenizer(location, model.config.text_config.max_position_embeddings),
     )
 
@@ -102,8 +110,9 @@ def _tokenizer(location: str, context_length: int):
         tokenizer = CLIPTokenizer.from_pretrained(location)
 
         def tokenize(texts: list[str]) -> torch.Tensor:
-            return tokenizer(texts, padding="max_length", truncation=True, max_length=context_length,
-                             return_tensors="pt")["input_ids"]
+            return tokenizer(
+                texts, padding="max_length", truncation=True, max_length=context_length, return_tensors="pt"
+            )["input_ids"]
 
         return tokenize
     import open_clip

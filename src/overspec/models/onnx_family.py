@@ -54,9 +54,17 @@ def load_onnx(spec: ModelSpec) -> OnnxEncoder:
     shape = session.get_inputs()[0].shape
     size = shape[-1] if isinstance(shape[-1], int) else 224
     preprocess = Preprocess(size=size, resize="squash").updated(spec.preprocess)
-    fingerprint = digest({"family": "onnx", "files": [path_sha256(spec.weights)], "preprocess": preprocess.model_dump()})
-    return OnnxEncoder(name=spec.label, family="onnx", arch=spec.arch or Path(spec.weights).stem,
-                       preprocess=preprocess, fingerprint=fingerprint, session=session)
+    fingerprint = digest(
+        {"family": "onnx", "files": [path_sha256(spec.weights)], "preprocess": preprocess.model_dump()}
+    )
+    return OnnxEncoder(
+        name=spec.label,
+        family="onnx",
+        arch=spec.arch or Path(spec.weights).stem,
+        preprocess=preprocess,
+        fingerprint=fingerprint,
+        session=session,
+    )
 
 
 def _used_inputs_only(path: Path) -> bytes:

@@ -71,8 +71,13 @@ def encoder_from_model(
         }
     )
     return OpenClipEncoder(
-        name=spec.label, family=spec.family, arch=arch, preprocess=preprocess, fingerprint=fingerprint,
-        module=model, tokenizer=tokenizer,
+        name=spec.label,
+        family=spec.family,
+        arch=arch,
+        preprocess=preprocess,
+        fingerprint=fingerprint,
+        module=model,
+        tokenizer=tokenizer,
     )
 
 
@@ -151,8 +156,10 @@ def load_openai_clip(spec: ModelSpec) -> OpenClipEncoder:
     elif spec.arch and spec.pretrained:
         weights = open_clip_weights(spec.arch, spec.pretrained, model_name=spec.label, place_at=spec.weights)
     else:
-        raise ModelError(f"{spec.label}: family openai_clip needs `weights`, an OpenAI-format CLIP file "
-                         f"(got {spec.weights or 'nothing'})")
+        raise ModelError(
+            f"{spec.label}: family openai_clip needs `weights`, an OpenAI-format CLIP file "
+            f"(got {spec.weights or 'nothing'})"
+        )
     state = strip_wrapper_prefixes(load_state_dict(weights, what=f"{spec.label} weights"))
     model = build_from_openai_state_dict(state, source=f"{spec.label} weights {weights}")
     return encoder_from_model(model, spec, arch=spec.arch or openai_arch_name(model), files=[str(weights)])

@@ -37,7 +37,9 @@ _SPLIT_BLOCK = re.compile(r"^(?P<block>.+)\.attn\.q_proj\.weight$")
 _PARTS = ("q", "k", "v")
 
 
-def merge_split_attention(state: dict[str, torch.Tensor], lora: LoraSettings, *, source: str) -> dict[str, torch.Tensor]:
+def merge_split_attention(
+    state: dict[str, torch.Tensor], lora: LoraSettings, *, source: str
+) -> dict[str, torch.Tensor]:
     """Convert split q/k/v/proj attention with unmerged LoRA into OpenAI's ``in_proj``/``out_proj``."""
     state = dict(state)
     blocks = [m.group("block") for k in state if (m := _SPLIT_BLOCK.match(k))]
@@ -111,8 +113,11 @@ def binary_head(state: dict[str, torch.Tensor], *, source: str, embed_dim: int) 
         )
     linear.load_state_dict({k.removeprefix("linear."): v.float() for k, v in state.items()})
     if weight.shape[0] == 2:
-        return NativeHead(module=torch.nn.Sequential(L2Normalise(), linear).eval(), classes=["attack", "bonafide"],
-                          positive="bonafide")
+        return NativeHead(
+            module=torch.nn.Sequential(L2Normalise(), linear).eval(),
+            classes=["attack", "bonafide"],
+            positive="bonafide",
+        )
     classes = [f"class_{i}" for i in range(weight.shape[0])]
     return NativeHead(module=torch.nn.Sequential(L2Normalise(), linear).eval(), classes=classes)
 
@@ -154,7 +159,9 @@ def load_split_attention_family(spec: ModelSpec) -> OpenClipEncoder:
     state = strip_wrapper_prefixes(load_state_dict(spec.checkpoint, what=f"{spec.label} checkpoint"))
     rank = lora_rank(state)
     if rank is None:
-        raise CheckpointError(f"{source} holds no LoRA tensors (`w_lora_A`); a plain CLIP loads with family openai_clip")
+        raise CheckpointError(
+            f"{source} holds no LoRA tensors (`w_lora_A`); a plain CLIP loads with family openai_clip"
+        )
     width = next((v.shape[0] for k, v in state.items() if k.endswith("visual.conv1.weight")), 768)
     lora = spec.lora or LoraSettings(r=rank, alpha=recipe.default_alpha(width))
     merged = merge_split_attention(state, lora, source=source)

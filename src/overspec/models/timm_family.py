@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -51,13 +50,30 @@ def load_timm(spec: ModelSpec) -> TimmEncoder:
     model.eval()
     cfg = timm.data.resolve_data_config(model=model)
     preprocess = Preprocess(
-        size=cfg["input_size"][-1], interpolation=cfg.get("interpolation", "bicubic"),
-        mean=tuple(cfg["mean"]), std=tuple(cfg["std"]), crop_pct=cfg.get("crop_pct", 1.0),
+        size=cfg["input_size"][-1],
+        interpolation=cfg.get("interpolation", "bicubic"),
+        mean=tuple(cfg["mean"]),
+        std=tuple(cfg["std"]),
+        crop_pct=cfg.get("crop_pct", 1.0),
     ).updated(spec.preprocess)
-    fingerprint = digest({"family": "timm", "arch": spec.arch, "files": [path_sha256(f) for f in files],
-                          "pretrained": spec.pretrained, "preprocess": preprocess.model_dump()})
-    return TimmEncoder(name=spec.label, family="timm", arch=spec.arch, preprocess=preprocess,
-                       fingerprint=fingerprint, module=model, head=_classifier(model))
+    fingerprint = digest(
+        {
+            "family": "timm",
+            "arch": spec.arch,
+            "files": [path_sha256(f) for f in files],
+            "pretrained": spec.pretrained,
+            "preprocess": preprocess.model_dump(),
+        }
+    )
+    return TimmEncoder(
+        name=spec.label,
+        family="timm",
+        arch=spec.arch,
+        preprocess=preprocess,
+        fingerprint=fingerprint,
+        module=model,
+        head=_classifier(model),
+    )
 
 
 def _classifier(model: torch.nn.Module) -> NativeHead | None:
@@ -84,9 +100,11 @@ def map_in_order(expected: dict[str, torch.Tensor], state: dict[str, torch.Tenso
     want = [k for k in expected if not k.endswith("num_batches_tracked")]
     have = [k for k in state if not k.endswith("num_batches_tracked")]
     if len(want) != len(have):
-        raise CheckpointError(f"{source}: key_map ordered needs as many tensors as the model ({len(want)}), got {len(have)}")
+        raise CheckpointError(
+            f"{source}: key_map ordered needs as many tensors as the model ({len(want)}), got {len(have)}"
+        )
     mapped = {}
-    for w, h in zip(want, have):
+    for w, h in zip(want, have, strict=True):
         if tuple(expected[w].shape) != tuple(state[h].shape):
             raise CheckpointError(
                 f"{source}: key_map ordered pairs {h} {tuple(state[h].shape)} with {w} {tuple(expected[w].shape)}"
