@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -105,6 +106,59 @@ def embed(
     paths_file = out_file.with_suffix(".paths.txt")
     paths_file.write_text("".join(f"{p.relative_to(images)}\n" for p in paths))
     err.print(f"wrote {features.shape[0]} x {features.shape[1]} features to {out_file} and paths to {paths_file}")
+
+
+class ScoreKind(str, Enum):
+    verification = "verification"
+    mad = "mad"
+    pad = "pad"
+
+
+class HigherMeans(str, Enum):
+    genuine = "genuine"
+    bonafide = "bonafide"
+    impostor = "impostor"
+    attack = "attack"
+
+
+@app.command()
+def score(
+    kind: Annotated[ScoreKind, typer.Argument(help="verification, mad or pad.")],
+    scores_csv: Annotated[Path, typer.Argument(help="CSV with score,label[,attack_type] columns.")],
+    as_json: JsonFlag = False,
+    higher_means: Annotated[
+        HigherMeans, typer.Option(help="What a higher score means (default: genuine / bona fide).")
+    ] = HigherMeans.genuine,
+    threshold: Annotated[
+        float | None, typer.Option(help="Threshold for APCER/BPCER/HTER/ACER (default: the EER threshold).")
+    ] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% intervals (0: none).")] = 1000,
+) -> None:
+    """Metrics from a score file: ROC AUC, EER, TAR@FAR (verification) or ISO/IEC 30107-3 (MAD/PAD)."""
+    from overspec.score_files import score_report
+
+    positive = higher_means in (HigherMeans.genuine, HigherMeans.bonafide)
+    report = score_report(
+        scores_csv, kind.value, higher_means_positive=positive, threshold=threshold, n_bootstrap=bootstrap
+    )
+    if as_json:
+        print(json.dumps(report, indent=1))
+        return
+    table = Table(title=f"{kind.value} scores: {scores_csv}")
+    table.add_column("metric")
+    table.add_column("value")
+    table.add_column("95% interval")
+    ci = report.get("ci", {})
+    for key, value in report.items():
+        if key in ("ci", "ci_level"):
+            continue
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for name, v in items:
+            label = f"{key} @ {name}" if name is not None else key
+            interval = (ci.get(key, {}).get(name) if name is not None else ci.get(key)) or ""
+            shown = f"{v:.6g}" if isinstance(v, float) else str(v)
+            table.add_row(label, shown, f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "")
+    out.print(table)
 
 
 def _default_device() -> str:

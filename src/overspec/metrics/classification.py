@@ -1,0 +1,38 @@
+"""Classification metrics on logits or scores of shape (N, C)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from overspec.errors import DataError
+
+
+def _check(logits, labels) -> tuple[np.ndarray, np.ndarray]:
+    z, y = np.asarray(logits), np.asarray(labels)
+    if z.ndim != 2 or y.ndim != 1 or len(z) != len(y):
+        raise DataError(f"logits must be (N, C) and labels (N,), got {z.shape} and {y.shape}")
+    if len(y) == 0:
+        raise DataError("no samples to score")
+    if y.min() < 0 or y.max() >= z.shape[1]:
+        raise DataError(f"labels must lie in [0, {z.shape[1] - 1}], got {y.min()}..{y.max()}")
+    return z, y.astype(int)
+
+
+def accuracy_topk(logits, labels, *, k: int = 1) -> float:
+    """Fraction of samples whose label is among the ``k`` highest logits (ties broken by class index,
+    the lower index first, as ``torch.topk`` on CPU does for equal values)."""
+    z, y = _check(logits, labels)
+    if k > z.shape[1]:
+        raise DataError(f"top-{k} accuracy needs at least {k} classes, got {z.shape[1]}")
+    top = np.argsort(-z, axis=1, kind="stable")[:, :k]
+    return float((top == y[:, None]).any(axis=1).mean())
+
+
+def mean_per_class_recall(logits, labels) -> float:
+    """Mean over the classes present in ``labels`` of the fraction of that class predicted correctly
+    (top-1). The headline metric of FGVC Aircraft, Oxford Pets, Caltech-101 and Flowers102 in CLIP's
+    evaluation; equals ``sklearn.metrics.balanced_accuracy_score``."""
+    z, y = _check(logits, labels)
+    predicted = np.argmax(z, axis=1)
+    classes = np.unique(y)
+    return float(np.mean([(predicted[y == c] == c).mean() for c in classes]))

@@ -1,0 +1,123 @@
+"""Metrics from a score file, like bob's and pyeer's tools: ``overspec score verification|mad|pad``.
+
+A score file is a CSV with a header and at least ``score`` and ``label`` columns. Verification labels:
+``1``/``0`` (also ``genuine``/``impostor``); MAD/PAD labels: ``bonafide``/``attack``, with an optional
+``attack_type`` column. By default a higher score means genuine / bona fide.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from overspec.errors import DataError
+from overspec.metrics.bootstrap import bootstrap_ci
+from overspec.metrics.iso30107 import attack_detection_report
+from overspec.metrics.verification import eer, roc_auc, tar_at_far
+
+FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+LABELS = {
+    "verification": {"1": True, "0": False, "genuine": True, "impostor": False, "true": True, "false": False},
+    "mad": {"bonafide": True, "bona fide": True, "bona_fide": True, "attack": False, "morph": False},
+    "pad": {"bonafide": True, "bona fide": True, "bona_fide": True, "attack": False, "spoof": False},
+}
+NEGATIVE_NAMES = {"verification": "impostor", "mad": "attack", "pad": "attack"}
+
+
+def read_score_file(path: str | Path, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(scores, positive, attack_types or None)``; every problem names the file, line and column."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"score file {path} does not exist")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = reader.fieldnames or []
+        missing = [c for c in ("score", "label") if c not in columns]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)}; the header has {columns}")
+        scores, positive, types = [], [], []
+        allowed = LABELS[kind]
+        for line, row in enumerate(reader, start=2):
+            text = (row["score"] or "").strip()
+            try:
+                value = float(text)
+            except ValueError:
+                raise DataError(f"{path}, line {line}: score {text!r} is not a number") from None
+            if not math.isfinite(value):
+                raise DataError(f"{path}, line {line}: score is {text}; every score must be finite")
+            label = (row["label"] or "").strip().lower()
+            if label not in allowed:
+                raise DataError(
+                    f"{path}, line {line}: label {row['label']!r} is not one of {', '.join(sorted(allowed))}"
+                )
+            scores.append(value)
+            positive.append(allowed[label])
+            types.append((row.get("attack_type") or "attack").strip() if not allowed[label] else "")
+    p = np.array(positive, dtype=bool)
+    if len(p) == 0:
+        raise DataError(f"{path}: no rows below the header")
+    if p.all() or not p.any():
+        absent = NEGATIVE_NAMES[kind] if p.all() else ("genuine" if kind == "verification" else "bonafide")
+        raise DataError(f"{path}: no {absent} rows; both classes are needed")
+    has_types = kind != "verification" and "attack_type" in columns
+    return np.array(scores), p, np.array(types, dtype=object) if has_types else None
+
+
+def score_report(
+    path: str | Path,
+    kind: str,
+    *,
+    higher_means_positive: bool = True,
+    threshold: float | None = None,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Every metric of ``kind`` on the file, as fractions, with bootstrap 95 % intervals under ``ci``."""
+    scores, positive, types = read_score_file(path, kind)
+    sign = 1.0 if higher_means_positive else -1.0
+    s = sign * scores
+    internal_threshold = None if threshold is None else sign * threshold
+
+    def metrics(index: np.ndarray) -> dict:
+        if kind == "verification":
+            e = eer(s[index], positive[index])
+            found = tar_at_far(s[index], positive[index], list(FAR_TARGETS))
+            values = {"auc": roc_auc(s[index], positive[index]), "eer": e.eer, "eer_threshold": sign * e.threshold}
+            return values | {f"tar_at_far.{t:g}": v for t, v in found.items()}
+        report = attack_detection_report(
+            s[index], positive[index], None if types is None else types[index], threshold=internal_threshold
+        )
+        values = {k: getattr(report, k) for k in ("auc", "eer", "apcer", "apcer_max", "bpcer", "acer", "hter")}
+        values |= {"eer_threshold": sign * report.eer_threshold, "threshold": sign * report.threshold}
+        values |= {f"bpcer_at_apcer.{k}": v for k, v in report.bpcer_at_apcer.items()}
+        values |= {f"apcer_at_bpcer.{k}": v for k, v in report.apcer_at_bpcer.items()}
+        return values | {f"apcer_per_attack.{k}": v for k, v in report.apcer_per_attack.items()}
+
+    flat = metrics(np.arange(len(s)))
+    result = _nest(flat)
+    if kind == "verification":
+        result |= {"n_genuine": int(positive.sum()), "n_impostor": int((~positive).sum())}
+    else:
+        result |= {"n_bonafide": int(positive.sum()), "n_attack": int((~positive).sum())}
+    if n_bootstrap:
+        ci = bootstrap_ci(metrics, positive, n_resamples=n_bootstrap, seed=seed)
+        result["ci"] = _nest({k: list(v) for k, v in ci.items() if "threshold" not in k})
+        result["ci_level"] = 0.95
+    result["higher_means"] = (
+        ("genuine" if kind == "verification" else "bonafide") if higher_means_positive else (NEGATIVE_NAMES[kind])
+    )
+    return result
+
+
+def _nest(flat: dict) -> dict:
+    nested: dict = {}
+    for key, value in flat.items():
+        group, _, name = key.partition(".")
+        if name:
+            nested.setdefault(group, {})[name] = value
+        else:
+            nested[key] = value
+    return nested

@@ -1,0 +1,67 @@
+"""`overspec score`: metrics from score files, and one-line errors that name the row."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from overspec.metrics import attack_detection_report, eer
+from test_cli import overspec
+
+
+def write_csv(path, header, rows):
+    path.write_text(",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+def test_verification_json(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.random(400) < 0.4
+    scores = rng.normal(size=400) + 2 * labels
+    path = write_csv(tmp_path / "v.csv", ["score", "label"], zip(scores, labels.astype(int), strict=True))
+    report = json.loads(overspec("score", "verification", str(path), "--json", "--bootstrap", "50").stdout)
+    assert report["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
+    assert report["eer"] == pytest.approx(eer(scores, labels).eer)
+    assert list(report["tar_at_far"]) == ["1e-06", "1e-05", "0.0001", "0.001", "0.01", "0.1"]
+    assert report["n_genuine"] == labels.sum() and report["n_impostor"] == (~labels).sum()
+    low, high = report["ci"]["auc"]
+    assert low <= report["auc"] <= high
+
+
+def test_mad_json_with_attack_types_and_reversed_polarity(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 300
+    bonafide = np.arange(n) < 150
+    types = np.where(bonafide, "", np.where(np.arange(n) % 2, "opencv", "mipgan"))
+    attack_scores = rng.normal(size=n) + 1.5 * ~bonafide  # higher means attack
+    rows = [(a, "bonafide" if b else "attack", t) for a, b, t in zip(attack_scores, bonafide, types, strict=True)]
+    path = write_csv(tmp_path / "m.csv", ["score", "label", "attack_type"], rows)
+    out = overspec(
+        "score", "mad", str(path), "--json", "--higher-means", "attack", "--threshold", "0.8", "--bootstrap", "0"
+    )
+    report = json.loads(out.stdout)
+    expected = attack_detection_report(-attack_scores, bonafide, types, threshold=-0.8)
+    assert report["hter"] == pytest.approx(expected.hter) and report["acer"] == pytest.approx(expected.acer)
+    assert report["apcer_per_attack"] == pytest.approx(expected.apcer_per_attack)
+    assert report["threshold"] == pytest.approx(0.8) and report["higher_means"] == "attack"
+    assert list(report["bpcer_at_apcer"]) == ["0.01", "0.05", "0.1", "0.2"]
+    assert report["n_bonafide"] == 150 and report["n_attack"] == 150 and "ci" not in report
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([(0.5, "bonafide"), ("nan", "attack")], "m.csv, line 3: score is nan; every score must be finite"),
+        ([(0.5, "bonafide"), (0.2, "bonafide")], "m.csv: no attack rows; both classes are needed"),
+        ([(0.5, "bonafide"), (0.2, "fake")], "m.csv, line 3: label 'fake' is not one of"),
+        ([(0.5, "bonafide"), ("x", "attack")], "m.csv, line 3: score 'x' is not a number"),
+    ],
+)
+def test_bad_score_files_get_one_line_naming_the_row(tmp_path, rows, message):
+    path = write_csv(tmp_path / "m.csv", ["score", "label"], rows)
+    result = overspec("score", "pad", str(path))
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
