@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -108,13 +108,13 @@ def embed(
     err.print(f"wrote {features.shape[0]} x {features.shape[1]} features to {out_file} and paths to {paths_file}")
 
 
-class ScoreKind(str, Enum):
+class ScoreKind(StrEnum):
     verification = "verification"
     mad = "mad"
     pad = "pad"
 
 
-class HigherMeans(str, Enum):
+class HigherMeans(StrEnum):
     genuine = "genuine"
     bonafide = "bonafide"
     impostor = "impostor"
