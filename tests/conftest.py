@@ -68,3 +68,35 @@ def write_yaml(path: Path, data: dict) -> Path:
 
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def digit_images(per_class: int, offset: int = 0):
+    """Real handwritten digits (scikit-learn's bundled set) as 32x32 RGB PIL images with labels."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    out = []
+    for label in range(10):
+        rows = [i for i, t in enumerate(digits.target) if t == label][offset : offset + per_class]
+        for i in rows:
+            pixels = (digits.images[i] * (255 / 16)).astype(np.uint8)
+            out.append((Image.fromarray(pixels).resize((32, 32), Image.BICUBIC).convert("RGB"), label))
+    return out
+
+
+DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+@pytest.fixture(scope="session")
+def digits_folder(tmp_path_factory) -> Path:
+    """Class-per-folder layout of real digits: train/<class>/ (30 each) and test/<class>/ (15 each)."""
+    root = tmp_path_factory.mktemp("digits")
+    for split, per_class, offset in (("train", 30, 0), ("test", 15, 30)):
+        for i, (image, label) in enumerate(digit_images(per_class, offset)):
+            folder = root / split / f"{label}_{DIGIT_NAMES[label]}"
+            folder.mkdir(parents=True, exist_ok=True)
+            image.save(folder / f"{i:04d}.png")
+    (root / "classnames.txt").write_text("\n".join(DIGIT_NAMES) + "\n")
+    (root / "templates.txt").write_text('a photo of the number: "{c}".\na drawing of the digit {c}.\n')
+    return root

@@ -66,9 +66,21 @@ def models(as_json: JsonFlag = False) -> None:
 @app.command()
 def datasets(as_json: JsonFlag = False) -> None:
     """The dataset catalog."""
-    from overspec.data import DATASETS
+    from overspec.data.catalog import catalog
 
-    _print_rows([{"name": n} for n in DATASETS], "datasets", as_json)
+    rows = []
+    for name in catalog():
+        entry = catalog().get(name)
+        rows.append(
+            {
+                "name": name,
+                "title": entry.title,
+                "classes": entry.num_classes,
+                "headline_metric": entry.headline_metric,
+                "in_study": entry.in_study,
+            }
+        )
+    _print_rows(rows, "datasets", as_json)
 
 
 @app.command()
@@ -106,6 +118,48 @@ def embed(
     paths_file = out_file.with_suffix(".paths.txt")
     paths_file.write_text("".join(f"{p.relative_to(images)}\n" for p in paths))
     err.print(f"wrote {features.shape[0]} x {features.shape[1]} features to {out_file} and paths to {paths_file}")
+
+
+class ProtocolName(StrEnum):
+    zeroshot = "zeroshot"
+    linear_probe = "linear_probe"
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[str, typer.Argument(help="A zoo name or a model spec YAML file.")],
+    dataset: Annotated[str, typer.Argument(help="A catalog name (see `overspec datasets`) or a dataset folder.")],
+    protocol: Annotated[ProtocolName, typer.Option(help="Which protocol to run.")] = ProtocolName.zeroshot,
+    root: Annotated[Path | None, typer.Option(help="Folder holding a catalog dataset's files.")] = None,
+    as_json: JsonFlag = False,
+    k_shot: Annotated[int | None, typer.Option(help="Linear probe on k examples per class.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
+    device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
+) -> None:
+    """Evaluate MODEL on DATASET with one protocol; metrics are fractions."""
+    from overspec.data import load_dataset
+    from overspec.models import load_model
+    from overspec.protocols import PROTOCOLS
+
+    data = load_dataset(dataset, root=root)
+    encoder = load_model(model, device=device or _default_device())
+    options = {"batch_size": batch_size, "num_workers": workers, "progress": not as_json}
+    if k_shot and protocol == ProtocolName.linear_probe:
+        options["k_shot"] = k_shot
+    result = PROTOCOLS.get(protocol.value)(encoder, data, **options)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=1))
+        return
+    table = Table(title=f"{protocol.value}: {encoder.name} on {data.name}")
+    table.add_column("metric")
+    table.add_column("value")
+    for key, value in result.metrics.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    for key in ("l2", "sklearn_C", "validation_acc1"):
+        if key in result.details:
+            table.add_row(key, f"{result.details[key]:.4g}")
+    out.print(table)
 
 
 class ScoreKind(StrEnum):

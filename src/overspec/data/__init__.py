@@ -1,10 +1,18 @@
-"""Image sources. Every source yields images by index and a fingerprint of what it holds."""
+"""Image sources, the dataset catalog and ``load_dataset``."""
 
-from overspec.data.images import ImageFiles, list_images
+from overspec.data.images import ImageFiles, ImageSource, list_images
 
-__all__ = ["ImageFiles", "list_images"]
+__all__ = ["ImageFiles", "ImageSource", "catalog", "list_images", "load_dataset"]
 
-from overspec.registry import Registry  # noqa: E402
 
-DATASETS: Registry = Registry("dataset")
-"""Catalog datasets by name (filled from ``data/catalog/*.yaml``)."""
+def __getattr__(name: str):
+    # catalog and loaders on first use: keeps `import overspec.data` free of pydantic/yaml work
+    if name == "catalog":
+        from overspec.data.catalog import catalog
+
+        return catalog
+    if name == "load_dataset":
+        from overspec.data.loading import load_dataset
+
+        return load_dataset
+    raise AttributeError(name)

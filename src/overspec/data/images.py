@@ -1,4 +1,4 @@
-"""A list of image files as a dataset: the simplest source, used by ``overspec embed``."""
+"""Indexable image collections. Every source yields PIL images by index and a fingerprint of its content."""
 
 from __future__ import annotations
 
@@ -22,37 +22,82 @@ def list_images(folder: str | Path) -> list[Path]:
     return paths
 
 
-class ImageFiles:
-    """Images read from ``paths`` with PIL, transformed by ``transform`` when given.
+def open_rgb(source, name: str):
+    """Decode ``source`` (a path or file object) into an RGB PIL image; errors name ``name``."""
+    from PIL import Image, UnidentifiedImageError
 
-    The fingerprint covers each file's path relative to ``root``, size and modification time, so a
-    changed or replaced file invalidates cached features without hashing every image.
-    """
+    try:
+        with Image.open(source) as image:
+            image.load()
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError(f"cannot read image {name}: {exc}; remove or replace the file") from None
 
-    def __init__(
-        self, paths: Sequence[str | Path], *, root: str | Path | None = None, transform: Callable | None = None
-    ) -> None:
+
+class ImageSource:
+    """Base of every image collection: ``len``, ``load(i)`` -> RGB PIL image, ``fingerprint``."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def load(self, index: int):
+        raise NotImplementedError
+
+    @property
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int):
+        return self.load(index)
+
+    def subset(self, indices: Sequence[int]) -> ImageSource:
+        return Subset(self, list(indices))
+
+    def with_transform(self, transform: Callable) -> Transformed:
+        return Transformed(self, transform)
+
+
+class Transformed:
+    """``source`` with ``transform`` applied to each image (what the data loader iterates)."""
+
+    def __init__(self, source: ImageSource, transform: Callable) -> None:
+        self.source, self.transform = source, transform
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int):
+        return self.transform(self.source.load(index))
+
+
+class Subset(ImageSource):
+    def __init__(self, source: ImageSource, indices: list[int]) -> None:
+        self.source, self.indices = source, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def load(self, index: int):
+        return self.source.load(self.indices[index])
+
+    @property
+    def fingerprint(self) -> str:
+        return digest({"subset_of": self.source.fingerprint, "indices": self.indices})
+
+
+class ImageFiles(ImageSource):
+    """Images read from ``paths``. The fingerprint covers each path (relative to ``root``), size and
+    modification time, so a changed file invalidates cached features without hashing every image."""
+
+    def __init__(self, paths: Sequence[str | Path], *, root: str | Path | None = None) -> None:
         self.paths = [Path(p) for p in paths]
         self.root = Path(root) if root else None
-        self.transform = transform
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int):
-        from PIL import Image, UnidentifiedImageError
-
-        path = self.paths[index]
-        try:
-            with Image.open(path) as image:
-                image.load()
-                image = image.convert("RGB")
-        except (OSError, UnidentifiedImageError) as exc:
-            raise DataError(f"cannot read image {path}: {exc}; remove or replace the file") from None
-        return self.transform(image) if self.transform else image
-
-    def with_transform(self, transform: Callable) -> ImageFiles:
-        return ImageFiles(self.paths, root=self.root, transform=transform)
+    def load(self, index: int):
+        return open_rgb(self.paths[index], str(self.paths[index]))
 
     @property
     def fingerprint(self) -> str:

@@ -13,7 +13,7 @@ from overspec.errors import DataError
 from overspec.features.cache import FeatureCache
 
 if TYPE_CHECKING:
-    from overspec.data.images import ImageFiles
+    from overspec.data.images import ImageSource
     from overspec.models.encoder import Encoder
 
 
@@ -23,7 +23,7 @@ def default_workers() -> int:
 
 def extract_features(
     encoder: Encoder,
-    dataset: ImageFiles,
+    dataset: ImageSource,
     *,
     cache: FeatureCache | None | bool = True,
     batch_size: int = 64,

@@ -57,6 +57,8 @@ def load_model(model: str | Path | dict | ModelSpec, *, device: str | None = Non
     spec = resolve_spec(model)
     _require_files(spec)
     encoder = FAMILIES.get(spec.family)(spec)
+    if spec.base is not None and spec.family != "peft":
+        encoder.settings.setdefault("base", spec.base)  # the model it was fine-tuned from
     return encoder.to(device) if device else encoder
 
 

@@ -1,7 +1,10 @@
-"""Evaluation protocols, registered by name (zero-shot, linear probe, verification, attack detection)."""
+"""Evaluation protocols, registered by name. Each is a function ``(encoder, dataset, **options) ->
+ProtocolResult``; the runner and ``overspec eval`` look them up here."""
 
 from __future__ import annotations
 
 from overspec.registry import Registry
 
 PROTOCOLS: Registry = Registry("protocol")
+PROTOCOLS.register("zeroshot", "overspec.protocols.zeroshot:run_zeroshot")
+PROTOCOLS.register("linear_probe", "overspec.protocols.linear_probe:run_linear_probe")

@@ -1,0 +1,109 @@
+"""Zero-shot classification with prompt ensembles (Radford et al. 2021, sec. 3.1.4)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from overspec._hashing import digest
+from overspec._paths import cache_dir
+from overspec.data.labelled import LabelledDataset
+from overspec.errors import ModelError
+from overspec.features import extract_features
+from overspec.models.encoder import Encoder
+from overspec.protocols.result import ProtocolResult, classification_metrics
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def zero_shot_weights(
+    encode_text: Callable[[list[str]], np.ndarray],
+    classnames: list[str],
+    templates: list[str],
+    *,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """``(D, C)`` classifier: per class, embed every template filled with the class name, L2-normalise each,
+    average, and renormalise (OpenAI's prompt-ensemble recipe, as open_clip's ``build_zero_shot_classifier``)."""
+    texts = [t.replace("{c}", name) for name in classnames for t in templates]
+    embedded = np.concatenate([encode_text(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)])
+    per_class = _normalise(embedded.astype(np.float64)).reshape(len(classnames), len(templates), -1).mean(axis=1)
+    return _normalise(per_class).T.astype(np.float32)
+
+
+def zero_shot_logits(image_features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``100 · normalise(features) @ weights``: CLIP's logits (the scale does not change any ranking)."""
+    return 100.0 * _normalise(image_features.astype(np.float32)) @ weights
+
+
+def text_classifier(encoder: Encoder, classnames: list[str], templates: list[str]) -> np.ndarray:
+    """Zero-shot weights of ``encoder``'s text tower, cached by tower fingerprint, class names and templates."""
+    text_encoder = _text_tower(encoder)
+    key = digest({"text": text_encoder.fingerprint, "classnames": classnames, "templates": templates})
+    path = cache_dir() / "text" / f"{key}.npy"
+    if path.exists():
+        return np.load(path)
+    import torch
+
+    def encode(texts: list[str]) -> np.ndarray:
+        with torch.inference_mode():
+            return text_encoder.encode_text(texts).float().cpu().numpy()
+
+    weights = zero_shot_weights(encode, classnames, templates)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, weights)
+    os.replace(tmp, path)
+    return weights
+
+
+def _text_tower(encoder: Encoder) -> Encoder:
+    """The encoder itself, or its base model when its own text tower is missing (the study pairs the
+    fine-tuned image tower with the original text tower)."""
+    if encoder.has_text:
+        return encoder
+    base = encoder.settings.get("base")
+    if base is None:
+        raise ModelError(
+            f"{encoder.name} ({encoder.family}) has no text tower and no `base` model to borrow one "
+            "from; zero-shot needs one (set `base:` in its spec)"
+        )
+    from overspec.models import load_model
+
+    return load_model(base, device=str(encoder.device))
+
+
+def run_zeroshot(
+    encoder: Encoder,
+    dataset: LabelledDataset,
+    *,
+    split: str = "test",
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    progress: bool = True,
+) -> ProtocolResult:
+    """Zero-shot top-1, top-5 and mean per-class recall of ``encoder`` on ``dataset``'s ``split``."""
+    test = dataset.split(split)
+    features = extract_features(
+        encoder,
+        test.images,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+        description=f"{encoder.name} on {dataset.name}/{split}",
+    )
+    weights = text_classifier(encoder, dataset.classnames, dataset.templates)
+    metrics = classification_metrics(zero_shot_logits(features, weights), test.labels)
+    return ProtocolResult(
+        "zeroshot",
+        dataset.name,
+        encoder.name,
+        metrics,
+        dataset.headline_metric,
+        {"n_templates": len(dataset.templates)},
+    )

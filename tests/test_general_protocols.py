@@ -1,0 +1,128 @@
+"""Zero-shot and linear probe: equal to independent computations, and one forward pass per split."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+
+from conftest import tiny_clip
+from overspec.data import load_dataset
+from overspec.data.labelled import seeded_split
+from overspec.models import load_model
+from overspec.protocols import PROTOCOLS
+from overspec.protocols.linear_probe import probe
+from test_cli import overspec
+
+
+def test_zeroshot_equals_open_clip_computed_directly(digits_folder, clip_file):
+    data = load_dataset(str(digits_folder))
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    result = PROTOCOLS.get("zeroshot")(encoder, data, num_workers=0, progress=False)
+
+    model, tokenizer = tiny_clip(), open_clip.get_tokenizer("ViT-B-32")
+    transform = open_clip.image_transform(32, is_train=False)
+    test = data.split("test")
+    with torch.no_grad():
+        classifier = open_clip.build_zero_shot_classifier(
+            model,
+            tokenizer,
+            data.classnames,
+            [lambda c, t=t: t.replace("{c}", c) for t in data.templates],
+            device="cpu",
+            use_tqdm=False,
+        )
+        images = torch.stack([transform(Image.open(p)) for p in test.images.paths])
+        features = torch.nn.functional.normalize(model.encode_image(images), dim=-1)
+        logits = (100 * features @ classifier).numpy()
+    labels = test.labels
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    assert result.metrics["acc1"] == (logits.argmax(1) == labels).mean()
+    assert result.metrics["acc5"] == (top5 == labels[:, None]).any(1).mean()
+    recall = np.mean([(logits.argmax(1)[labels == c] == c).mean() for c in range(10)])
+    assert result.metrics["mean_per_class_recall"] == pytest.approx(recall)
+    assert result.metrics["n_test"] == 150 and result.headline_metric == "acc1"
+
+
+def test_each_split_is_embedded_once_across_protocols(digits_folder, clip_file):
+    data = load_dataset(str(digits_folder))
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    rows = []
+    forward = encoder.encode_image
+    encoder.encode_image = lambda batch: rows.append(len(batch)) or forward(batch)
+    for protocol in ("zeroshot", "linear_probe", "zeroshot", "linear_probe"):
+        PROTOCOLS.get(protocol)(encoder, data, num_workers=0, progress=False)
+    assert sum(rows) == 150 + 300  # test once, train once
+
+
+def sklearn_sweep(x, y, xt, yt, l2_values):
+    """The reference: scikit-learn refit per value on the same standardised features and validation split."""
+    fit, val = seeded_split(y, test_fraction=0.2, seed=0)
+
+    def standard(a, ref):
+        return (a - ref.mean(0)) / ref.std(0, ddof=1)
+
+    best = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for l2 in l2_values:
+            clf = LogisticRegression(C=1 / (l2 * len(fit)), max_iter=5000, tol=1e-6)
+            accuracy = clf.fit(standard(x[fit], x[fit]), y[fit]).score(standard(x[val], x[fit]), y[val])
+            if best is None or accuracy > best[0] + 1e-12:
+                best = (accuracy, l2)
+        clf = LogisticRegression(C=1 / (best[1] * len(y)), max_iter=5000, tol=1e-6).fit(standard(x, x), y)
+    return clf.score(standard(xt, x), yt)
+
+
+@pytest.mark.parametrize("features", ["digits_pixels", "synthetic"])
+def test_linear_probe_within_half_a_point_of_scikit_learn(features):
+    if features == "digits_pixels":  # real data: scikit-learn's handwritten digits, raw pixels as features
+        from sklearn.datasets import load_digits
+
+        x_all, y_all = load_digits(return_X_y=True)
+        x_all = x_all + np.random.default_rng(0).normal(scale=1e-3, size=x_all.shape)  # constant pixels
+        x, y, xt, yt = x_all[:1200], y_all[:1200], x_all[1200:], y_all[1200:]
+    else:
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+        from linear_probe import make_features
+
+        (x, y), (xt, yt) = make_features(4000, 96, 20)
+    metrics, details = probe(x, y, xt, yt, int(y.max()) + 1)
+    reference = sklearn_sweep(x, y, xt, yt, [l2 for l2, _ in details["l2_path"]])
+    assert abs(metrics["acc1"] - reference) <= 0.005, (metrics["acc1"], reference, details["l2"])
+    assert details["l2"] > 0 and details["sklearn_C"] == pytest.approx(1 / (details["l2"] * len(y)))
+
+
+def test_eval_command_json(digits_folder, clip_file, tmp_path):
+    spec = tmp_path / "clip.yaml"
+    spec.write_text(f"family: openai_clip\nweights: {clip_file}\n")
+    zs = json.loads(
+        overspec("eval", str(spec), str(digits_folder), "--protocol", "zeroshot", "--json", "--workers", "0").stdout
+    )
+    assert {"acc1", "acc5", "mean_per_class_recall", "n_test"} <= set(zs) and zs["n_test"] == 150
+    lp = json.loads(
+        overspec(
+            "eval",
+            str(spec),
+            str(digits_folder),
+            "--protocol",
+            "linear_probe",
+            "--json",
+            "--workers",
+            "0",
+            "--k-shot",
+            "5",
+        ).stdout
+    )
+    assert 0 <= lp["acc1"] <= 1 and lp["l2"] > 0 and lp["k_shot"] == 5 and lp["n_train"] == 50
+    bad = overspec("eval", str(spec), "cifar11", "--json")
+    assert bad.returncode == 2 and "did you mean 'cifar10'" in bad.stderr
