@@ -100,3 +100,14 @@ def digits_folder(tmp_path_factory) -> Path:
     (root / "classnames.txt").write_text("\n".join(DIGIT_NAMES) + "\n")
     (root / "templates.txt").write_text('a photo of the number: "{c}".\na drawing of the digit {c}.\n')
     return root
+
+
+def lfw_faces(n: int, offset: int = 0, size: int = 64):
+    """Real face crops from scikit-image's lfw_subset (no identity labels), upscaled RGB PIL images."""
+    from PIL import Image
+    from skimage.data import lfw_subset
+
+    faces = lfw_subset()[offset : offset + n]  # the first 100 entries are faces
+    return [
+        Image.fromarray((f * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC).convert("RGB") for f in faces
+    ]

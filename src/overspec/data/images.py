@@ -107,3 +107,22 @@ class ImageFiles(ImageSource):
             name = str(path.relative_to(self.root)) if self.root else str(path.resolve())
             entries.append([name, stat.st_size, stat.st_mtime_ns])
         return digest({"source": "files", "entries": entries})
+
+
+class Flipped(ImageSource):
+    """``source`` mirrored left-right (test-time flip augmentation; its own cache entry)."""
+
+    def __init__(self, source: ImageSource) -> None:
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def load(self, index: int):
+        from PIL import Image
+
+        return self.source.load(index).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+    @property
+    def fingerprint(self) -> str:
+        return digest({"flipped": self.source.fingerprint})

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from overspec.metrics.scores import check_scores, equal_error_point, sweep
+from overspec.metrics.scores import ThresholdSweep, check_scores, equal_error_point, sweep
 
 
 def roc(scores, genuine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -26,8 +26,12 @@ def roc(scores, genuine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def roc_auc(scores, genuine) -> float:
     """Area under the ROC by the trapezoidal rule; equals the probability that a random genuine pair
     scores above a random impostor pair, ties counting one half (Mann-Whitney U / (n_gen * n_imp))."""
-    far, tar, _ = roc(scores, genuine)
-    return float(np.trapezoid(tar, far))
+    return auc_of(sweep(scores, genuine))
+
+
+def auc_of(points: ThresholdSweep) -> float:
+    """Trapezoidal area under an already computed sweep (see ``roc_auc``)."""
+    return float(np.trapezoid(points.tpr, points.fpr))
 
 
 def tar_at_far(scores, genuine, far: float | list[float]) -> float | dict[float, float]:
@@ -36,10 +40,14 @@ def tar_at_far(scores, genuine, far: float | list[float]) -> float | dict[float,
     No interpolation between ROC points (a FAR below 1 / n_impostors can only be met by accepting no
     impostor). Given a list of targets, returns ``{target: tar}``.
     """
-    fars, tars, _ = roc(scores, genuine)
     targets = [far] if np.isscalar(far) else list(far)
-    found = {t: float(tars[fars <= t + 1e-15].max()) for t in targets}
+    found = tar_at_far_of(sweep(scores, genuine), targets)
     return found[far] if np.isscalar(far) else found
+
+
+def tar_at_far_of(points: ThresholdSweep, targets: list[float]) -> dict[float, float]:
+    """``tar_at_far`` on an already computed sweep, for several targets at once."""
+    return {t: float(points.tpr[points.fpr <= t + 1e-15].max()) for t in targets}
 
 
 @dataclass(frozen=True)

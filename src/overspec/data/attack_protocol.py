@@ -1,0 +1,131 @@
+"""MAD/PAD data as one protocol table: ``path, label (bonafide|attack), attack_type, split (train|dev|test)``.
+
+``read_protocol_csv`` reads that table from a CSV (paths relative to the CSV's folder); the dataset
+readers in ``data/attack_layouts.py`` build the same table from the layouts the public datasets ship in.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from overspec.data.images import ImageFiles
+from overspec.errors import DataError
+
+LABELS = {
+    "bonafide": True,
+    "bona fide": True,
+    "bona_fide": True,
+    "real": True,
+    "live": True,
+    "attack": False,
+    "spoof": False,
+    "morph": False,
+}
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class AttackSample:
+    path: Path
+    bonafide: bool
+    attack_type: str  # "" for bona fide
+    split: str
+
+
+@dataclass
+class AttackSplit:
+    images: ImageFiles
+    bonafide: np.ndarray
+    attack_types: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.bonafide)
+
+
+@dataclass
+class AttackDataset:
+    name: str
+    task: str  # "mad" or "pad"
+    splits: dict[str, AttackSplit]
+
+    def split(self, name: str) -> AttackSplit:
+        if name not in self.splits:
+            raise DataError(f"{self.name} has no {name!r} split; it has {sorted(self.splits)}")
+        return self.splits[name]
+
+
+def read_protocol_csv(path: str | Path) -> list[AttackSample]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"protocol file {path} does not exist")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in ("path", "label", "split") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected path,label,attack_type,split")
+        samples = []
+        for line, row in enumerate(reader, start=2):
+            label = (row["label"] or "").strip().lower()
+            split = (row["split"] or "").strip().lower()
+            if label not in LABELS:
+                raise DataError(f"{path}, line {line}: label {row['label']!r} is not bonafide or attack")
+            if split not in SPLITS:
+                raise DataError(f"{path}, line {line}: split {row['split']!r} is not one of {', '.join(SPLITS)}")
+            image = (path.parent / row["path"].strip()).resolve()
+            if not image.is_file():
+                raise DataError(f"{path}, line {line}: image {image} does not exist")
+            attack_type = "" if LABELS[label] else ((row.get("attack_type") or "").strip() or "attack")
+            samples.append(AttackSample(image, LABELS[label], attack_type, split))
+    if not samples:
+        raise DataError(f"{path}: no rows below the header")
+    return samples
+
+
+def write_protocol_csv(samples: list[AttackSample], path: str | Path) -> Path:
+    """Write ``samples`` as a protocol CSV (paths relative to the CSV's folder when possible)."""
+    path = Path(path)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "attack_type", "split"])
+        for s in samples:
+            try:
+                shown = s.path.resolve().relative_to(path.parent.resolve())
+            except ValueError:
+                shown = s.path
+            writer.writerow([shown, "bonafide" if s.bonafide else "attack", s.attack_type, s.split])
+    return path
+
+
+def attack_dataset(samples: list[AttackSample], *, name: str, task: str) -> AttackDataset:
+    splits = {}
+    for split in SPLITS:
+        chosen = [s for s in samples if s.split == split]
+        if chosen:
+            splits[split] = AttackSplit(
+                ImageFiles([s.path for s in chosen]),
+                np.array([s.bonafide for s in chosen]),
+                np.array([s.attack_type for s in chosen], dtype=object),
+            )
+    if "test" not in splits:
+        raise DataError(f"{name}: the protocol has no test rows")
+    return AttackDataset(name, task, splits)
+
+
+def load_attack_dataset(
+    source: str | Path, *, layout: str = "csv", task: str = "pad", name: str | None = None
+) -> AttackDataset:
+    """A protocol CSV (``layout='csv'``) or a dataset folder in one of ``attack_layouts.LAYOUTS``."""
+    from overspec.data.attack_layouts import LAYOUTS
+
+    source = Path(source)
+    if layout == "csv":
+        samples = read_protocol_csv(source)
+    else:
+        if not source.is_dir():
+            raise DataError(f"{source} is not a folder ({layout} layout)")
+        samples = LAYOUTS.get(layout)(source)
+    return attack_dataset(samples, name=name or source.stem, task=task)

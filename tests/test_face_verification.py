@@ -1,0 +1,162 @@
+"""insightface .bin pairs and IJB templates on real face photos, against independent computations."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageEnhance
+
+from conftest import lfw_faces
+from overspec.data.ijb import ARCFACE_112, load_ijb, similarity_transform
+from overspec.errors import DataError
+from overspec.models import load_model
+from overspec.protocols import PROTOCOLS
+from overspec.protocols.ijb import pair_scores, template_features
+
+
+def encode(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def write_bin(path, n_pairs=40):
+    """Genuine pairs: a face and a brightened, shifted copy of it; impostor pairs: two different faces.
+    (lfw_subset has no identity labels, so genuine pairs are made from the same photo.)"""
+    faces = lfw_faces(60)
+    bins, issame = [], []
+    for i in range(n_pairs):
+        a = faces[i % 60]
+        if i % 2 == 0:
+            b = ImageEnhance.Brightness(a).enhance(1.2).rotate(3)
+        else:
+            b = faces[(i * 7 + 13) % 60]
+        bins += [encode(a), encode(b)]
+        issame.append(i % 2 == 0)
+    with open(path, "wb") as f:
+        pickle.dump((bins, issame), f, protocol=2)
+    return bins, np.array(issame)
+
+
+def test_bin_ten_fold_accuracy_equals_independent_computation(tmp_path, clip_file):
+    bins, issame = write_bin(tmp_path / "lfw.bin")
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    result = PROTOCOLS.get("face_verification")(encoder, tmp_path / "lfw.bin", num_workers=0, progress=False)
+
+    transform = encoder.preprocess.transform()
+    images = [Image.open(io.BytesIO(b)).convert("RGB") for b in bins]
+    with torch.no_grad():
+        plain = encoder.encode_image(torch.stack([transform(im) for im in images])).numpy()
+        mirrored = encoder.encode_image(
+            torch.stack([transform(im.transpose(Image.FLIP_LEFT_RIGHT)) for im in images])
+        ).numpy()
+    e = plain + mirrored
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    scores = (e[0::2] * e[1::2]).sum(1)
+    accuracies = []
+    for fold in np.array_split(np.arange(len(issame)), 10):  # insightface: KFold(10, shuffle=False)
+        train = np.setdiff1d(np.arange(len(issame)), fold)
+        grid = np.unique(scores)
+        best = max(grid, key=lambda t: (((scores[train] >= t) == issame[train]).mean(), -t))
+        accuracies.append(((scores[fold] >= best) == issame[fold]).mean())
+    assert result.metrics["accuracy"] == pytest.approx(np.mean(accuracies))
+    assert result.metrics["n_pairs"] == 40 and result.headline_metric == "accuracy"
+
+
+def test_malicious_bin_is_refused_without_running_anything(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    with open(tmp_path / "evil.bin", "wb") as f:
+        pickle.dump(([b"x", b"y"], [Evil()]), f, protocol=2)
+    from overspec.data.insightface_bin import read_bin
+
+    with pytest.raises(DataError, match=r"refusing .*evil.bin: the file asks for the Python object (posix|os)\.system"):
+        read_bin(tmp_path / "evil.bin")
+    assert not marker.exists()
+    with open(tmp_path / "odd.bin", "wb") as f:
+        pickle.dump(([b"x"], [True]), f)
+    with pytest.raises(DataError, match="2 images per pair|two images per pair"):
+        read_bin(tmp_path / "odd.bin")
+
+
+def test_similarity_transform_matches_scikit_image():
+    from skimage.transform import SimilarityTransform
+
+    rng = np.random.default_rng(0)
+    source = ARCFACE_112 * 1.7 + rng.normal(size=(5, 2)) * 3 + 40
+    reference = SimilarityTransform()
+    reference.estimate(source, ARCFACE_112)
+    np.testing.assert_allclose(similarity_transform(source, ARCFACE_112), reference.params[:2], atol=1e-9)
+
+
+def place_face(face: Image.Image, angle: float, scale: float, offset) -> tuple[Image.Image, np.ndarray]:
+    """Put a 112 px face into a 250 px canvas by a known similarity; return the canvas and where the
+    ArcFace landmarks of the face went."""
+    theta = np.deg2rad(angle)
+    forward = np.array(
+        [
+            [scale * np.cos(theta), -scale * np.sin(theta), offset[0]],
+            [scale * np.sin(theta), scale * np.cos(theta), offset[1]],
+            [0, 0, 1],
+        ]
+    )
+    inverse = np.linalg.inv(forward)
+    canvas = face.transform(
+        (250, 250), Image.Transform.AFFINE, data=tuple(inverse[:2].ravel()), resample=Image.Resampling.BICUBIC
+    )
+    landmarks = (forward[:2, :2] @ ARCFACE_112.T).T + forward[:2, 2]
+    return canvas, landmarks
+
+
+def write_ijb(root, faces):
+    (root / "meta").mkdir(parents=True)
+    (root / "loose_crop").mkdir()
+    rows, points = [], []
+    rng = np.random.default_rng(0)
+    for i, face in enumerate(faces):
+        for copy in range(2):  # two images per template, in two media
+            canvas, landmarks = place_face(face, rng.uniform(-20, 20), rng.uniform(0.9, 1.4), rng.uniform(40, 80, 2))
+            name = f"{i}_{copy}.jpg"
+            canvas.save(root / "loose_crop" / name, quality=95)
+            rows.append(f"{name} {100 + i} {1000 + 2 * i + copy}")
+            points.append(name + " " + " ".join(f"{v:.3f}" for v in landmarks.ravel()) + f" {rng.uniform(0.5, 1):.3f}")
+    (root / "meta" / "ijbc_face_tid_mid.txt").write_text("\n".join(rows) + "\n")
+    (root / "meta" / "ijbc_name_5pts_score.txt").write_text("\n".join(points) + "\n")
+    pairs = [f"{100 + i} {100 + j} {int(i == j)}" for i in range(len(faces)) for j in range(len(faces)) if i <= j]
+    (root / "meta" / "ijbc_template_pair_label.txt").write_text("\n".join(pairs) + "\n")
+
+
+def test_ijb_alignment_pooling_and_tar_at_far(tmp_path, clip_file):
+    faces = lfw_faces(8, size=112)
+    write_ijb(tmp_path / "ijbc", faces)
+    protocol = load_ijb(tmp_path / "ijbc")
+    aligned = np.asarray(protocol.images.load(0), dtype=float)
+    assert np.abs(aligned[20:92, 20:92] - np.asarray(faces[0], dtype=float)[20:92, 20:92]).mean() < 12
+
+    # template pooling against a loop over templates and media
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(len(protocol.templates), 16)).astype(np.float32)
+    ids, pooled = template_features(features, protocol.templates, protocol.media)
+    for k, template in enumerate(ids):
+        total = sum(
+            features[(protocol.templates == template) & (protocol.media == m)].mean(0)
+            for m in np.unique(protocol.media[protocol.templates == template])
+        )
+        np.testing.assert_allclose(pooled[k], total / np.linalg.norm(total), atol=1e-6)
+    scores = pair_scores(ids, pooled, protocol.pairs, chunk=7)
+    expected = [pooled[list(ids).index(a)] @ pooled[list(ids).index(b)] for a, b in protocol.pairs]
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    result = PROTOCOLS.get("ijb")(encoder, tmp_path / "ijbc", num_workers=0, progress=False)
+    assert result.metrics["n_pairs"] == 36 and result.metrics["n_genuine"] == 8
+    assert 0 <= result.metrics["tar_at_far_0.0001"] <= 1 and result.headline_metric == "tar_at_far_0.0001"
