@@ -30,7 +30,11 @@ def main() -> None:
     centres = rng.normal(size=(3_531, args.dim)).astype(np.float32)
     image_template = np.sort(rng.integers(0, args.templates, args.images))
     media = image_template * 8 + rng.integers(0, 8, args.images)
-    features = centres[identities[image_template]] + 1.5 * rng.normal(size=(args.images, args.dim)).astype(np.float32)
+    features = np.empty((args.images, args.dim), np.float32)
+    for start in range(0, args.images, 50_000):  # in chunks, so generating the data does not set the peak
+        stop = min(start + 50_000, args.images)
+        features[start:stop] = rng.standard_normal((stop - start, args.dim), dtype=np.float32) * 8
+        features[start:stop] += centres[identities[image_template[start:stop]]]
     genuine_pairs = []
     while len(genuine_pairs) < args.genuine:  # pairs of templates of one identity
         a = rng.integers(0, args.templates, args.genuine * 4)
@@ -40,6 +44,7 @@ def main() -> None:
     genuine_pairs = np.array(genuine_pairs[: args.genuine])
     impostor = rng.integers(0, args.templates, (args.pairs - args.genuine, 2))
     pairs = np.concatenate([genuine_pairs, impostor])
+    del impostor
     labels = identities[pairs[:, 0]] == identities[pairs[:, 1]]
     print(
         f"{args.images:,} images, {args.templates:,} templates, {len(pairs):,} pairs ({labels.sum():,} genuine), "

@@ -65,7 +65,7 @@ def build(layout, root):
             save(morph(f[i], f[i + 2]), root / "morph_stylegan" / f"00{i}_00{i + 2}.jpg")
         return 3, {"amsl", "stylegan"}, {"test"}
     if layout == "oulu_npu":
-        for split, folder in (("train", "Train_files"), ("dev", "Dev_files"), ("test", "Test_files")):
+        for folder in ("Train_files", "Dev_files", "Test_files"):
             for access in (1, 2, 4):
                 video = f"1_1_0{access}_{access}"
                 for frame in range(2):

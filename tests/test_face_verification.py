@@ -152,7 +152,7 @@ def test_ijb_alignment_pooling_and_tar_at_far(tmp_path, clip_file):
             for m in np.unique(protocol.media[protocol.templates == template])
         )
         np.testing.assert_allclose(pooled[k], total / np.linalg.norm(total), atol=1e-6)
-    scores = pair_scores(ids, pooled, protocol.pairs, chunk=7)
+    scores = pair_scores(ids, pooled, protocol.pairs, block=3)
     expected = [pooled[list(ids).index(a)] @ pooled[list(ids).index(b)] for a, b in protocol.pairs]
     np.testing.assert_allclose(scores, expected, atol=1e-6)
 

@@ -162,6 +162,98 @@ def evaluate(
     out.print(table)
 
 
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
+    """Check an experiment config: schema, model names, dataset folders and benchmark files."""
+    from overspec.config import load_config
+    from overspec.runner import plan
+
+    experiment = load_config(config)
+    cells = plan(experiment)
+    print(f"{config}: valid; {len(experiment.model_entries())} models, {len(cells)} cells")
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"--shard takes I/N, e.g. 0/4; got {value!r}") from None
+    return index, count
+
+
+@app.command("run")
+def run_command(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory (default: the config's output).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Run at most N unfinished cells.")] = None,
+    shard: Annotated[str | None, typer.Option(help="Run shard I of N (I/N), e.g. for SLURM job arrays.")] = None,
+    executor: Annotated[str, typer.Option(help="How cells run: local.")] = "local",
+) -> None:
+    """Plan, evaluate (skipping finished cells), store, analyse and report."""
+    from overspec.runner import run_experiment
+
+    summary = run_experiment(
+        config,
+        out=out_dir,
+        limit=limit,
+        shard=_shard(shard),
+        executor=executor,
+        log=lambda line: err.print(line, markup=False, highlight=False),
+    )
+    err.print(
+        f"ran {summary.ran} cells, skipped {summary.skipped} finished; results in {summary.out}/results.csv, "
+        f"report in {summary.out}/report.html",
+        markup=False,
+        highlight=False,
+    )
+
+
+@app.command()
+def analyze(
+    results_csv: Annotated[Path, typer.Argument(help="A table with model, dataset, protocol, value columns.")],
+    baseline: Annotated[str, typer.Option(help="The base model every other model is compared with.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """GELO per model and protocol, per-dataset changes, intervals and significance, from any results table."""
+    from overspec.analysis import analyse, read_table
+
+    results = analyse(read_table(results_csv), baseline)
+    if as_json:
+        print(json.dumps([r.as_json() for r in results], indent=1))
+        return
+    table = Table(title=f"GELO against {baseline}")
+    for column in ("model", "arch", "protocol", "GELO", "95% interval", "mean", "base mean", "datasets", "p (drop)"):
+        table.add_column(column)
+    for r in results:
+        p = "" if r.p_value is None else f"{r.p_value:.3g}"
+        table.add_row(
+            r.model,
+            r.arch,
+            r.protocol,
+            f"{r.gelo:.3f}",
+            f"[{r.ci[0]:.3f}, {r.ci[1]:.3f}]",
+            f"{r.mean:.4g}",
+            f"{r.base_mean:.4g}",
+            str(r.n_datasets),
+            p,
+        )
+    out.print(table)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory holding results.sqlite.")],
+    reference: Annotated[Path | None, typer.Option(help="Published numbers (CSV) to show beside yours.")] = None,
+) -> None:
+    """Rebuild report.md, report.html, tables and figures from a run's stored results."""
+    from overspec.report import build_report
+
+    path = build_report(run_dir, reference=reference)
+    err.print(f"report: {path}", markup=False, highlight=False)
+
+
 class ScoreKind(StrEnum):
     verification = "verification"
     mad = "mad"

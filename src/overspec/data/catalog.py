@@ -57,6 +57,7 @@ class CatalogEntry(BaseModel):
     )
     seeded_split: SeededSplit | None = None
     in_study: bool = False
+    aliases: list[str] = Field(default_factory=list)  # other names papers use (e.g. Flowers102, SST2)
     sources: Sources = Field(default_factory=Sources)
     notes: str | None = None
 
@@ -102,3 +103,18 @@ def catalog() -> Registry[CatalogEntry]:
                 raise ConfigError(f"catalog/{item.name}: name {entry.name!r} must match the file name")
             registry.register(entry.name, entry)
     return registry
+
+
+def _normal(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def canonical_dataset(name: str) -> str:
+    """The catalog name for ``name`` given as a catalog name, title or alias (case and punctuation
+    ignored), else ``name`` itself: lets tables typed in from papers line up with runs."""
+    wanted = _normal(name)
+    for entry_name in catalog():
+        entry = catalog().get(entry_name)
+        if wanted in {_normal(entry.name), _normal(entry.title), *(_normal(a) for a in entry.aliases)}:
+            return entry.name
+    return name

@@ -26,6 +26,8 @@ def load_dataset(dataset: str | Path, *, root: str | Path | None = None) -> Labe
     if text in catalog():
         entry = catalog().get(text)
         folder = Path(root) if root else data_root(text)
+    elif root is not None and Path(root).is_dir():
+        entry, folder = None, Path(root)
     elif Path(text).is_dir():
         entry, folder = None, Path(text)
     else:
@@ -44,7 +46,7 @@ def load_dataset(dataset: str | Path, *, root: str | Path | None = None) -> Labe
                 f"{len(classnames)} class names"
             )
     return LabelledDataset(
-        name=entry.name if entry else folder.name,
+        name=entry.name if entry else (text if root is not None else folder.name),
         classnames=list(classnames),
         templates=(entry.templates if entry else None) or templates or DEFAULT_TEMPLATES,
         splits=splits,

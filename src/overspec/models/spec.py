@@ -53,6 +53,7 @@ class ModelSpec(BaseModel):
     key_map: Literal["names", "ordered"] = "names"
     source: str | None = None
     notes: str | None = None
+    reference: str | None = None  # how published tables name it, e.g. "FRoundation ViT-B/16"
 
     @model_validator(mode="after")
     def _expand_paths(self) -> ModelSpec:

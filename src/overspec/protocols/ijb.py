@@ -24,23 +24,26 @@ def template_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(template ids, (T, D) L2-normalised features)``: the mean of each (template, media) group's image
     features (optionally weighted by ``weights``, e.g. detector scores), summed over a template's media."""
-    order = np.lexsort((media, templates))  # group rows by (template, media) for segment sums
-    t, m = templates[order], media[order]
-    rows = features[order].astype(np.float32)
+    import torch
+
+    groups, group_of = np.unique(np.stack([templates, media], axis=1), axis=0, return_inverse=True)
+    group_of = torch.from_numpy(group_of.ravel())
+    rows = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     if weights is not None:
-        rows *= weights[order, None].astype(np.float32)
-    group_starts = np.flatnonzero(np.r_[True, (t[1:] != t[:-1]) | (m[1:] != m[:-1])])
-    counts = np.diff(np.r_[group_starts, len(t)])
-    means = np.add.reduceat(rows, group_starts, axis=0, dtype=np.float64) / counts[:, None]
-    group_templates = t[group_starts]
-    template_starts = np.flatnonzero(np.r_[True, group_templates[1:] != group_templates[:-1]])
-    pooled = np.add.reduceat(means, template_starts, axis=0)
-    pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
-    return group_templates[template_starts], pooled.astype(np.float32)
+        rows = rows * torch.from_numpy(weights.astype(np.float32))[:, None]
+    sums = torch.zeros(len(groups), rows.shape[1]).index_add_(0, group_of, rows)  # float32: no 2x copy
+    means = sums.double() / torch.bincount(group_of, minlength=len(groups)).double()[:, None]
+    template_ids, template_of = np.unique(groups[:, 0], return_inverse=True)
+    pooled = torch.zeros(len(template_ids), rows.shape[1], dtype=torch.float64)
+    pooled.index_add_(0, torch.from_numpy(template_of.ravel()), means)
+    pooled /= pooled.norm(dim=1, keepdim=True)
+    return template_ids, pooled.float().numpy()
 
 
-def pair_scores(template_ids: np.ndarray, pooled: np.ndarray, pairs: np.ndarray, *, chunk: int = 1 << 18) -> np.ndarray:
-    """Cosine similarity of each template pair, computed in chunks so memory stays ~chunk x D."""
+def pair_scores(template_ids: np.ndarray, pooled: np.ndarray, pairs: np.ndarray, *, block: int = 2048) -> np.ndarray:
+    """Cosine similarity of each template pair. Pairs are bucketed by their first template's block of
+    ``block`` templates; each block's similarities to all templates come from one matrix product
+    (block x T, a few hundred MB at most), from which the block's pairs are picked."""
     import torch
 
     index = np.searchsorted(template_ids, pairs)
@@ -49,12 +52,17 @@ def pair_scores(template_ids: np.ndarray, pooled: np.ndarray, pairs: np.ndarray,
         row = int(np.flatnonzero(~known.all(axis=1))[0])
         raise DataError(f"pair {row} names template {pairs[row][~known[row]][0]}, which has no images")
     table = torch.from_numpy(pooled)
+    bucket = index[:, 0] // block
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[order], np.arange(bucket.max() + 2))
     scores = np.empty(len(pairs), np.float32)
     with torch.inference_mode():
-        for start in range(0, len(pairs), chunk):
-            a = torch.from_numpy(index[start : start + chunk, 0])
-            b = torch.from_numpy(index[start : start + chunk, 1])
-            scores[start : start + chunk] = (table[a] * table[b]).sum(dim=1).numpy()
+        for b in range(len(bounds) - 1):
+            chosen = order[bounds[b] : bounds[b + 1]]
+            if len(chosen) == 0:
+                continue
+            similarities = (table[b * block : (b + 1) * block] @ table.T).numpy()
+            scores[chosen] = similarities[index[chosen, 0] - b * block, index[chosen, 1]]
     return scores
 
 

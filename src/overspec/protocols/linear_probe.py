@@ -9,7 +9,7 @@ from overspec.errors import DataError
 from overspec.features import extract_features
 from overspec.models.encoder import Encoder
 from overspec.protocols.logistic import Problem, fit_logistic, regularisation_path
-from overspec.protocols.result import ProtocolResult, classification_metrics
+from overspec.protocols.result import ProtocolResult, classification_metrics, correct_top1
 
 
 def k_shot_indices(labels: np.ndarray, k: int, *, seed: int) -> np.ndarray:
@@ -48,6 +48,7 @@ def probe(
         logits = final.logits(tensor(x_test)).cpu().numpy()
     metrics = classification_metrics(logits, y_test)
     details = {
+        "correct": correct_top1(logits, y_test),
         "l2": chosen.l2,
         "sklearn_C": 1.0 / (chosen.l2 * len(y_train)),
         "validation_acc1": chosen.validation_accuracy,
@@ -94,4 +95,7 @@ def run_linear_probe(
         x_train, y_train, x_test, test.labels, len(dataset.classnames), seed=seed, device=str(encoder.device)
     )
     details["k_shot"] = k_shot
-    return ProtocolResult("linear_probe", dataset.name, encoder.name, metrics, dataset.headline_metric, details)
+    correct = details.pop("correct")
+    return ProtocolResult(
+        "linear_probe", dataset.name, encoder.name, metrics, dataset.headline_metric, details, {"correct": correct}
+    )

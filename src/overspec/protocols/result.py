@@ -19,6 +19,7 @@ class ProtocolResult:
     metrics: dict[str, float]
     headline_metric: str
     details: dict = field(default_factory=dict)
+    samples: dict[str, np.ndarray] = field(default_factory=dict)  # per-sample outcomes, for paired tests
 
     @property
     def headline(self) -> float:
@@ -33,6 +34,10 @@ class ProtocolResult:
             "headline_metric": self.headline_metric,
             **self.details,
         }
+
+
+def correct_top1(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.argmax(logits, axis=1) == labels
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:

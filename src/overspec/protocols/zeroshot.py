@@ -13,7 +13,7 @@ from overspec.data.labelled import LabelledDataset
 from overspec.errors import ModelError
 from overspec.features import extract_features
 from overspec.models.encoder import Encoder
-from overspec.protocols.result import ProtocolResult, classification_metrics
+from overspec.protocols.result import ProtocolResult, classification_metrics, correct_top1
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -98,12 +98,13 @@ def run_zeroshot(
         description=f"{encoder.name} on {dataset.name}/{split}",
     )
     weights = text_classifier(encoder, dataset.classnames, dataset.templates)
-    metrics = classification_metrics(zero_shot_logits(features, weights), test.labels)
+    logits = zero_shot_logits(features, weights)
     return ProtocolResult(
         "zeroshot",
         dataset.name,
         encoder.name,
-        metrics,
+        classification_metrics(logits, test.labels),
         dataset.headline_metric,
         {"n_templates": len(dataset.templates)},
+        {"correct": correct_top1(logits, test.labels)},
     )

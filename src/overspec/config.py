@@ -1,0 +1,187 @@
+"""The experiment config: a YAML validated by a typed schema. Paths may use environment variables.
+
+name: paper
+output: runs/paper
+models:
+  - clip-vit-b16.openai                                    # a zoo name
+  - {name: my-fr, spec: specs/my_fr.yaml, base: clip-vit-b16.openai, task: fr}
+general:
+  datasets: [food101, cifar10, ...]
+  root: ${OVERSPEC_DATA}          # dataset <name> lives in <root>/<name> (roots: overrides per dataset)
+  protocols: [zeroshot, linear_probe]
+biometric:
+  - {name: lfw, protocol: face_verification, path: ${FACES}/lfw.bin}
+  - {name: ijbc, protocol: ijb, path: ${IJB}/IJBC, options: {which: ijbc}}
+  - {name: syn_mad22, protocol: attack_detection, task: mad, path: mad.csv}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from overspec._hashing import digest
+from overspec._paths import expand
+from overspec.errors import ConfigError
+
+TASK_OF_FAMILY = {"froundation": "fr", "madation": "mad", "foundpad": "pad"}
+BIOMETRIC_PROTOCOLS = {"face_verification": "fr", "ijb": "fr", "attack_detection": None}
+
+
+class ModelEntry(BaseModel):
+    """A model to evaluate: a zoo name or a spec file, its base (for GELO) and its task (fr, mad, pad)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    spec: str | dict | None = None  # default: ``name`` from the zoo
+    base: str | None = None
+    task: Literal["fr", "mad", "pad", "general"] | None = None
+
+    @property
+    def source(self) -> str | dict:
+        return self.spec if self.spec is not None else self.name
+
+
+class GeneralSuite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    datasets: list[str] = Field(min_length=1)
+    protocols: list[Literal["zeroshot", "linear_probe"]] = ["zeroshot", "linear_probe"]
+    root: str | None = None
+    roots: dict[str, str] = Field(default_factory=dict)
+    options: dict[str, dict] = Field(default_factory=dict)  # per protocol, e.g. linear_probe: {k_shot: 16}
+
+    @model_validator(mode="after")
+    def _known(self) -> GeneralSuite:
+        """A dataset is a catalog name, or any name given a folder under ``roots``."""
+        from overspec.data.catalog import catalog
+
+        for name in self.datasets:
+            if name not in catalog() and name not in self.roots:
+                raise ValueError(catalog().unknown_message(name) + " (or give its folder under general.roots)")
+        return self
+
+    def root_of(self, name: str) -> str | None:
+        if name in self.roots:
+            return expand(self.roots[name])
+        return str(Path(expand(self.root)) / name) if self.root else None
+
+
+class BiometricBenchmark(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    protocol: Literal["face_verification", "ijb", "attack_detection"]
+    path: str
+    task: Literal["fr", "mad", "pad"] | None = None
+    layout: str = "csv"  # attack_detection: "csv" or a dataset layout (see data/attack_layouts.py)
+    options: dict = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _task(self) -> BiometricBenchmark:
+        implied = BIOMETRIC_PROTOCOLS[self.protocol]
+        if implied is not None:
+            self.task = implied
+        elif self.task not in ("mad", "pad"):
+            raise ValueError("attack_detection benchmarks need task: mad or pad")
+        self.path = expand(self.path)
+        return self
+
+
+class Experiment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    output: str = "runs/${name}"
+    seed: int = 0
+    models: list[str | ModelEntry] = Field(min_length=1)
+    general: GeneralSuite | None = None
+    biometric: list[BiometricBenchmark] = Field(default_factory=list)
+    batch_size: int = Field(64, gt=0)
+    workers: int | None = None
+    device: str | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _entries(cls, models: list) -> list[ModelEntry]:
+        return [ModelEntry(name=m) if isinstance(m, str) else m for m in models]
+
+    def model_entries(self) -> list[ModelEntry]:
+        return self.models  # type: ignore[return-value]
+
+    @property
+    def config_hash(self) -> str:
+        return digest(self.model_dump())[:16]
+
+    def output_dir(self) -> Path:
+        return Path(expand(self.output.replace("${name}", self.name)))
+
+
+def load_config(path: str | Path, *, check_paths: bool = True) -> Experiment:
+    """Read and validate ``path``; every error names the file, the key, what was expected and what came.
+    With ``check_paths``, dataset folders and benchmark files must exist too."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping (name, models, general, biometric, ...)")
+    try:
+        experiment = Experiment.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        came = first.get("input")
+        shown = f" (got {came!r})" if not isinstance(came, dict | list) else ""
+        raise ConfigError(f"{path}: key '{key}': {message}{shown}") from None
+    _check_models(experiment, path)
+    if check_paths:
+        _check_paths(experiment, path)
+    return experiment
+
+
+def _check_paths(experiment: Experiment, path: Path) -> None:
+    general = experiment.general
+    if general is not None:
+        for name in general.datasets:
+            root = general.root_of(name)
+            where = f"general.roots.{name}" if name in general.roots else "general.root"
+            if root is None:
+                raise ConfigError(
+                    f"{path}: key 'general.root': no folder given for dataset {name}; set general.root "
+                    "(datasets live in <root>/<name>) or general.roots"
+                )
+            if not Path(root).exists():
+                raise ConfigError(f"{path}: key '{where}': dataset folder {root} for {name} does not exist")
+    for index, bench in enumerate(experiment.biometric):
+        if not Path(bench.path).exists():
+            raise ConfigError(f"{path}: key 'biometric.{index}.path': {bench.path} ({bench.name}) does not exist")
+
+
+def _check_models(experiment: Experiment, path: Path) -> None:
+    """Unknown zoo names are config errors (with near misses), before any run starts."""
+    from overspec.models import zoo
+
+    names = {entry.name for entry in experiment.model_entries()}
+    for index, entry in enumerate(experiment.model_entries()):
+        for field, value in (("name", entry.source), ("base", entry.base)):
+            if field == "base" and value in names:
+                continue  # another model of this experiment
+            if isinstance(value, str) and not value.endswith((".yaml", ".yml")) and value not in zoo():
+                key = f"models.{index}" + ("" if field == "name" and entry.spec is None else f".{field}")
+                raise ConfigError(f"{path}: key '{key}': {zoo().unknown_message(value)}")
+            if isinstance(value, str) and value.endswith((".yaml", ".yml")):
+                spec_path = Path(value) if Path(value).is_absolute() else (path.parent / value).resolve()
+                if not spec_path.exists():
+                    raise ConfigError(
+                        f"{path}: key 'models.{index}.{'spec' if field == 'name' else field}': "
+                        f"model spec file {spec_path} does not exist"
+                    )
+                if field == "name":
+                    entry.spec = str(spec_path)
+                else:
+                    entry.base = str(spec_path)

@@ -1,0 +1,286 @@
+"""Build ``report.md``, ``report.html`` (self-contained), table exports and figures from a run's store."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from overspec import __version__
+from overspec.analysis.gelo import GeloResult, Record, analyse, biometric_gains, read_table
+from overspec.errors import DataError
+from overspec.report import plots
+from overspec.report.tables import Table
+from overspec.results import ResultStore
+
+GENERAL_PROTOCOLS = ("zeroshot", "linear_probe")
+TITLES = {"zeroshot": "Zero-shot classification (%)", "linear_probe": "Linear probe (%)"}
+
+
+def _records(rows, details) -> tuple[list[Record], dict[str, str], dict[str, str], dict[str, str]]:
+    """Headline records, plus each model's task, base and published name from the cells' details."""
+    records, tasks, bases, references = [], {}, {}, {}
+    for row in rows:
+        if row.metric != "headline":
+            continue
+        detail = details.get(row.cell, {})
+        records.append(
+            Record(
+                row.model,
+                row.arch,
+                row.dataset,
+                row.protocol,
+                row.value,
+                detail.get("headline_metric", "headline"),
+                row.higher_is_better,
+                row.task,
+            )
+        )
+        tasks[row.model] = detail.get("model_task", "general")
+        if detail.get("base"):
+            bases[row.model] = detail["base"]
+        if detail.get("reference"):
+            references[row.model] = detail["reference"]
+    return records, tasks, bases, references
+
+
+def _baseline(records: list[Record], bases: dict[str, str]) -> str | None:
+    """The model the others were fine-tuned from: the bases named in the config, else the first model."""
+    named = [b for b in bases.values() if any(r.model == b for r in records)]
+    if named:
+        return max(set(named), key=named.count)
+    general = [r.model for r in records if r.task == "general"]
+    return general[0] if general else None
+
+
+def _samples(out: Path, rows) -> dict:
+    found = {}
+    for row in rows:
+        if row.metric == "headline" and (out / "predictions" / f"{row.cell}.npz").exists():
+            with np.load(out / "predictions" / f"{row.cell}.npz") as data:
+                if "correct" in data:
+                    found[(row.model, row.arch, row.dataset, row.protocol)] = data["correct"]
+    return found
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None or not np.isfinite(value) else f"{100 * value:.2f}"
+
+
+def general_table(records, protocol, gelos: dict[str, GeloResult], reference: dict) -> Table | None:
+    from overspec.data.catalog import canonical_dataset
+
+    chosen = [r for r in records if r.task == "general" and r.protocol == protocol]
+    if not chosen:
+        return None
+    models = sorted({r.model for r in chosen}, key=lambda m: (m in gelos, m))
+    datasets = sorted({r.dataset for r in chosen})
+    value = {(r.model, r.dataset): r.value for r in chosen}
+    columns = ["dataset"] + [
+        m for model in models for m in ([model, f"{model} (published)"] if (model, protocol) in reference else [model])
+    ]
+    rows = []
+    for dataset in datasets:
+        row = [dataset]
+        for model in models:
+            row.append(_percent(value.get((model, dataset))))
+            if (model, protocol) in reference:
+                published = reference[(model, protocol)].get(canonical_dataset(dataset))
+                row.append("" if published is None else f"{published:.2f}")
+        rows.append(row)
+    average = ["average"]
+    gelo_row = ["GELO"]
+    for model in models:
+        values = [value[(model, d)] for d in datasets if (model, d) in value]
+        average.append(_percent(float(np.mean(values))) if values else "")
+        g = gelos.get(model)
+        gelo_row.append("" if g is None else f"{g.gelo:.3f} [{g.ci[0]:.3f}, {g.ci[1]:.3f}]")
+        if (model, protocol) in reference:
+            average.append("")
+            gelo_row.append("")
+    notes = [
+        f"GELO of {m}: over the {g.n_datasets} datasets it shares with {g.baseline} "
+        f"({', '.join(g.datasets)}); 95% interval from a paired bootstrap over datasets; "
+        f"one-sided Wilcoxon signed-rank p for a drop: {_p(g.p_value)}"
+        for m, g in gelos.items()
+    ]
+    return Table(TITLES[protocol], columns, rows + [average, gelo_row], notes)
+
+
+def _p(value: float | None) -> str:
+    return "n/a (too few datasets or no difference)" if value is None else f"{value:.3g}"
+
+
+def changes_table(protocol: str, gelos: dict[str, GeloResult]) -> Table | None:
+    """Per model and dataset: absolute and relative change against the base, with the paired bootstrap
+    interval and exact McNemar p of the accuracy difference where per-sample outcomes were stored."""
+    rows = []
+    for model, g in sorted(gelos.items()):
+        for c in g.changes:
+            interval = f"[{100 * c.ci[0]:+.2f}, {100 * c.ci[1]:+.2f}]" if c.ci else ""
+            rows.append(
+                [
+                    model,
+                    c.dataset,
+                    f"{100 * c.absolute:+.2f}",
+                    f"{100 * c.relative:+.1f}%",
+                    interval,
+                    "" if c.p_value is None else f"{c.p_value:.3g}",
+                ]
+            )
+    if not rows:
+        return None
+    return Table(
+        f"Change against the base, {protocol} (points)",
+        ["model", "dataset", "change", "relative", "95% interval", "McNemar p"],
+        rows,
+        ["Intervals: paired bootstrap over test samples; p: exact two-sided McNemar test."],
+    )
+
+
+def biometric_table(records, tasks) -> Table | None:
+    chosen = [r for r in records if r.task != "general"]
+    if not chosen:
+        return None
+    models = sorted({r.model for r in chosen})
+    benchmarks = sorted({(r.task, r.dataset, r.metric, r.higher_is_better) for r in chosen})
+    value = {(r.model, r.dataset): r.value for r in chosen}
+    rows = [
+        [f"{d} ({t})", f"{m} {'↑' if h else '↓'}"] + [_percent(value.get((model, d))) for model in models]
+        for t, d, m, h in benchmarks
+    ]
+    columns = ["benchmark", "metric"] + [f"{m} [{tasks.get(m, 'general')}]" for m in models]
+    return Table(
+        "Biometric benchmarks (%)",
+        columns,
+        rows,
+        ["↑ higher is better, ↓ lower is better; cross-task cells use the scorer recorded in results."],
+    )
+
+
+def _reference(path: str | Path | None, references: dict[str, str]) -> dict:
+    """Published values keyed by (our model, protocol) -> {catalog dataset: percent}."""
+    if path is None:
+        return {}
+    from overspec.data.catalog import canonical_dataset
+
+    table = defaultdict(dict)
+    ours_by_name = {name: model for model, name in references.items()}
+    for r in read_table(path):
+        model = ours_by_name.get(f"{r.model} {r.arch}".strip()) or ours_by_name.get(r.model)
+        if model is not None:
+            scale = 1 if r.value > 1.5 else 100
+            table[(model, r.protocol)][canonical_dataset(r.dataset)] = r.value * scale
+    return dict(table)
+
+
+def build_report(out: str | Path, *, reference: str | Path | None = None) -> Path:
+    """Write the report of the run in ``out`` from its store; returns the HTML path."""
+    out = Path(out)
+    if not (out / "results.sqlite").exists():
+        raise DataError(f"{out} holds no results.sqlite: run `overspec run CONFIG --out {out}` first")
+    store = ResultStore(out / "results.sqlite")
+    rows, details = store.rows(), store.details()
+    store.export_csv(out / "results.csv")
+    store.close()
+    records, tasks, bases, references = _records(rows, details)
+    figures, tables = out / "figures", out / "tables"
+    baseline = _baseline(records, bases)
+    published = _reference(reference, references)
+    samples = _samples(out, rows)
+
+    sections, figure_files, gelo_by_protocol = [], [], {}
+    for protocol in GENERAL_PROTOCOLS:
+        results = analyse(records, baseline, protocols=[protocol], samples=samples) if baseline else []
+        gelos = {g.model: g for g in results}
+        gelo_by_protocol[protocol] = {m: g.gelo for m, g in gelos.items()}
+        table = general_table(records, protocol, gelos, published)
+        if table is not None:
+            sections.append((protocol, table))
+            change_table = changes_table(protocol, gelos)
+            if change_table is not None:
+                sections.append((f"{protocol}_changes", change_table))
+            changes = {m: {c.dataset: c.relative for c in g.changes} for m, g in gelos.items()}
+            if changes:
+                figure_files.append(plots.change_heatmap(changes, protocol, figures))
+    bio = biometric_table(records, tasks)
+    if bio is not None:
+        sections.append(("biometric", bio))
+    if any(gelo_by_protocol.values()):
+        figure_files.insert(0, plots.gelo_chart({p: v for p, v in gelo_by_protocol.items() if v}, figures))
+    gains = biometric_gains(records, baseline, tasks) if baseline else []
+    points = _tradeoff_points(gains, gelo_by_protocol)
+    if points:
+        figure_files.append(plots.tradeoff_scatter(points, figures, "GELO (zero-shot)"))
+
+    tables.mkdir(parents=True, exist_ok=True)
+    for name, table in sections:
+        for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
+            (tables / f"{name}.{suffix}").write_text(text)
+    summary = {
+        "baseline": baseline,
+        "gelo": gelo_by_protocol,
+        "biometric_gains": [g.__dict__ for g in gains],
+        "overspec_version": __version__,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    _write_markdown(out, sections, figure_files, baseline, gains)
+    return _write_html(out, sections, figure_files, baseline, gains)
+
+
+def _tradeoff_points(gains, gelo_by_protocol) -> list[tuple[str, float, float]]:
+    by_model = defaultdict(list)
+    for g in gains:
+        by_model[g.model].append(g.gain * 100)
+    zeroshot = gelo_by_protocol.get("zeroshot") or gelo_by_protocol.get("linear_probe") or {}
+    return [(m, float(np.mean(v)), zeroshot[m]) for m, v in sorted(by_model.items()) if m in zeroshot]
+
+
+def _intro(baseline, gains) -> list[str]:
+    lines = [
+        f"Baseline for GELO and gains: **{baseline}**." if baseline else "No baseline model found.",
+        "Values are percentages of fractions stored unrounded in results.sqlite / results.csv.",
+    ]
+    for g in gains:
+        lines.append(
+            f"- {g.model} on {g.benchmark} ({g.task}, {g.metric}): {100 * g.value:.2f} vs "
+            f"{100 * g.base_value:.2f} for the base: gain {100 * g.gain:+.2f} points"
+        )
+    return lines
+
+
+def _write_markdown(out: Path, sections, figure_files, baseline, gains) -> Path:
+    parts = ["# overspec report", "", *_intro(baseline, gains), ""]
+    parts += [table.markdown() for _, table in sections]
+    parts += [f"![{f.stem}](figures/{f.name})" for f in figure_files]
+    path = out / "report.md"
+    path.write_text("\n".join(parts) + "\n")
+    return path
+
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th:first-child,td:first-child{text-align:left}thead{background:#f2f2f2}.note{font-size:12px;color:#555}
+img{max-width:100%;margin:1rem 0;border:1px solid #eee}"""
+
+
+def _write_html(out: Path, sections, figure_files, baseline, gains) -> Path:
+    images = "".join(
+        f"<figure><img alt='{f.stem}' src='data:image/png;base64,"
+        f"{base64.b64encode(f.read_bytes()).decode()}'/></figure>"
+        for f in figure_files
+    )
+    intro = "".join(f"<p>{html.escape(line).replace('**', '')}</p>" for line in _intro(baseline, gains))
+    body = "".join(table.html() for _, table in sections)
+    page = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>overspec report</title><style>{STYLE}</style>"
+        f"</head><body><h1>overspec report</h1>{intro}{body}{images}</body></html>"
+    )
+    path = out / "report.html"
+    path.write_text(page)
+    return path
