@@ -238,3 +238,15 @@ def test_analyze_reproduces_every_published_gelo():
         assert ours["mean"] == pytest.approx(
             float(row["average_percent"]), abs=0.01
         )  # the paper truncates one of its averages (41.97 for 41.979)
+
+
+def test_paper_config_describes_the_study():
+    from overspec.config import load_config
+    from overspec.runner import plan
+
+    experiment = load_config(Path(__file__).resolve().parents[1] / "configs" / "paper.yaml", check_paths=False)
+    cells = plan(experiment)
+    assert len(experiment.model_entries()) == 8
+    per_model = len(cells) // 8
+    assert per_model == 14 + 13 + 9 and len(cells) == 8 * per_model
+    assert not [c for c in cells if c.dataset == "imagenetv2" and c.protocol == "linear_probe"]

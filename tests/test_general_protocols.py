@@ -95,7 +95,7 @@ def test_linear_probe_within_half_a_point_of_scikit_learn(features):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
         from linear_probe import make_features
 
-        (x, y), (xt, yt) = make_features(4000, 96, 20)
+        (x, y), (xt, yt) = make_features(3000, 64, 10)
     metrics, details = probe(x, y, xt, yt, int(y.max()) + 1)
     reference = sklearn_sweep(x, y, xt, yt, [l2 for l2, _ in details["l2_path"]])
     assert abs(metrics["acc1"] - reference) <= 0.005, (metrics["acc1"], reference, details["l2"])

@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from overspec._hashing import digest
-from overspec._paths import expand
+from overspec._paths import expand, unset_variables
 from overspec.errors import ConfigError
 
 TASK_OF_FAMILY = {"froundation": "fr", "madation": "mad", "foundpad": "pad"}
@@ -145,6 +145,17 @@ def load_config(path: str | Path, *, check_paths: bool = True) -> Experiment:
 
 
 def _check_paths(experiment: Experiment, path: Path) -> None:
+    def strings(node):
+        if isinstance(node, dict):
+            return [s for v in node.values() for s in strings(v)]
+        if isinstance(node, list):
+            return [s for v in node for s in strings(v)]
+        return [node] if isinstance(node, str) else []
+
+    missing = sorted({name for value in strings(yaml.safe_load(path.read_text())) for name in unset_variables(value)})
+    if missing:
+        raise ConfigError(f"{path}: uses environment variable(s) {', '.join(missing)}, which are not set; "
+                          f"export {missing[0]}=/path/to/... first")
     general = experiment.general
     if general is not None:
         for name in general.datasets:
