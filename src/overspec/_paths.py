@@ -50,5 +50,8 @@ def _package_file(value: str) -> str:
 
 def unset_variables(value: str) -> list[str]:
     """Names of the environment variables ``value`` uses that are not set (and have no default)."""
-    return [m.group(1) or m.group(3) for m in _ENV_VAR.finditer(value)
-            if (m.group(1) or m.group(3)) not in os.environ and m.group(2) is None]
+    return [
+        m.group(1) or m.group(3)
+        for m in _ENV_VAR.finditer(value)
+        if (m.group(1) or m.group(3)) not in os.environ and m.group(2) is None
+    ]

@@ -254,6 +254,59 @@ def report(
     err.print(f"report: {path}", markup=False, highlight=False)
 
 
+@app.command()
+def finetune(config: Annotated[Path, typer.Argument(help="Fine-tune YAML (see README).")]) -> None:
+    """LoRA fine-tuning for FR, MAD or PAD; checkpoints every epoch, resumes, writes <output>/model.yaml."""
+    from overspec.finetune.config import load_finetune_config
+    from overspec.finetune.train import finetune as train
+
+    spec = train(load_finetune_config(config), log=lambda line: err.print(line, markup=False, highlight=False))
+    err.print(f"model spec: {spec}", markup=False, highlight=False)
+
+
+@app.command()
+def sweep(
+    model: Annotated[str, typer.Argument(help="The specialist: a peft model spec or a study checkpoint spec.")],
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML whose suites evaluate every point.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where points, results and the plot go.")],
+    scales: Annotated[str, typer.Option(help="Comma-separated update scales in [0, 1].")] = "0,0.25,0.5,0.75,1",
+    task: Annotated[str | None, typer.Option(help="The specialist's task: fr, mad or pad.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Trade-off curve between a base (scale 0) and its specialist (scale 1): GELO and biometric score per
+    point, the Pareto front and the knee."""
+    from overspec.finetune.sweep import run_sweep
+
+    try:
+        values = [float(v) for v in scales.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"--scales takes numbers separated by commas, got {scales!r}") from None
+    points = run_sweep(
+        model,
+        experiment,
+        scales=values,
+        out=out_dir,
+        task=task,
+        log=lambda line: err.print(line, markup=False, highlight=False),
+    )
+    if as_json:
+        print(json.dumps([p.__dict__ for p in points], indent=1))
+        return
+    table = Table(title=f"sweep of {model}")
+    for column in ("scale", "GELO", "biometric", "Pareto", "knee", "spec"):
+        table.add_column(column)
+    for p in points:
+        table.add_row(
+            f"{p.scale:g}",
+            f"{p.gelo:.4f}",
+            f"{p.biometric:.4f}",
+            "yes" if p.pareto else "",
+            "yes" if p.knee else "",
+            p.spec,
+        )
+    out.print(table)
+
+
 class ScoreKind(StrEnum):
     verification = "verification"
     mad = "mad"

@@ -94,7 +94,7 @@ class Experiment(BaseModel):
     name: str
     output: str = "runs/${name}"
     seed: int = 0
-    models: list[str | ModelEntry] = Field(min_length=1)
+    models: list[str | ModelEntry] = Field(default_factory=list)  # may be empty in a sweep's suite config
     general: GeneralSuite | None = None
     biometric: list[BiometricBenchmark] = Field(default_factory=list)
     batch_size: int = Field(64, gt=0)
@@ -154,8 +154,10 @@ def _check_paths(experiment: Experiment, path: Path) -> None:
 
     missing = sorted({name for value in strings(yaml.safe_load(path.read_text())) for name in unset_variables(value)})
     if missing:
-        raise ConfigError(f"{path}: uses environment variable(s) {', '.join(missing)}, which are not set; "
-                          f"export {missing[0]}=/path/to/... first")
+        raise ConfigError(
+            f"{path}: uses environment variable(s) {', '.join(missing)}, which are not set; "
+            f"export {missing[0]}=/path/to/... first"
+        )
     general = experiment.general
     if general is not None:
         for name in general.datasets:

@@ -27,19 +27,38 @@ def load_peft(spec: ModelSpec) -> Encoder:
             f"{spec.label}: `checkpoint` must be a folder written by peft's save_pretrained "
             f"(with adapter_config.json); got {spec.checkpoint}"
         )
+    from overspec.finetune.adapters import prepare, scale_adapters
+
     encoder = load_model(spec.base)
     if encoder.module is None:
         raise ModelError(f"{spec.label}: base {encoder.name} ({encoder.family}) has no torch module to adapt")
+    prepare(encoder, spec.adapter_layout)
     try:
         adapted = PeftModel.from_pretrained(encoder.module, str(folder))
     except (ValueError, RuntimeError, KeyError) as exc:
         raise ModelError(
             f"{spec.label}: adapter {folder} does not fit base {encoder.name}: {str(exc).splitlines()[0]}"
         ) from None
+    if spec.adapter_scale != 1.0:
+        scale_adapters(adapted, spec.adapter_scale)
     encoder.module = adapted.merge_and_unload().eval()
+    if spec.head:
+        from overspec.models.checkpoints import load_state_dict
+        from overspec.models.split_attention_lora import binary_head
+
+        with_head = load_state_dict(spec.head, what=f"{spec.label} head")
+        embed_dim = int(with_head["linear.weight"].shape[1]) if "linear.weight" in with_head else 0
+        encoder.head = binary_head(with_head, source=f"{spec.label} head {spec.head}", embed_dim=embed_dim)
     encoder.preprocess = encoder.preprocess.updated(spec.preprocess)
     encoder.fingerprint = digest(
-        {"base": encoder.fingerprint, "adapter": path_sha256(folder), "preprocess": encoder.preprocess.model_dump()}
+        {
+            "base": encoder.fingerprint,
+            "adapter": path_sha256(folder),
+            "scale": spec.adapter_scale,
+            "layout": spec.adapter_layout,
+            "head": path_sha256(spec.head) if spec.head else None,
+            "preprocess": encoder.preprocess.model_dump(),
+        }
     )
     encoder.name = spec.label
     encoder.settings = {**encoder.settings, "adapter": str(folder), "base_family": encoder.family}

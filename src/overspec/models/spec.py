@@ -51,6 +51,8 @@ class ModelSpec(BaseModel):
     lora: LoraSettings | None = None
     preprocess: dict | None = None
     key_map: Literal["names", "ordered"] = "names"
+    adapter_layout: Literal["plain", "split_attention"] = "plain"  # peft: module layout the adapter expects
+    adapter_scale: float = 1.0  # peft: multiplies the LoRA update (0 = base, 1 = fine-tuned), for sweeps
     source: str | None = None
     notes: str | None = None
     reference: str | None = None  # how published tables name it, e.g. "FRoundation ViT-B/16"

@@ -152,6 +152,8 @@ def run_experiment(
     ``results.csv`` and build the report. Rerunning skips finished cells; ``shard=(i, n)`` runs every n-th
     cell from the i-th, so SLURM array jobs can share one plan; stores merge in any order."""
     experiment = load_config(config) if not isinstance(config, Experiment) else config
+    if not experiment.models:
+        raise ConfigError(f"experiment {experiment.name} lists no models; add some under `models:`")
     out = Path(out) if out else experiment.output_dir()
     out.mkdir(parents=True, exist_ok=True)
     cells = plan(experiment)

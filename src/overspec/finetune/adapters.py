@@ -1,0 +1,103 @@
+"""Putting peft LoRA adapters on an encoder's module, and the L2-SP pull towards the base weights."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from torch import nn
+
+from overspec.errors import ModelError
+from overspec.finetune.config import LoraConfig
+from overspec.finetune.split_attention import split_attention
+from overspec.models.encoder import Encoder
+
+DEFAULT_TARGETS = {
+    "clip": ["q_proj", "v_proj"],  # the study's recipe: attention q and v of every image-tower block
+    "timm": ["conv_pw", "conv_pwl", "qkv", "fc1", "fc2"],  # pointwise convs (EfficientNet), ViT attention/MLP
+}
+
+
+def adapter_layout(encoder: Encoder) -> str:
+    """``split_attention`` for open_clip CLIP towers (their fused attention is split first), else ``plain``."""
+    return (
+        "split_attention"
+        if hasattr(encoder.module, "visual")
+        and hasattr(encoder.module, "encode_text")
+        and not hasattr(encoder.module, "vision_model")
+        else "plain"
+    )
+
+
+def prepare(encoder: Encoder, layout: str) -> None:
+    """Make ``encoder.module``'s layout match the one an adapter was trained on."""
+    if layout == "split_attention":
+        split_attention(encoder.module)
+
+
+def target_modules(encoder: Encoder, config: LoraConfig, frozen_blocks: list[int]) -> list[str]:
+    """Full names of the modules LoRA adapts: the configured short names, image tower only, minus frozen blocks."""
+    kind = "clip" if adapter_layout(encoder) == "split_attention" or hasattr(encoder.module, "vision_model") else "timm"
+    wanted = set(config.targets or DEFAULT_TARGETS[kind])
+    tower = (
+        "visual."
+        if kind == "clip" and hasattr(encoder.module, "visual")
+        else "vision_model."
+        if hasattr(encoder.module, "vision_model")
+        else ""
+    )
+    frozen = re.compile(r"(?:^|\.)(?:resblocks|layers|layer|blocks)\.(\d+)(?:\.|$)")
+    names = []
+    for name, module in encoder.module.named_modules():
+        if not name.startswith(tower) or name.rsplit(".", 1)[-1] not in wanted:
+            continue
+        if not isinstance(module, nn.Linear | nn.Conv2d):
+            continue
+        block = frozen.search(name)
+        if block and int(block.group(1)) in frozen_blocks:
+            continue
+        names.append(name)
+    if not names:
+        raise ModelError(f"{encoder.name}: no module named {sorted(wanted)} to adapt; set lora.targets")
+    return names
+
+
+def add_lora(encoder: Encoder, config: LoraConfig, frozen_blocks: list[int]):
+    """Wrap ``encoder.module`` with peft LoRA (in place); returns the PeftModel, for saving."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    prepare(encoder, adapter_layout(encoder))
+    targets = target_modules(encoder, config, frozen_blocks)
+    peft_config = PeftLoraConfig(
+        r=config.r,
+        lora_alpha=config.alpha,
+        lora_dropout=config.dropout,
+        use_rslora=config.rslora,
+        target_modules=targets,
+    )
+    return get_peft_model(encoder.module, peft_config)
+
+
+def l2sp_penalty(model: nn.Module) -> torch.Tensor:
+    """Σ ||ΔW||² over adapted layers, ΔW = scaling · B A: the squared distance of the adapted weights to the
+    base (L2-SP, Li, Grandvalet & Davoine 2018, with the starting point as reference)."""
+    from peft.tuners.lora import LoraLayer
+
+    total = None
+    for module in model.modules():
+        if isinstance(module, LoraLayer) and "default" in module.lora_A:
+            delta = module.get_delta_weight("default")
+            total = delta.pow(2).sum() if total is None else total + delta.pow(2).sum()
+    return total if total is not None else torch.zeros(())
+
+
+def scale_adapters(model: nn.Module, factor: float) -> None:
+    """Multiply every LoRA update by ``factor`` (0 = the base model, 1 = the fine-tuned one). For a LoRA
+    fine-tune this is exactly weight-space interpolation between base and specialist (WiSE-FT)."""
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            for name in module.scaling:
+                module.scaling[name] *= factor

@@ -1,0 +1,142 @@
+"""Trade-off curves between a base model and its specialist without retraining.
+
+Each point scales the fine-tuning update by s in [0, 1] (s = 0 is the base, s = 1 the specialist). For
+LoRA fine-tunes this is exactly weight-space interpolation (WiSE-FT, Wortsman et al. 2022):
+W0 + s·ΔW = (1 − s)·W0 + s·(W0 + ΔW). Every point is a model spec file others can use; each is
+evaluated with the experiment's protocols; the report gives per point the general score (GELO against
+s = 0) and the biometric score, the Pareto front and the knee point.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from overspec.config import ModelEntry, load_config
+from overspec.errors import ConfigError
+from overspec.models import resolve_spec
+
+
+@dataclass
+class SweepPoint:
+    scale: float
+    spec: str
+    gelo: float
+    biometric: float
+    pareto: bool = False
+    knee: bool = False
+
+
+def point_spec(spec, scale: float) -> dict:
+    data = spec.model_dump(exclude_none=True)
+    if spec.family == "peft":
+        data["adapter_scale"] = scale
+    elif spec.family in ("froundation", "madation", "foundpad"):
+        lora = data.get("lora") or {}
+        if "r" not in lora:
+            raise ConfigError(f"{spec.label}: give `lora: {{r, alpha}}` in the spec to sweep it")
+        data["lora"] = {**lora, "scale": scale}
+    else:
+        raise ConfigError(
+            f"{spec.label}: family {spec.family} has no fine-tuning update to scale "
+            "(sweeps need a peft adapter or a FRoundation/MADation/FoundPAD checkpoint)"
+        )
+    data["name"] = f"{spec.label}@{scale:g}"
+    return data
+
+
+def pareto_front(points: list[SweepPoint]) -> None:
+    """Mark the points no other point beats on both the general and the biometric score."""
+    for p in points:
+        p.pareto = not any(
+            q.gelo >= p.gelo and q.biometric >= p.biometric and (q.gelo, q.biometric) != (p.gelo, p.biometric)
+            for q in points
+        )
+
+
+def knee(points: list[SweepPoint]) -> None:
+    """Mark the point farthest from the straight line between the two ends (both axes scaled to [0, 1])."""
+    if len(points) < 3:
+        return
+    xy = np.array([[p.biometric, p.gelo] for p in points])
+    span = np.ptp(xy, axis=0)
+    xy = (xy - xy.min(axis=0)) / np.where(span > 0, span, 1)
+    a, b = xy[0], xy[-1]
+    direction = (b - a) / (np.linalg.norm(b - a) or 1)
+    distance = np.abs((xy - a) @ np.array([-direction[1], direction[0]]))
+    points[int(np.argmax(distance))].knee = True
+
+
+def run_sweep(
+    model: str | Path,
+    experiment: str | Path,
+    *,
+    scales: list[float],
+    out: str | Path,
+    task: str | None = None,
+    log=print,
+) -> list[SweepPoint]:
+    from overspec.analysis.gelo import Record, analyse
+    from overspec.config import TASK_OF_FAMILY
+    from overspec.results import ResultStore
+    from overspec.runner import run_experiment
+
+    out = Path(out)
+    spec = resolve_spec(str(model))
+    scales = sorted(set([0.0, 1.0, *scales]))
+    (out / "points").mkdir(parents=True, exist_ok=True)
+    paths = []
+    for s in scales:
+        path = out / "points" / f"scale_{s:g}.yaml"
+        path.write_text(yaml.safe_dump(point_spec(spec, s), sort_keys=False))
+        paths.append(path)
+    config = load_config(experiment)
+    task = task or TASK_OF_FAMILY.get(spec.family) or "fr"
+    names = [f"s={s:g}" for s in scales]
+    config.models = [
+        ModelEntry(name=n, spec=str(p), base=names[0], task=task) for n, p in zip(names, paths, strict=True)
+    ]
+    run_experiment(config, out=out / "run", log=log)
+
+    store = ResultStore(out / "run" / "results.sqlite")
+    rows = [r for r in store.rows() if r.metric == "headline"]
+    store.close()
+    records = [Record(r.model, "", r.dataset, r.protocol, r.value, r.metric, r.higher_is_better, r.task) for r in rows]
+    gelos = {}
+    for result in analyse(records, names[0]) if any(r.task == "general" for r in records) else []:
+        gelos.setdefault(result.model, []).append(result.gelo)
+    points = []
+    for name, s, path in zip(names, scales, paths, strict=True):
+        own = [r for r in rows if r.model == name and r.task == task]
+        bio = [r.value if r.higher_is_better else 1 - r.value for r in own]
+        points.append(
+            SweepPoint(
+                s, str(path), float(np.mean(gelos.get(name, [1.0]))), float(np.mean(bio)) if bio else float("nan")
+            )
+        )
+    pareto_front(points)
+    knee(points)
+    (out / "sweep.json").write_text(json.dumps([asdict(p) for p in points], indent=1))
+    _plot(points, out, task)
+    return points
+
+
+def _plot(points: list[SweepPoint], out: Path, task: str) -> None:
+    from overspec.report.plots import _pyplot, save
+
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5, 3.8))
+    axis.plot([p.biometric for p in points], [p.gelo for p in points], "-o", color="tab:blue")
+    for p in points:
+        label = f"s={p.scale:g}" + (" (knee)" if p.knee else "")
+        axis.annotate(label, (p.biometric, p.gelo), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        if p.pareto:
+            axis.scatter([p.biometric], [p.gelo], s=90, facecolors="none", edgecolors="tab:red")
+    axis.set_xlabel(f"biometric score ({task}, higher is better)")
+    axis.set_ylabel("GELO against s = 0 (the base)")
+    axis.set_title("Base-to-specialist trade-off (red: Pareto front)")
+    save(figure, out, "sweep")
