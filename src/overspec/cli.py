@@ -255,6 +255,30 @@ def report(
 
 
 @app.command()
+def quickstart(
+    out_dir: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("run/quickstart"),
+    scale: Annotated[float, typer.Option(help="Shrink the data (e.g. 0.3) for a faster look.")] = 1.0,
+    retrain: Annotated[
+        bool, typer.Option(help="Fine-tune the specialists here instead of using the shipped ones.")
+    ] = False,
+    export_adapters: Annotated[
+        Path | None, typer.Option(help="Copy the specialists' adapters there (maintainers).")
+    ] = None,
+) -> None:
+    """The study in miniature, offline, on real weights and images: results.csv, report.md, report.html."""
+    from overspec.quickstart.run import quickstart as run_quickstart
+
+    report_path = run_quickstart(
+        out_dir,
+        scale=scale,
+        retrain=retrain,
+        export_adapters=export_adapters,
+        log=lambda line: err.print(line, markup=False, highlight=False),
+    )
+    err.print(f"report: {report_path}", markup=False, highlight=False)
+
+
+@app.command()
 def finetune(config: Annotated[Path, typer.Argument(help="Fine-tune YAML (see README).")]) -> None:
     """LoRA fine-tuning for FR, MAD or PAD; checkpoints every epoch, resumes, writes <output>/model.yaml."""
     from overspec.finetune.config import load_finetune_config

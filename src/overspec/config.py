@@ -39,6 +39,7 @@ class ModelEntry(BaseModel):
     spec: str | dict | None = None  # default: ``name`` from the zoo
     base: str | None = None
     task: Literal["fr", "mad", "pad", "general"] | None = None
+    protocols: list[str] | None = None  # only these protocols (e.g. an image-only face embedder: no zero-shot)
 
     @property
     def source(self) -> str | dict:

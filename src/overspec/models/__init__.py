@@ -26,6 +26,7 @@ for _family in ("froundation", "madation", "foundpad"):
 FAMILIES.register("timm", "overspec.models.timm_family:load_timm")
 FAMILIES.register("onnx", "overspec.models.onnx_family:load_onnx")
 FAMILIES.register("peft", "overspec.models.peft_family:load_peft")
+FAMILIES.register("conse", "overspec.models.conse:load_conse")
 
 
 @lru_cache(maxsize=1)

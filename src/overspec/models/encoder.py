@@ -47,8 +47,9 @@ class Encoder:
     preprocess: Preprocess
     fingerprint: str
     module: torch.nn.Module | None = None
-    head: NativeHead | None = None
+    head: NativeHead | None = None  # the task head (e.g. MAD/PAD bona fide vs attack)
     settings: dict = field(default_factory=dict)
+    classifier: NativeHead | None = None  # the label classifier it was trained with (e.g. ImageNet), if any
 
     @property
     def has_text(self) -> bool:

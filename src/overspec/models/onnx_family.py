@@ -28,9 +28,12 @@ class OnnxEncoder(Encoder):
         return self  # onnxruntime picks its execution provider when the session is made
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        feed = {self.session.get_inputs()[0].name: images.cpu().numpy().astype(np.float32)}
-        output = self.session.run(None, feed)[0]
-        return torch.from_numpy(np.asarray(output, dtype=np.float32).reshape(len(images), -1))
+        graph_input = self.session.get_inputs()[0]
+        batch = images.cpu().numpy().astype(np.float32)
+        # graphs exported with a fixed batch of 1 (SFace among them) run one image at a time
+        chunks = [batch[i : i + 1] for i in range(len(batch))] if graph_input.shape[0] == 1 else [batch]
+        outputs = [np.asarray(self.session.run(None, {graph_input.name: c})[0], dtype=np.float32) for c in chunks]
+        return torch.from_numpy(np.concatenate(outputs).reshape(len(images), -1))
 
 
 def load_onnx(spec: ModelSpec) -> OnnxEncoder:
@@ -48,7 +51,9 @@ def load_onnx(spec: ModelSpec) -> OnnxEncoder:
     graph = _used_inputs_only(Path(spec.weights))
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
     try:
-        session = ort.InferenceSession(graph, providers=providers)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: graph clean-up notices are not the user's concern
+        session = ort.InferenceSession(graph, sess_options=options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
         raise ModelError(f"{spec.label}: onnxruntime cannot open {spec.weights}: {str(exc).splitlines()[0]}") from None
     shape = session.get_inputs()[0].shape

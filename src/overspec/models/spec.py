@@ -39,7 +39,7 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: Literal[
-        "open_clip", "openai_clip", "hf_clip", "froundation", "madation", "foundpad", "timm", "onnx", "peft"
+        "open_clip", "openai_clip", "hf_clip", "froundation", "madation", "foundpad", "timm", "onnx", "peft", "conse"
     ]
     name: str | None = None
     arch: str | None = None
@@ -48,6 +48,7 @@ class ModelSpec(BaseModel):
     checkpoint: str | None = None
     head: str | None = None
     base: str | dict | None = None
+    image: str | dict | None = None  # conse: the classifier whose label probabilities are mapped to text
     lora: LoraSettings | None = None
     preprocess: dict | None = None
     key_map: Literal["names", "ordered"] = "names"
@@ -97,7 +98,9 @@ def load_spec_file(path: str | Path) -> ModelSpec:
         value = getattr(spec, key)
         if value and not Path(value).is_absolute() and "://" not in value:
             updates[key] = str((path.parent / value).resolve())
-    if isinstance(spec.base, str) and spec.base.endswith((".yaml", ".yml")) and not Path(spec.base).is_absolute():
-        updates["base"] = str((path.parent / spec.base).resolve())
+    for key in ("base", "image"):
+        value = getattr(spec, key)
+        if isinstance(value, str) and value.endswith((".yaml", ".yml")) and not Path(value).is_absolute():
+            updates[key] = str((path.parent / value).resolve())
     spec = spec.model_copy(update=updates)
     return spec if spec.name else spec.model_copy(update={"name": path.stem})

@@ -65,6 +65,7 @@ def load_timm(spec: ModelSpec) -> TimmEncoder:
             "preprocess": preprocess.model_dump(),
         }
     )
+    classifier = _classifier(model)
     return TimmEncoder(
         name=spec.label,
         family="timm",
@@ -72,7 +73,8 @@ def load_timm(spec: ModelSpec) -> TimmEncoder:
         preprocess=preprocess,
         fingerprint=fingerprint,
         module=model,
-        head=_classifier(model),
+        head=classifier,
+        classifier=classifier,
     )
 
 

@@ -228,8 +228,10 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
         "overspec_version": __version__,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    _write_markdown(out, sections, figure_files, baseline, gains)
-    return _write_html(out, sections, figure_files, baseline, gains)
+    figure_files += sorted(p for p in figures.glob("*.png") if p not in figure_files)  # e.g. a sweep's curve
+    notes = (out / "NOTES.md").read_text().splitlines() if (out / "NOTES.md").exists() else []
+    _write_markdown(out, sections, figure_files, baseline, gains, notes)
+    return _write_html(out, sections, figure_files, baseline, gains, notes)
 
 
 def _tradeoff_points(gains, gelo_by_protocol) -> list[tuple[str, float, float]]:
@@ -253,8 +255,8 @@ def _intro(baseline, gains) -> list[str]:
     return lines
 
 
-def _write_markdown(out: Path, sections, figure_files, baseline, gains) -> Path:
-    parts = ["# overspec report", "", *_intro(baseline, gains), ""]
+def _write_markdown(out: Path, sections, figure_files, baseline, gains, notes) -> Path:
+    parts = ["# overspec report", "", *_intro(baseline, gains), "", *notes, ""]
     parts += [table.markdown() for _, table in sections]
     parts += [f"![{f.stem}](figures/{f.name})" for f in figure_files]
     path = out / "report.md"
@@ -269,13 +271,14 @@ th:first-child,td:first-child{text-align:left}thead{background:#f2f2f2}.note{fon
 img{max-width:100%;margin:1rem 0;border:1px solid #eee}"""
 
 
-def _write_html(out: Path, sections, figure_files, baseline, gains) -> Path:
+def _write_html(out: Path, sections, figure_files, baseline, gains, notes) -> Path:
     images = "".join(
         f"<figure><img alt='{f.stem}' src='data:image/png;base64,"
         f"{base64.b64encode(f.read_bytes()).decode()}'/></figure>"
         for f in figure_files
     )
-    intro = "".join(f"<p>{html.escape(line).replace('**', '')}</p>" for line in _intro(baseline, gains))
+    lines = _intro(baseline, gains) + [line for line in notes if line.strip()]
+    intro = "".join(f"<p>{html.escape(line).replace('**', '')}</p>" for line in lines)
     body = "".join(table.html() for _, table in sections)
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>overspec report</title><style>{STYLE}</style>"

@@ -43,11 +43,14 @@ def plan(experiment: Experiment) -> list[Cell]:
 
     cells = []
     for model in experiment.model_entries():
+        allowed = set(model.protocols) if model.protocols else None
         general = experiment.general
         if general is not None:
             for name in general.datasets:
                 for protocol in general.protocols:
                     if protocol == "linear_probe" and name in catalog() and "train" not in catalog().get(name).splits:
+                        continue
+                    if allowed is not None and protocol not in allowed:
                         continue
                     cells.append(
                         Cell(
@@ -60,6 +63,8 @@ def plan(experiment: Experiment) -> list[Cell]:
                         )
                     )
         for bench in experiment.biometric:
+            if allowed is not None and bench.protocol not in allowed:
+                continue
             cells.append(Cell(model, bench.name, bench.protocol, bench.task, bench.path, bench, dict(bench.options)))
     return cells
 

@@ -1,0 +1,1 @@
+"""``overspec quickstart``: the study in miniature, offline, on real weights and real images."""

