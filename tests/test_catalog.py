@@ -73,11 +73,11 @@ def test_every_entry_is_well_formed():
     [
         (
             "name: x\ntitle: X\nnum_classes: 3\nclassnames: [a, b]\ntemplates: ['{c}']",
-            "key '(top level)': Value error, num_classes is 3 but 2 classnames",
+            "key '(top level)': num_classes is 3 but 2 classnames",
         ),
         (
             "name: x\ntitle: X\nnum_classes: 2\nclassnames: [a, b]\ntemplates: ['a photo']",
-            "key 'templates': Value error, every template needs the placeholder",
+            "key 'templates': every template needs the placeholder",
         ),
         (
             "name: x\ntitle: X\nnum_classes: 2\nclassnames: [a, b]\ntemplates: ['{c}']\nheadline_metric: top3",

@@ -250,3 +250,33 @@ def test_paper_config_describes_the_study():
     per_model = len(cells) // 8
     assert per_model == 14 + 13 + 9 and len(cells) == 8 * per_model
     assert not [c for c in cells if c.dataset == "imagenetv2" and c.protocol == "linear_probe"]
+
+
+def test_shards_merge_in_any_order_into_the_same_store(tmp_path):
+    from overspec.results import ResultRow, ResultStore
+
+    def row(model, value):
+        return ResultRow(
+            run_id="r",
+            model=model,
+            arch="a",
+            dataset="d",
+            task="general",
+            protocol="zeroshot",
+            metric="headline",
+            value=value,
+        )
+
+    for name, cells in (("s0", {"c1": 0.5}), ("s1", {"c2": 0.7, "c3": 0.1})):
+        store = ResultStore(tmp_path / f"{name}.sqlite")
+        for cell, value in cells.items():
+            store.add_cell(cell, [row(cell, value)], model=cell, dataset="d", protocol="zeroshot", details={})
+        store.close()
+    merged = []
+    for order in (("s0", "s1"), ("s1", "s0")):
+        target = ResultStore(tmp_path / f"merged_{order[0]}.sqlite")
+        for name in order:
+            target.merge(tmp_path / f"{name}.sqlite")
+        merged.append(sorted((r.cell, r.value) for r in target.rows()))
+        assert target.finished() == {"c1", "c2", "c3"}
+    assert merged[0] == merged[1] == [("c1", 0.5), ("c2", 0.7), ("c3", 0.1)]

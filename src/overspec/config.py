@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from overspec._hashing import digest
 from overspec._paths import expand, unset_variables
+from overspec._validation import read_yaml, validated
 from overspec.errors import ConfigError
 
 TASK_OF_FAMILY = {"froundation": "fr", "madation": "mad", "foundpad": "pad"}
@@ -122,23 +123,10 @@ def load_config(path: str | Path, *, check_paths: bool = True) -> Experiment:
     """Read and validate ``path``; every error names the file, the key, what was expected and what came.
     With ``check_paths``, dataset folders and benchmark files must exist too."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(path, what="config file")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping (name, models, general, biometric, ...)")
-    try:
-        experiment = Experiment.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        came = first.get("input")
-        shown = f" (got {came!r})" if not isinstance(came, dict | list) else ""
-        raise ConfigError(f"{path}: key '{key}': {message}{shown}") from None
+    experiment = validated(Experiment, data, origin=str(path))
     _check_models(experiment, path)
     if check_paths:
         _check_paths(experiment, path)

@@ -6,9 +6,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from overspec._validation import parse_yaml, validated
 from overspec.errors import ConfigError
 from overspec.registry import Registry
 
@@ -79,16 +79,7 @@ class CatalogEntry(BaseModel):
 
 
 def parse_entry(text: str, *, origin: str) -> CatalogEntry:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {exc}") from None
-    try:
-        return CatalogEntry.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{origin}: key '{key}': {first['msg']}") from None
+    return validated(CatalogEntry, parse_yaml(text, origin=origin), origin=origin)
 
 
 @lru_cache(maxsize=1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from overspec._paths import expand
+from overspec._validation import read_yaml, validated
 from overspec.errors import ConfigError
 
 
@@ -84,12 +84,7 @@ def _merge(base: dict, override: dict) -> dict:
 
 def load_finetune_config(path: str | Path) -> FinetuneConfig:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"fine-tune config {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(path, what="fine-tune config")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     data = _merge(PRESETS.get(data.get("preset", "none"), {}), data)
@@ -99,9 +94,4 @@ def load_finetune_config(path: str | Path) -> FinetuneConfig:
             data[key] = value if Path(value).is_absolute() else str((path.parent / value).resolve())
     if isinstance(data.get("base"), str) and data["base"].endswith((".yaml", ".yml")):
         data["base"] = str((path.parent / data["base"]).resolve())
-    try:
-        return FinetuneConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: key '{key}': {first['msg']} (got {first.get('input')!r})") from None
+    return validated(FinetuneConfig, data, origin=str(path))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from overspec._paths import expand
+from overspec._validation import read_yaml, validated
 from overspec.errors import ConfigError
 
 
@@ -75,24 +75,14 @@ def spec_from_dict(data: object, *, origin: str) -> ModelSpec:
     """Validate a spec mapping; errors name ``origin``, the key, what was expected and what came."""
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: a model spec must be a mapping of keys, got {type(data).__name__}")
-    try:
-        spec = ModelSpec.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        came = first.get("input")
-        raise ConfigError(f"{origin}: key '{key}': {first['msg']} (got {came!r})") from None
+    spec = validated(ModelSpec, data, origin=origin)
     return spec
 
 
 def load_spec_file(path: str | Path) -> ModelSpec:
     """Read a YAML model spec; relative paths inside it are resolved against the file's folder."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    spec = spec_from_dict(data, origin=str(path))
+    spec = spec_from_dict(read_yaml(path, what="model spec file"), origin=str(path))
     updates = {}
     for key in ("weights", "checkpoint", "head"):
         value = getattr(spec, key)

@@ -21,6 +21,17 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def face_embeddings(encoder: Encoder, images, *, flip: bool, name: str, **options) -> np.ndarray:
+    """Embeddings of ``images``; with ``flip`` the raw embeddings of each image and its mirror are summed
+    (insightface's test-time augmentation; callers normalise afterwards)."""
+
+    def embed(source, tag: str) -> np.ndarray:
+        return extract_features(encoder, source, description=f"{encoder.name} on {name}{tag}", **options)
+
+    features = embed(images, "")
+    return features + embed(Flipped(images), " (flipped)") if flip else features
+
+
 def pair_scores(features: np.ndarray) -> np.ndarray:
     """Cosine similarity of rows 2i and 2i+1."""
     e = _normalise(features.astype(np.float64))
@@ -42,20 +53,9 @@ def run_face_verification(
     the other folds, with AUC, EER and TAR@FAR."""
     images, genuine = load_pairs(bin_path)
     name = Path(bin_path).stem
-
-    def embed(source, tag):
-        return extract_features(
-            encoder,
-            source,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            progress=progress,
-            description=f"{encoder.name} on {name}{tag}",
-        )
-
-    features = embed(images, "")
-    if flip:  # insightface sums the raw embeddings of the image and its mirror, then normalises
-        features = features + embed(Flipped(images), " (flipped)")
+    features = face_embeddings(
+        encoder, images, flip=flip, name=name, batch_size=batch_size, num_workers=num_workers, progress=progress
+    )
     scores = pair_scores(features)
     folded = kfold_accuracy(scores, genuine, folds=folds)
     metrics = {

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from overspec.data.ijb import load_ijb
-from overspec.data.images import Flipped
 from overspec.errors import DataError
-from overspec.features import extract_features
 from overspec.metrics.scores import equal_error_point, sweep
 from overspec.metrics.verification import auc_of, tar_at_far_of
 from overspec.models.encoder import Encoder
+from overspec.protocols.face_verification import face_embeddings
 from overspec.protocols.result import ProtocolResult
 
 FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -92,20 +91,15 @@ def run_ijb(
 ) -> ProtocolResult:
     """TAR@FAR of ``encoder`` on IJB-B or IJB-C 1:1 (headline: TAR at FAR = 1e-4)."""
     protocol = load_ijb(root, which)
-
-    def embed(source, tag):
-        return extract_features(
-            encoder,
-            source,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            progress=progress,
-            description=f"{encoder.name} on {which}{tag}",
-        )
-
-    features = embed(protocol.images, "")
-    if flip:
-        features = features + embed(Flipped(protocol.images), " (flipped)")
+    features = face_embeddings(
+        encoder,
+        protocol.images,
+        flip=flip,
+        name=which,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        progress=progress,
+    )
     weights = protocol.detector_scores if detector_weighting else None
     ids, pooled = template_features(features, protocol.templates, protocol.media, weights)
     scores = pair_scores(ids, pooled, protocol.pairs)
