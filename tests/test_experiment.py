@@ -18,6 +18,8 @@ import yaml
 from conftest import tiny_clip, write_yaml
 from overspec.data.attack_layouts import LAYOUTS
 from overspec.data.attack_protocol import write_protocol_csv
+
+REFERENCE = Path(__file__).resolve().parents[1] / "src" / "overspec" / "reference"
 from test_attack_detection import build
 from test_cli import overspec
 from test_face_verification import write_bin
@@ -128,7 +130,7 @@ def test_run_produces_store_exports_report_and_reruns_without_work(small_study, 
         "report",
         str(out),
         "--reference",
-        str(Path(__file__).parents[2] / "shared" / "reference" / "chettaoui2025_general.csv"),
+        str(REFERENCE / "chettaoui2025_general.csv"),
     )
     assert rebuilt.returncode == 0, rebuilt.stderr
 
@@ -225,10 +227,9 @@ def test_bad_configs_get_one_clear_line(tmp_path, change, message):
 def test_analyze_reproduces_every_published_gelo():
     import json
 
-    shared = Path(__file__).resolve().parents[2] / "shared" / "reference"
-    result = overspec("analyze", str(shared / "chettaoui2025_general.csv"), "--baseline", "CLIP", "--json")
+    result = overspec("analyze", str(REFERENCE / "chettaoui2025_general.csv"), "--baseline", "CLIP", "--json")
     found = {(r["model"], r["arch"], r["protocol"]): r for r in json.loads(result.stdout)}
-    with open(shared / "chettaoui2025_summary.csv") as f:
+    with open(REFERENCE / "chettaoui2025_summary.csv") as f:
         published = [row for row in csv.DictReader(f) if row["gelo"]]
     assert len(published) == 12
     for row in published:
