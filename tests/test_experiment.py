@@ -18,12 +18,12 @@ import yaml
 from conftest import tiny_clip, write_yaml
 from overspec.data.attack_layouts import LAYOUTS
 from overspec.data.attack_protocol import write_protocol_csv
-
-REFERENCE = Path(__file__).resolve().parents[1] / "src" / "overspec" / "reference"
 from test_attack_detection import build
 from test_cli import overspec
 from test_face_verification import write_bin
 from test_split_attention_families import to_split_lora_format
+
+REFERENCE = Path(__file__).resolve().parents[1] / "src" / "overspec" / "reference"
 
 
 @pytest.fixture(scope="module")
