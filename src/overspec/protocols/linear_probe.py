@@ -29,9 +29,11 @@ def probe(
     val_fraction: float = 0.2,
     seed: int = 0,
     device: str = "cpu",
+    final_tolerance: float = 1e-3,
 ) -> tuple[dict, dict]:
     """Pure probe on arrays: validation split carved from train (class-stratified, seeded), l2 path on it,
-    refit on train+val at the chosen l2, test touched once. Returns ``(metrics, details)``."""
+    refit on train+val at the chosen l2 (to gradient ``final_tolerance``, warm-started), test touched once.
+    Returns ``(metrics, details)``."""
     import torch
 
     fit_rows, val_rows = seeded_split(y_train, test_fraction=val_fraction, seed=seed)
@@ -42,8 +44,11 @@ def probe(
         return torch.as_tensor(a, dtype=dtype, device=device)
 
     xt, yt = tensor(x_train), tensor(y_train, torch.long)
-    chosen = regularisation_path(Problem(xt[fit_rows], yt[fit_rows], n_classes), xt[val_rows], yt[val_rows])
-    final = fit_logistic(Problem(xt, yt, n_classes), chosen.l2, init=chosen.model)
+    path_problem = Problem(xt[fit_rows], yt[fit_rows], n_classes)
+    chosen = regularisation_path(path_problem, xt[val_rows], yt[val_rows])
+    final = fit_logistic(
+        Problem(xt, yt, n_classes, like=path_problem), chosen.l2, init=chosen.model, tolerance=final_tolerance
+    )
     with torch.no_grad():
         logits = final.logits(tensor(x_test)).cpu().numpy()
     metrics = classification_metrics(logits, y_test)

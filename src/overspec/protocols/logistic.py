@@ -38,15 +38,19 @@ class LogisticModel:
 class Problem:
     """Training rows prepared once per row set: standardised, then rotated onto principal axes."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> None:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, *, like: Problem | None = None) -> None:
+        """``like``: reuse another problem's principal axes (e.g. the refit on train+val reuses those of
+        train): any orthonormal basis leaves the objective unchanged, it only preconditions."""
         self.y, self.n_classes = y, n_classes
         self.mean = x.mean(dim=0)
         self.scale = x.std(dim=0).clamp_min(1e-6)
         z = (x - self.mean) / self.scale
-        covariance = (z.T @ z) / len(z)
-        eigenvalues, self.basis = torch.linalg.eigh(covariance.double())
-        self.variance = eigenvalues.clamp_min(0).to(x.dtype)
-        self.basis = self.basis.to(x.dtype)
+        if like is None:
+            covariance = (z.T @ z) / len(z)
+            eigenvalues, basis = torch.linalg.eigh(covariance.double())
+            self.variance, self.basis = eigenvalues.clamp_min(0).to(x.dtype), basis.to(x.dtype)
+        else:
+            self.variance, self.basis = like.variance, like.basis
         self.z = z @ self.basis
 
     def gains(self, l2: float) -> torch.Tensor:
@@ -72,7 +76,11 @@ def fit_logistic(
         b0 = init.bias + ((problem.mean - init.mean) / init.scale) @ init.weight
         weight, bias = problem.to_preconditioned(w0, gains), b0.clone()
     else:
-        weight, bias = torch.zeros(d, c, dtype=z.dtype, device=z.device), torch.zeros(c, dtype=z.dtype, device=z.device)
+        # cold start: one unit step along the preconditioned negative gradient at zero (the curvature is ~1
+        # in these coordinates), so L-BFGS's tiny first step 1/|g|_1 does not cost a long line search
+        onehot = torch.nn.functional.one_hot(problem.y, c).to(z.dtype)
+        residual = (1.0 / c - onehot) / len(z)
+        weight, bias = -(z.T @ residual), -residual.sum(dim=0)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
     penalty = (l2 / 2) / (gains * gains)[:, None]
@@ -121,7 +129,7 @@ def regularisation_path(
     y_val: torch.Tensor,
     *,
     grid: np.ndarray = DEFAULT_GRID,
-    patience: int = 2,
+    patience: int = 1,
     refine: int = 1,
     tolerance: float = 1e-3,
 ) -> PathResult:
