@@ -69,9 +69,9 @@ def fit_logistic(
     """Minimise the objective at ``l2`` on ``problem``, warm-started from ``init`` (any earlier fit)."""
     gains = problem.gains(l2)
     z, y = problem.z / gains, problem.y
-    d, c = z.shape[1], problem.n_classes
+    c = problem.n_classes
     if init is not None:
-        # express the earlier model on this problem's standardisation, then in whitened coordinates
+        # express the earlier model on this problem's standardisation, then in preconditioned coordinates
         w0 = init.weight * (problem.scale / init.scale)[:, None]
         b0 = init.bias + ((problem.mean - init.mean) / init.scale) @ init.weight
         weight, bias = problem.to_preconditioned(w0, gains), b0.clone()
