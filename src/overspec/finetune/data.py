@@ -29,7 +29,14 @@ def identity_folders(root: str | Path) -> tuple[ImageFiles, np.ndarray, list[str
 
 
 def training_data(task: str, data: str | Path) -> tuple[ImageSource, np.ndarray, list[str]]:
+    """FR: identity folders, or insightface's ``train.rec``/``train.idx`` folder; MAD/PAD: protocol CSV."""
     if task == "fr":
+        if (Path(data) / "train.rec").exists():
+            from overspec.data.recordio import load_recordio
+
+            images, labels = load_recordio(data)
+            names, labels = np.unique(labels, return_inverse=True)
+            return images, labels, [str(n) for n in names]
         return identity_folders(data)
     split = load_attack_dataset(data, task=task).split("train")
     return split.images, split.bonafide.astype(np.int64), ["attack", "bonafide"]
