@@ -68,11 +68,15 @@ def small_study(tmp_path_factory, digits_folder):
     return root
 
 
+def run_command(config: Path, out: Path) -> list[str]:
+    return [sys.executable, "-c", "from overspec.cli import run; run()", "run", str(config), "--out", str(out)]
+
+
 def run(config: Path, out: Path, env_root: Path) -> subprocess.CompletedProcess:
     import os
 
     return subprocess.run(
-        [sys.executable, "-c", "from overspec.cli import run; run()", "run", str(config), "--out", str(out)],
+        run_command(config, out),
         capture_output=True,
         text=True,
         timeout=600,
@@ -143,15 +147,7 @@ def test_killed_run_resumes_to_identical_results(small_study, monkeypatch, tmp_p
     out = tmp_path / "killed"
     env = {**os.environ, "STUDY": str(small_study), "OVERSPEC_CACHE": str(tmp_path / "fresh_cache")}
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from overspec.cli import run; run()",
-            "run",
-            str(small_study / "small.yaml"),
-            "--out",
-            str(out),
-        ],
+        run_command(small_study / "small.yaml", out),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -174,15 +170,7 @@ def test_killed_run_resumes_to_identical_results(small_study, monkeypatch, tmp_p
         finished = db.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
     assert 3 <= finished < 18, "the run was not killed mid-way"
     resumed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from overspec.cli import run; run()",
-            "run",
-            str(small_study / "small.yaml"),
-            "--out",
-            str(out),
-        ],
+        run_command(small_study / "small.yaml", out),
         env=env,
         capture_output=True,
         text=True,

@@ -65,15 +65,12 @@ def probe_scores(encoder: Encoder, features: dict[str, np.ndarray], data: Attack
     the logit of bona fide minus that of attack."""
     import torch
 
-    from overspec.data.labelled import seeded_split
-    from overspec.protocols.logistic import Problem, fit_logistic, regularisation_path
+    from overspec.protocols.linear_probe import fit_probe
 
     if "train" not in features:
         raise ModelError(f"scorer probe needs a train split in {data.name}")
-    x, y = torch.from_numpy(features["train"]), torch.from_numpy(data.split("train").bonafide.astype(np.int64))
-    fit, val = seeded_split(y.numpy(), test_fraction=0.2, seed=0)
-    chosen = regularisation_path(Problem(x[fit], y[fit], 2), x[val], y[val])
-    model = fit_logistic(Problem(x, y, 2), chosen.l2, init=chosen.model)
+    labels = data.split("train").bonafide.astype(np.int64)
+    model, _, _ = fit_probe(features["train"], labels, 2, final_tolerance=1e-4)
     with torch.no_grad():
         logits = model.logits(torch.from_numpy(features["test"]))
     return (logits[:, 1] - logits[:, 0]).numpy()

@@ -8,7 +8,7 @@ from overspec.data.labelled import LabelledDataset, seeded_split
 from overspec.errors import DataError
 from overspec.features import extract_features
 from overspec.models.encoder import Encoder
-from overspec.protocols.logistic import Problem, fit_logistic, regularisation_path
+from overspec.protocols.logistic import LogisticModel, PathResult, Problem, fit_logistic, regularisation_path
 from overspec.protocols.result import ProtocolResult, classification_metrics, correct_top1
 
 
@@ -17,6 +17,33 @@ def k_shot_indices(labels: np.ndarray, k: int, *, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c in np.unique(labels)]
     return np.sort(np.concatenate(chosen))
+
+
+def fit_probe(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    n_classes: int,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    device: str = "cpu",
+    final_tolerance: float = 1e-3,
+) -> tuple[LogisticModel, PathResult, int]:
+    """Validation split carved from train (class-stratified, seeded), l2 path on it, refit on train+val at
+    the chosen l2 (to gradient ``final_tolerance``, warm-started). Returns (model, path, validation size)."""
+    import torch
+
+    fit_rows, val_rows = seeded_split(y_train, test_fraction=val_fraction, seed=seed)
+    if len(val_rows) == 0:
+        raise DataError("the training split is too small to carve a validation split (each class needs 2+ images)")
+    xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(y_train, dtype=torch.long, device=device)
+    path_problem = Problem(xt[fit_rows], yt[fit_rows], n_classes)
+    chosen = regularisation_path(path_problem, xt[val_rows], yt[val_rows])
+    final = fit_logistic(
+        Problem(xt, yt, n_classes, like=path_problem), chosen.l2, init=chosen.model, tolerance=final_tolerance
+    )
+    return final, chosen, len(val_rows)
 
 
 def probe(
@@ -31,26 +58,20 @@ def probe(
     device: str = "cpu",
     final_tolerance: float = 1e-3,
 ) -> tuple[dict, dict]:
-    """Pure probe on arrays: validation split carved from train (class-stratified, seeded), l2 path on it,
-    refit on train+val at the chosen l2 (to gradient ``final_tolerance``, warm-started), test touched once.
-    Returns ``(metrics, details)``."""
+    """Pure probe on arrays (``fit_probe``), the test split touched once. Returns ``(metrics, details)``."""
     import torch
 
-    fit_rows, val_rows = seeded_split(y_train, test_fraction=val_fraction, seed=seed)
-    if len(val_rows) == 0:
-        raise DataError("the training split is too small to carve a validation split (each class needs 2+ images)")
-
-    def tensor(a: np.ndarray, dtype=torch.float32):
-        return torch.as_tensor(a, dtype=dtype, device=device)
-
-    xt, yt = tensor(x_train), tensor(y_train, torch.long)
-    path_problem = Problem(xt[fit_rows], yt[fit_rows], n_classes)
-    chosen = regularisation_path(path_problem, xt[val_rows], yt[val_rows])
-    final = fit_logistic(
-        Problem(xt, yt, n_classes, like=path_problem), chosen.l2, init=chosen.model, tolerance=final_tolerance
+    final, chosen, n_validation = fit_probe(
+        x_train,
+        y_train,
+        n_classes,
+        val_fraction=val_fraction,
+        seed=seed,
+        device=device,
+        final_tolerance=final_tolerance,
     )
     with torch.no_grad():
-        logits = final.logits(tensor(x_test)).cpu().numpy()
+        logits = final.logits(torch.as_tensor(x_test, dtype=torch.float32, device=device)).cpu().numpy()
     metrics = classification_metrics(logits, y_test)
     details = {
         "correct": correct_top1(logits, y_test),
@@ -60,7 +81,7 @@ def probe(
         "l2_path": [[l2, acc] for l2, acc, _ in chosen.path],
         "lbfgs_iterations": sum(i for _, _, i in chosen.path) + final.iterations,
         "n_train": int(len(y_train)),
-        "n_validation": int(len(val_rows)),
+        "n_validation": n_validation,
     }
     return metrics, details
 
