@@ -279,12 +279,23 @@ def quickstart(
 
 
 @app.command()
-def finetune(config: Annotated[Path, typer.Argument(help="Fine-tune YAML (see README).")]) -> None:
-    """LoRA fine-tuning for FR, MAD or PAD; checkpoints every epoch, resumes, writes <output>/model.yaml."""
+def finetune(
+    config: Annotated[Path, typer.Argument(help="Fine-tune YAML (see README).")],
+    nproc: Annotated[
+        int, typer.Option(help="Data-parallel processes on this machine (one per GPU), started with torchrun.")
+    ] = 1,
+) -> None:
+    """LoRA or full fine-tuning for FR, MAD or PAD; checkpoints every epoch, resumes, writes
+    <output>/model.yaml. Also runs under `torchrun` or `accelerate launch` for several GPUs or machines."""
     from overspec.finetune.config import load_finetune_config
     from overspec.finetune.train import finetune as train
 
-    spec = train(load_finetune_config(config), log=lambda line: err.print(line, markup=False, highlight=False))
+    loaded = load_finetune_config(config)  # fail here, once, before starting processes
+    if nproc > 1:
+        from overspec.finetune.distributed import launch
+
+        raise typer.Exit(launch(["finetune", str(config)], nproc))
+    spec = train(loaded, log=lambda line: err.print(line, markup=False, highlight=False))
     err.print(f"model spec: {spec}", markup=False, highlight=False)
 
 
@@ -295,6 +306,10 @@ def sweep(
     out_dir: Annotated[Path, typer.Option("--out", help="Where points, results and the plot go.")],
     scales: Annotated[str, typer.Option(help="Comma-separated update scales in [0, 1].")] = "0,0.25,0.5,0.75,1",
     task: Annotated[str | None, typer.Option(help="The specialist's task: fr, mad or pad.")] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(help="The model MODEL was fine-tuned from: mix the two models' weights (WiSE-FT) instead."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Trade-off curve between a base (scale 0) and its specialist (scale 1): GELO and biometric score per
@@ -311,6 +326,7 @@ def sweep(
         scales=values,
         out=out_dir,
         task=task,
+        base=base,
         log=lambda line: err.print(line, markup=False, highlight=False),
     )
     if as_json:
@@ -397,3 +413,7 @@ def run() -> None:
     except OverspecError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # python -m overspec.cli (how torchrun starts each process)
+    run()

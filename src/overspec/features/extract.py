@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from overspec._hashing import digest
+from overspec._progress import progress_bar
 from overspec.errors import DataError
 from overspec.features.cache import FeatureCache
 
@@ -75,7 +76,7 @@ def _compute(encoder, dataset, start, stop, batch_size, num_workers, progress, a
     use_amp = amp and encoder.device.type == "cuda"
     pending: list[np.ndarray] = []
     row = start
-    with _progress(progress, description or f"embedding with {encoder.name}", stop, start) as advance:
+    with progress_bar(progress, description or f"embedding with {encoder.name}", stop, start) as advance:
         try:
             for batch in loader:
                 with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=use_amp):
@@ -107,31 +108,3 @@ def _worker_message(exc: Exception) -> str:
         return text
     last = [line for line in text.splitlines() if line.strip()][-1]
     return last.split("DataError: ", 1)[-1]
-
-
-class _progress:
-    """A rich progress bar over rows (silent when ``enabled`` is false)."""
-
-    def __init__(self, enabled: bool, description: str, total: int, completed: int) -> None:
-        self.enabled, self.description, self.total, self.completed = enabled, description, total, completed
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
-        self.bar.start()
-        task = self.bar.add_task(self.description, total=self.total, completed=self.completed)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.bar.stop()

@@ -35,25 +35,32 @@ def prepare(encoder: Encoder, layout: str) -> None:
         split_attention(encoder.module)
 
 
+BLOCK = re.compile(r"(?:^|\.)(?:resblocks|layers|layer|blocks)\.(\d+)(?:\.|$)")  # a transformer/stage block
+
+
+def _is_clip(encoder: Encoder) -> bool:
+    return adapter_layout(encoder) == "split_attention" or hasattr(encoder.module, "vision_model")
+
+
+def image_tower_prefix(encoder: Encoder) -> tuple[str, ...]:
+    """Module-name prefixes of the image tower: ``visual.`` (open_clip), ``vision_model.`` and
+    ``visual_projection.`` (transformers), or ``""`` (everything) for image-only models."""
+    if hasattr(encoder.module, "vision_model"):
+        return ("vision_model.", "visual_projection.")
+    return ("visual.",) if _is_clip(encoder) else ("",)
+
+
 def target_modules(encoder: Encoder, config: LoraConfig, frozen_blocks: list[int]) -> list[str]:
     """Full names of the modules LoRA adapts: the configured short names, image tower only, minus frozen blocks."""
-    kind = "clip" if adapter_layout(encoder) == "split_attention" or hasattr(encoder.module, "vision_model") else "timm"
-    wanted = set(config.targets or DEFAULT_TARGETS[kind])
-    tower = (
-        "visual."
-        if kind == "clip" and hasattr(encoder.module, "visual")
-        else "vision_model."
-        if hasattr(encoder.module, "vision_model")
-        else ""
-    )
-    frozen = re.compile(r"(?:^|\.)(?:resblocks|layers|layer|blocks)\.(\d+)(?:\.|$)")
+    wanted = set(config.targets or DEFAULT_TARGETS["clip" if _is_clip(encoder) else "timm"])
+    tower = image_tower_prefix(encoder)
     names = []
     for name, module in encoder.module.named_modules():
         if not name.startswith(tower) or name.rsplit(".", 1)[-1] not in wanted:
             continue
         if not isinstance(module, nn.Linear | nn.Conv2d):
             continue
-        block = frozen.search(name)
+        block = BLOCK.search(name)
         if block and int(block.group(1)) in frozen_blocks:
             continue
         names.append(name)

@@ -46,6 +46,7 @@ class FinetuneConfig(BaseModel):
     data: str  # FR: identity folders (one folder per identity); MAD/PAD: protocol CSV (train rows)
     output: str
     preset: Literal["froundation", "madation", "foundpad", "none"] = "none"
+    method: Literal["lora", "full"] = "lora"  # full: every image-tower tensor trains (saved as family finetuned)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     head: HeadConfig = Field(default_factory=HeadConfig)
     forgetting: Forgetting = Field(default_factory=Forgetting)
@@ -56,9 +57,9 @@ class FinetuneConfig(BaseModel):
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
     seed: int = 0
-    amp: bool = True  # bf16/fp16 autocast on CUDA only
+    amp: bool = True  # bf16 autocast on CUDA only
     augment: bool = True
-    workers: int = 0
+    workers: int = Field(0, ge=0)  # DataLoader worker processes for decoding and augmentation
     max_steps: int | None = None  # stop early (tests, smoke runs)
 
 

@@ -44,7 +44,8 @@ def training_data(task: str, data: str | Path) -> tuple[ImageSource, np.ndarray,
 
 class Augmented:
     """Training transform: random resized crop (scale 0.8-1) and horizontal flip, then the model's own
-    preprocessing. Random draws come from torch's generator, which the trainer seeds per epoch."""
+    preprocessing. ``load(i, seed)`` draws from a generator seeded per sample and epoch, so a view does not
+    depend on which process or worker loads it (resume and data-parallel runs see the same views)."""
 
     def __init__(self, source: ImageSource, preprocess: Preprocess, augment: bool) -> None:
         from torchvision import transforms as T
@@ -61,8 +62,12 @@ class Augmented:
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int):
+    def load(self, index: int, seed: int = 0):
+        import torch
+
         image = self.source.load(index)
         if self.augment is not None:
-            image = self.augment(image)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                image = self.augment(image)
         return self.preprocess(image)

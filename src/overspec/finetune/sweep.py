@@ -1,8 +1,10 @@
 """Trade-off curves between a base model and its specialist without retraining.
 
-Each point scales the fine-tuning update by s in [0, 1] (s = 0 is the base, s = 1 the specialist). For
-LoRA fine-tunes this is exactly weight-space interpolation (WiSE-FT, Wortsman et al. 2022):
-W0 + s·ΔW = (1 − s)·W0 + s·(W0 + ΔW). Every point is a model spec file others can use; each is
+Each point scales the fine-tuning update by s in [0, 1] (s = 0 is the base, s = 1 the specialist):
+W0 + s·ΔW = (1 − s)·W0 + s·(W0 + ΔW), weight-space interpolation (WiSE-FT, Wortsman et al. 2022).
+LoRA adapters and the study's checkpoints scale their low-rank update; full fine-tunes (family
+``finetuned``) their saved tensors; with ``base`` given, any two models of one architecture are mixed
+tensor by tensor (family ``interpolate``). Every point is a model spec file others can use; each is
 evaluated with the experiment's protocols; the report gives per point the general score (GELO against
 s = 0) and the biometric score, the Pareto front and the knee point.
 """
@@ -31,9 +33,22 @@ class SweepPoint:
     knee: bool = False
 
 
-def point_spec(spec, scale: float) -> dict:
+SCALED = ("peft", "finetuned", "interpolate")  # families whose `adapter_scale` scales the update
+
+
+def point_spec(spec, scale: float, *, model: str | None = None, base: str | None = None) -> dict:
+    """The spec of the point at ``scale``: the specialist's own update scaled, or, with ``base``, a WiSE-FT
+    mix of ``base`` and ``model`` (a zoo name or spec file)."""
+    if base is not None:
+        return {
+            "family": "interpolate",
+            "name": f"{spec.label}@{scale:g}",
+            "base": base,
+            "target": model,
+            "adapter_scale": scale,
+        }
     data = spec.model_dump(exclude_none=True)
-    if spec.family == "peft":
+    if spec.family in SCALED:
         data["adapter_scale"] = scale
     elif spec.family in ("froundation", "madation", "foundpad"):
         lora = data.get("lora") or {}
@@ -42,11 +57,16 @@ def point_spec(spec, scale: float) -> dict:
         data["lora"] = {**lora, "scale": scale}
     else:
         raise ConfigError(
-            f"{spec.label}: family {spec.family} has no fine-tuning update to scale "
-            "(sweeps need a peft adapter or a FRoundation/MADation/FoundPAD checkpoint)"
+            f"{spec.label}: family {spec.family} has no fine-tuning update to scale; give the model it was "
+            "fine-tuned from (sweep --base) to interpolate weights between the two (WiSE-FT)"
         )
     data["name"] = f"{spec.label}@{scale:g}"
     return data
+
+
+def _reference(model: str | Path) -> str:
+    """A zoo name as is, a spec file as an absolute path (points live in another folder)."""
+    return str(Path(model).resolve()) if Path(str(model)).is_file() else str(model)
 
 
 def pareto_front(points: list[SweepPoint]) -> None:
@@ -78,6 +98,7 @@ def run_sweep(
     scales: list[float],
     out: str | Path,
     task: str | None = None,
+    base: str | Path | None = None,
     log=print,
 ) -> list[SweepPoint]:
     from overspec.analysis.gelo import Record, analyse
@@ -92,7 +113,8 @@ def run_sweep(
     paths = []
     for s in scales:
         path = out / "points" / f"scale_{s:g}.yaml"
-        path.write_text(yaml.safe_dump(point_spec(spec, s), sort_keys=False))
+        data = point_spec(spec, s, model=_reference(model), base=_reference(base) if base is not None else None)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
         paths.append(path)
     config = load_config(experiment)
     task = task or TASK_OF_FAMILY.get(spec.family) or "fr"

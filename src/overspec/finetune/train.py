@@ -9,12 +9,15 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 import yaml
 
-from overspec.finetune.adapters import adapter_layout, add_lora, l2sp_penalty
+from overspec._progress import progress_bar
 from overspec.finetune.config import FinetuneConfig
 from overspec.finetune.data import Augmented, training_data
+from overspec.finetune.distributed import Distributed
 from overspec.finetune.heads import make_head
+from overspec.finetune.methods import METHODS
 
 
 def _schedule(total: int, warmup: int):
@@ -33,29 +36,70 @@ def _save_atomic(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _Step(torch.nn.Module):
+    """One training step's loss as a module, so DistributedDataParallel can average its gradients."""
+
+    def __init__(self, encoder, head, method, config: FinetuneConfig, teacher, generic) -> None:
+        super().__init__()
+        self.backbone, self.head = encoder.module, head
+        self.encoder, self.method, self.config, self.teacher, self.generic = encoder, method, config, teacher, generic
+
+    def forward(self, batch: torch.Tensor, target: torch.Tensor, weight: float, step: int) -> torch.Tensor:
+        embeddings = self.encoder.encode_image(batch)
+        loss = weight * F.cross_entropy(self.head(embeddings.float(), target), target, reduction="sum")
+        forgetting = self.config.forgetting
+        if forgetting.l2sp_weight:
+            loss = loss + forgetting.l2sp_weight * self.method.penalty()
+        if self.teacher is not None:
+            loss = loss + forgetting.distill_weight * _distill_loss(self.encoder, self.teacher, self.generic, step)
+        return loss
+
+
+class _Batches(torch.utils.data.Dataset):
+    """One epoch's batches (this rank's share of each), loaded by DataLoader workers when configured."""
+
+    def __init__(self, dataset: Augmented, labels: torch.Tensor, batches: list[list[int]], seed: int) -> None:
+        self.dataset, self.labels, self.batches, self.seed = dataset, labels, batches, seed
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, k: int):
+        rows = self.batches[k]
+        images = torch.stack([self.dataset.load(i, seed=self.seed * 1_000_003 + i) for i in rows])
+        return images, self.labels[rows]
+
+
 def finetune(config: FinetuneConfig, *, log=print, progress: bool = True, on_epoch_end=None) -> Path:
     """Train, checkpointing every epoch (a rerun resumes after the last finished epoch), and write
     ``<output>/model.yaml``: a spec every overspec command accepts. ``on_epoch_end(epoch)`` is called after
-    each epoch's checkpoint is on disk."""
-    from overspec.models import load_model, resolve_spec
+    each epoch's checkpoint is on disk. Under ``torchrun``/``accelerate launch`` it trains data-parallel."""
+    ranks = Distributed.from_env()
+    try:
+        return _train(config, ranks, log if ranks.main else (lambda line: None), progress, on_epoch_end)
+    finally:
+        ranks.close()
+
+
+def _train(config: FinetuneConfig, ranks: Distributed, log, progress: bool, on_epoch_end) -> Path:
+    from overspec.models import load_model
 
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = ranks.device
     encoder = load_model(config.base, device=device)
-    layout = adapter_layout(encoder)
     images, labels, classes = training_data(config.task, config.data)
-    peft_model = add_lora(encoder, config.lora, config.forgetting.freeze_blocks)
-    encoder.module.eval()  # frozen statistics (BatchNorm) stay those of the base, so the adapter says it all
+    method = METHODS.get(config.method)(encoder, config)
+    encoder.module.eval()  # frozen statistics (BatchNorm) stay those of the base, so the saved tensors say it all
+    dataset = Augmented(images, encoder.preprocess, config.augment)
     with torch.no_grad():
-        probe = Augmented(images, encoder.preprocess, False)[0][None].to(device)
+        probe = dataset.load(0)[None].to(device)
         embed_dim = encoder.encode_image(probe).shape[1]
     kind = config.head.kind if config.task == "fr" else "linear"
     head = make_head(kind, embed_dim, len(classes), scale=config.head.scale, margin=config.head.margin).to(device)
-    lora_params = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
-        [{"params": lora_params, "lr": config.lr_backbone}, {"params": head.parameters(), "lr": config.lr_head}],
+        [{"params": method.params, "lr": config.lr_backbone}, {"params": head.parameters(), "lr": config.lr_head}],
         weight_decay=config.weight_decay,
     )
     steps_per_epoch = math.ceil(len(labels) / config.batch_size)
@@ -71,7 +115,7 @@ def finetune(config: FinetuneConfig, *, log=print, progress: bool = True, on_epo
     start_epoch, step = 0, 0
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
-        for param, value in zip(lora_params, state["lora"], strict=True):
+        for param, value in zip(method.params, state["trainable"], strict=True):
             param.data.copy_(value)
         head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
@@ -79,52 +123,60 @@ def finetune(config: FinetuneConfig, *, log=print, progress: bool = True, on_epo
         start_epoch, step = state["epoch"] + 1, state["step"]
         log(f"resuming after epoch {state['epoch'] + 1} (step {step})")
 
-    dataset = Augmented(images, encoder.preprocess, config.augment)
+    trainer = ranks.wrap(_Step(encoder, head, method, config, teacher, generic))
     label_tensor = torch.as_tensor(labels)
-    use_amp = config.amp and device == "cuda"
+    use_amp = config.amp and device.startswith("cuda")
     for epoch in range(start_epoch, config.epochs):
         if step >= total:
             break
-        torch.manual_seed(config.seed * 100_003 + epoch)  # same draws on resume as in an uninterrupted run
+        torch.manual_seed(config.seed * 100_003 + epoch)  # same order on resume as in an uninterrupted run
         order = torch.randperm(len(labels)).tolist()
-        running = 0.0
-        for first in range(0, len(order), config.batch_size):
-            if step >= total:
-                break
-            rows = order[first : first + config.batch_size]
-            batch = torch.stack([dataset[i] for i in rows]).to(device)
-            target = label_tensor[rows].to(device)
-            with torch.autocast("cuda", torch.bfloat16, enabled=use_amp):
-                embeddings = encoder.encode_image(batch)
-                loss = torch.nn.functional.cross_entropy(head(embeddings.float(), target), target)
-                if config.forgetting.l2sp_weight:
-                    loss = loss + config.forgetting.l2sp_weight * l2sp_penalty(peft_model)
-                if teacher is not None:
-                    loss = loss + config.forgetting.distill_weight * _distill_loss(encoder, teacher, generic, step)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            running += float(loss.detach())
-        batches = max(1, math.ceil(len(order) / config.batch_size))
-        if progress:
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {running / batches:.4f}, lr {scheduler.get_last_lr()[0]:.2e}")
-        _save_atomic(
-            {
-                "lora": [p.detach().cpu() for p in lora_params],
-                "head": head.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "epoch": epoch,
-                "step": step,
-            },
-            checkpoint,
+        batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+        batches = [rows for rows in batches[: total - step] if len(rows) >= ranks.world]  # a share for every rank
+        loader = torch.utils.data.DataLoader(
+            _Batches(dataset, label_tensor, [ranks.share(rows) for rows in batches], config.seed * 100_003 + epoch),
+            batch_size=None,
+            num_workers=config.workers,
+            pin_memory=device.startswith("cuda"),
         )
+        running = 0.0
+        with progress_bar(progress and ranks.main, f"epoch {epoch + 1}/{config.epochs}", len(batches)) as advance:
+            for done, (rows, (batch, target)) in enumerate(zip(batches, loader, strict=True), start=1):
+                weight = ranks.world / len(rows)  # this rank's summed loss, so the rank-average is the batch mean
+                with torch.autocast("cuda", torch.bfloat16, enabled=use_amp):
+                    loss = trainer(batch.to(device, non_blocking=True), target.to(device), weight, step)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                running += float(loss.detach())
+                advance(1, note=f"loss {running / done:.4f}")
+        mean_loss = ranks.mean(running / max(1, len(batches)))
+        if progress:
+            log(f"epoch {epoch + 1}/{config.epochs}: loss {mean_loss:.4f}, lr {scheduler.get_last_lr()[0]:.2e}")
+        if ranks.main:
+            _save_atomic(
+                {
+                    "trainable": [p.detach().cpu() for p in method.params],
+                    "head": head.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch,
+                    "step": step,
+                },
+                checkpoint,
+            )
+        ranks.barrier()
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
-    return _export(config, out, peft_model, head, kind, layout, resolve_spec(config.base))
+    if not ranks.main:
+        ranks.barrier()
+        return out / "model.yaml"
+    path = _export(config, out, method, head, kind)
+    ranks.barrier()
+    return path
 
 
 def _distillation(config: FinetuneConfig, device: str):
@@ -152,18 +204,15 @@ def _distill_loss(student, teacher, generic, step: int, batch: int = 16) -> torc
     return 1 - torch.nn.functional.cosine_similarity(student.encode_image(images), target).mean()
 
 
-def _export(config: FinetuneConfig, out: Path, peft_model, head, kind: str, layout: str, base_spec) -> Path:
-    """Adapter (peft save_pretrained), head (safetensors) and ``model.yaml`` describing them."""
+def _export(config: FinetuneConfig, out: Path, method, head, kind: str) -> Path:
+    """The method's files (adapter or weights), the head (safetensors) and ``model.yaml`` describing them."""
     from safetensors.torch import save_file
 
-    peft_model.save_pretrained(str(out / "adapter"))
     spec = {
-        "family": "peft",
         "name": config.name,
+        **method.export(out),
         "base": config.base,
-        "checkpoint": "adapter",
-        "adapter_layout": layout,
-        "notes": f"overspec finetune: task {config.task}, preset {config.preset}, "
+        "notes": f"overspec finetune: task {config.task}, method {config.method}, preset {config.preset}, "
         f"forgetting {config.forgetting.model_dump()}",
     }
     head_state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}

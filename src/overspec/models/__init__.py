@@ -27,6 +27,8 @@ FAMILIES.register("timm", "overspec.models.timm_family:load_timm")
 FAMILIES.register("onnx", "overspec.models.onnx_family:load_onnx")
 FAMILIES.register("peft", "overspec.models.peft_family:load_peft")
 FAMILIES.register("conse", "overspec.models.conse:load_conse")
+FAMILIES.register("finetuned", "overspec.models.weight_space:load_finetuned")
+FAMILIES.register("interpolate", "overspec.models.weight_space:load_interpolated")
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +60,7 @@ def load_model(model: str | Path | dict | ModelSpec, *, device: str | None = Non
     spec = resolve_spec(model)
     _require_files(spec)
     encoder = FAMILIES.get(spec.family)(spec)
-    if spec.base is not None and spec.family != "peft":
+    if spec.base is not None and spec.family not in ("peft", "finetuned", "interpolate"):
         encoder.settings.setdefault("base", spec.base)  # the model it was fine-tuned from
     return encoder.to(device) if device else encoder
 

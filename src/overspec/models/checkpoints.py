@@ -111,7 +111,7 @@ def check_fit(expected: dict[str, torch.Tensor], got: dict[str, torch.Tensor], *
     misshaped = sorted(k for k in set(expected) & set(got) if tuple(expected[k].shape) != tuple(got[k].shape))
     if not (missing or unexpected or misshaped):
         return
-    lines = [f"{source} does not fit the model:"]
+    lines = [f"{source} does not fit the model"]
     if missing:
         lines.append(f"{len(missing)} missing keys: {summarise_keys(missing)}")
     if unexpected:

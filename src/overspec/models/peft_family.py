@@ -43,12 +43,9 @@ def load_peft(spec: ModelSpec) -> Encoder:
         scale_adapters(adapted, spec.adapter_scale)
     encoder.module = adapted.merge_and_unload().eval()
     if spec.head:
-        from overspec.models.checkpoints import load_state_dict
-        from overspec.models.split_attention_lora import binary_head
+        from overspec.models.split_attention_lora import head_from_file
 
-        with_head = load_state_dict(spec.head, what=f"{spec.label} head")
-        embed_dim = int(with_head["linear.weight"].shape[1]) if "linear.weight" in with_head else 0
-        encoder.head = binary_head(with_head, source=f"{spec.label} head {spec.head}", embed_dim=embed_dim)
+        encoder.head = head_from_file(spec.head, spec.label)
     encoder.preprocess = encoder.preprocess.updated(spec.preprocess)
     encoder.fingerprint = digest(
         {

@@ -39,7 +39,18 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: Literal[
-        "open_clip", "openai_clip", "hf_clip", "froundation", "madation", "foundpad", "timm", "onnx", "peft", "conse"
+        "open_clip",
+        "openai_clip",
+        "hf_clip",
+        "froundation",
+        "madation",
+        "foundpad",
+        "timm",
+        "onnx",
+        "peft",
+        "conse",
+        "finetuned",
+        "interpolate",
     ]
     name: str | None = None
     arch: str | None = None
@@ -48,12 +59,14 @@ class ModelSpec(BaseModel):
     checkpoint: str | None = None
     head: str | None = None
     base: str | dict | None = None
+    target: str | dict | None = None  # interpolate: the fine-tuned end (base is the other)
     image: str | dict | None = None  # conse: the classifier whose label probabilities are mapped to text
     lora: LoraSettings | None = None
     preprocess: dict | None = None
     key_map: Literal["names", "ordered"] = "names"
     adapter_layout: Literal["plain", "split_attention"] = "plain"  # peft: module layout the adapter expects
-    adapter_scale: float = 1.0  # peft: multiplies the LoRA update (0 = base, 1 = fine-tuned), for sweeps
+    # peft, finetuned, interpolate: multiplies the fine-tuning update (0 = base, 1 = fine-tuned; WiSE-FT's alpha)
+    adapter_scale: float = 1.0
     source: str | None = None
     notes: str | None = None
     reference: str | None = None  # how published tables name it, e.g. "FRoundation ViT-B/16"
@@ -88,7 +101,7 @@ def load_spec_file(path: str | Path) -> ModelSpec:
         value = getattr(spec, key)
         if value and not Path(value).is_absolute() and "://" not in value:
             updates[key] = str((path.parent / value).resolve())
-    for key in ("base", "image"):
+    for key in ("base", "image", "target"):
         value = getattr(spec, key)
         if isinstance(value, str) and value.endswith((".yaml", ".yml")) and not Path(value).is_absolute():
             updates[key] = str((path.parent / value).resolve())

@@ -122,6 +122,14 @@ def binary_head(state: dict[str, torch.Tensor], *, source: str, embed_dim: int) 
     return NativeHead(module=torch.nn.Sequential(L2Normalise(), linear).eval(), classes=classes)
 
 
+def head_from_file(path: str, label: str) -> NativeHead:
+    """A binary (or n-class) ``linear`` head saved next to a fine-tuned model, e.g. by ``overspec finetune``."""
+
+    state = load_state_dict(path, what=f"{label} head")
+    embed_dim = int(state["linear.weight"].shape[1]) if "linear.weight" in state else 0
+    return binary_head(state, source=f"{label} head {path}", embed_dim=embed_dim)
+
+
 @dataclass(frozen=True)
 class FamilyRecipe:
     """What a published family fixes: its preprocessing, and its LoRA alpha (the rank is read off the
