@@ -272,3 +272,17 @@ def test_insightface_recordio_training_data(tmp_path):
     assert len(images) == 6 and labels.tolist() == [0, 0, 1, 1, 2, 2] and names == ["10", "11", "12"]
     decoded = np.asarray(images.load(3), dtype=float)
     assert np.abs(decoded - np.asarray(faces[3], dtype=float)).mean() < 4  # JPEG round trip
+
+
+def test_divergence_stops_with_advice_and_resume_refuses_changed_settings(tmp_path):
+    from overspec.errors import TrainingError
+
+    config = load_finetune_config(tiny_setup(tmp_path, epochs=2, lr_head=1e30, lr_backbone=1e30))
+    with pytest.raises(TrainingError, match=r"loss became (nan|inf).*Lower lr_backbone \(now 1e\+30\)"):
+        finetune(config, log=lambda line: None)
+
+    config = load_finetune_config(tiny_setup(tmp_path, epochs=1))
+    finetune(config, log=lambda line: None)
+    changed = load_finetune_config(tiny_setup(tmp_path, epochs=1, lr_backbone=0.5))
+    with pytest.raises(TrainingError, match=r"other settings \(lr_backbone: 0.01 -> 0.5\).*delete the checkpoint"):
+        finetune(changed, log=lambda line: None)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, tiny_clip
+from conftest import REPO, tiny_clip, write_yaml
 from overspec.errors import OverspecError
 from overspec.finetune.config import load_finetune_config
 from overspec.finetune.train import finetune
@@ -113,3 +113,26 @@ def test_data_parallel_finetune_under_torchrun_matches_one_process(tmp_path):
     for key in one:
         torch.testing.assert_close(two[key], one[key], atol=2e-5, rtol=1e-4)
     assert any(not torch.equal(one[k], torch.zeros_like(one[k])) for k in one if "lora_B" in k)
+
+
+def test_sweep_points_of_a_full_finetune_and_of_any_two_models(tmp_path):
+    from overspec.errors import ConfigError
+    from overspec.finetune.sweep import point_spec
+    from overspec.models import resolve_spec
+
+    write_yaml(tmp_path / "tuned.yaml", {"family": "finetuned", "base": "clip.yaml", "checkpoint": "w.safetensors"})
+    full = point_spec(resolve_spec(tmp_path / "tuned.yaml"), 0.25)
+    assert full["family"] == "finetuned" and full["adapter_scale"] == 0.25
+    assert full["base"] == str(tmp_path / "clip.yaml") and full["checkpoint"] == str(tmp_path / "w.safetensors")
+
+    write_yaml(tmp_path / "other.yaml", {"family": "openai_clip", "weights": "other.pt"})
+    with pytest.raises(ConfigError, match="sweep --base"):
+        point_spec(resolve_spec(tmp_path / "other.yaml"), 0.5)
+    mixed = point_spec(resolve_spec(tmp_path / "other.yaml"), 0.5, model="/m/other.yaml", base="clip-vit-b16.openai")
+    assert mixed == {
+        "family": "interpolate",
+        "name": "other@0.5",
+        "base": "clip-vit-b16.openai",
+        "target": "/m/other.yaml",
+        "adapter_scale": 0.5,
+    }

@@ -27,6 +27,10 @@ class OfflineError(ModelError):
     """Weights are asked from a hub that cannot be reached; says which file to place where."""
 
 
+class TrainingError(OverspecError):
+    """Fine-tuning cannot go on (e.g. the loss diverged); says what to change and where the last checkpoint is."""
+
+
 class CacheError(OverspecError):
     """The feature cache holds something inconsistent."""
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import yaml
 
 from overspec._progress import progress_bar
+from overspec.errors import TrainingError
 from overspec.finetune.config import FinetuneConfig
 from overspec.finetune.data import Augmented, training_data
 from overspec.finetune.distributed import Distributed
@@ -115,6 +116,7 @@ def _train(config: FinetuneConfig, ranks: Distributed, log, progress: bool, on_e
     start_epoch, step = 0, 0
     if checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
+        _check_same_config(config, state.get("config", {}), checkpoint)
         for param, value in zip(method.params, state["trainable"], strict=True):
             param.data.copy_(value)
         head.load_state_dict(state["head"])
@@ -145,16 +147,21 @@ def _train(config: FinetuneConfig, ranks: Distributed, log, progress: bool, on_e
                 weight = ranks.world / len(rows)  # this rank's summed loss, so the rank-average is the batch mean
                 with torch.autocast("cuda", torch.bfloat16, enabled=use_amp):
                     loss = trainer(batch.to(device, non_blocking=True), target.to(device), weight, step)
+                value = ranks.mean(float(loss.detach()))  # every rank sees the same value, so all stop together
+                if not math.isfinite(value):
+                    raise _diverged(config, value, step, epoch, checkpoint)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
                 step += 1
-                running += float(loss.detach())
+                running += value
                 advance(1, note=f"loss {running / done:.4f}")
-        mean_loss = ranks.mean(running / max(1, len(batches)))
         if progress:
-            log(f"epoch {epoch + 1}/{config.epochs}: loss {mean_loss:.4f}, lr {scheduler.get_last_lr()[0]:.2e}")
+            log(
+                f"epoch {epoch + 1}/{config.epochs}: loss {running / max(1, len(batches)):.4f}, "
+                f"lr {scheduler.get_last_lr()[0]:.2e}"
+            )
         if ranks.main:
             _save_atomic(
                 {
@@ -164,6 +171,7 @@ def _train(config: FinetuneConfig, ranks: Distributed, log, progress: bool, on_e
                     "scheduler": scheduler.state_dict(),
                     "epoch": epoch,
                     "step": step,
+                    "config": _recorded(config),
                 },
                 checkpoint,
             )
@@ -177,6 +185,30 @@ def _train(config: FinetuneConfig, ranks: Distributed, log, progress: bool, on_e
     path = _export(config, out, method, head, kind)
     ranks.barrier()
     return path
+
+
+def _recorded(config: FinetuneConfig) -> dict:
+    """What a checkpoint must have been trained with to be resumed (paths and workers may move or change)."""
+    return config.model_dump(mode="json", exclude={"workers", "output", "data", "base", "name"})
+
+
+def _check_same_config(config: FinetuneConfig, saved: dict, checkpoint: Path) -> None:
+    changed = {k: (v, saved[k]) for k, v in _recorded(config).items() if k in saved and saved[k] != v}
+    if changed:
+        what = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (new, old) in changed.items())
+        raise TrainingError(
+            f"{checkpoint} was written with other settings ({what}); resuming would mix two runs. Restore "
+            "them, or delete the checkpoint to start over"
+        )
+
+
+def _diverged(config: FinetuneConfig, value: float, step: int, epoch: int, checkpoint: Path) -> TrainingError:
+    last = f"the last good checkpoint is {checkpoint}" if checkpoint.exists() else "no epoch finished yet"
+    return TrainingError(
+        f"{config.name}: the loss became {value} at step {step + 1} (epoch {epoch + 1}); {last}. Lower "
+        f"lr_backbone (now {config.lr_backbone:g}) or lr_head (now {config.lr_head:g}), or set amp: false, "
+        f"and delete {checkpoint.name} to start over"
+    )
 
 
 def _distillation(config: FinetuneConfig, device: str):
