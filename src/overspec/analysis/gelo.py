@@ -219,11 +219,11 @@ def _change(dataset, value, base_value, correct, base_correct, seed) -> DatasetC
         (value - base_value) / base_value if base_value else float("nan"),
     )
     if correct is not None and base_correct is not None and len(correct) == len(base_correct):
-        change.ci, change.p_value = _paired_accuracy_test(np.asarray(correct), np.asarray(base_correct), seed)
+        change.ci, change.p_value = paired_accuracy_test(np.asarray(correct), np.asarray(base_correct), seed)
     return change
 
 
-def _paired_accuracy_test(a: np.ndarray, b: np.ndarray, seed: int, n_boot: int = 2000):
+def paired_accuracy_test(a: np.ndarray, b: np.ndarray, seed: int, n_boot: int = 2000):
     """Paired bootstrap interval of acc(a) - acc(b) and the exact two-sided McNemar p-value."""
     from scipy.stats import binomtest
 

@@ -208,3 +208,39 @@ def _fashion(folder: Path, source: Path, scale: float) -> None:
         int(30 * scale) + 5,
     )
     (folder / "templates.txt").write_text("a photo of a {c}.\na photo of the {c}, a type of clothing.\n")
+
+
+PHOTOS = (  # scikit-image's bundled photos (no download) and scikit-learn's two sample photos
+    "astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "grass", "gravel", "hubble_deep_field",
+    "immunohistochemistry", "moon", "page", "retina", "rocket", "text",
+)  # fmt: skip
+
+
+def photo_patches(folder: Path, *, n_train: int = 60, n_test: int = 100, size: int = 96, seed: int = 0) -> Path:
+    """A natural-image classification set: which of 19 real photos a patch comes from (textures, materials,
+    scenes, colour). Square patches of 15-35 % of the photo's side, resized to ``size``; training patches
+    come from each photo's left half, test patches from its right half, so no pixel is shared."""
+    import skimage.data
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    folder = Path(folder)
+    if (folder / "classnames.txt").exists():
+        return folder
+    photos = {name: getattr(skimage.data, name)() for name in PHOTOS}
+    photos["motorcycle"] = skimage.data.stereo_motorcycle()[0]
+    photos["china"], photos["flower"] = load_sample_images().images
+    rng = np.random.default_rng(seed)
+    for name, pixels in photos.items():
+        image = Image.fromarray(pixels).convert("RGB")
+        width, height = image.size
+        for split, (left, right), n in (("train", (0, width // 2), n_train), ("test", (width // 2, width), n_test)):
+            for k in range(n):
+                side = int(rng.uniform(0.15, 0.35) * min(width, height))
+                x = int(rng.integers(left, max(left + 1, right - side)))
+                y = int(rng.integers(0, height - side))
+                patch = image.crop((x, y, x + side, y + side)).resize((size, size), Image.BICUBIC)
+                _save(patch, folder / split / name / f"{k:03d}.png")
+    (folder / "templates.txt").write_text("a photo of {c}.\na close-up photo of {c}.\n")
+    (folder / "classnames.txt").write_text("\n".join(sorted(photos)) + "\n")
+    return folder
