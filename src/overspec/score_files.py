@@ -7,12 +7,12 @@ A score file is a CSV with a header and at least ``score`` and ``label`` columns
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 
+from overspec._csv import csv_rows
 from overspec.errors import DataError
 from overspec.metrics.bootstrap import bootstrap_ci
 from overspec.metrics.iso30107 import attack_detection_report
@@ -30,17 +30,10 @@ NEGATIVE_NAMES = {"verification": "impostor", "mad": "attack", "pad": "attack"}
 def read_score_file(path: str | Path, kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """``(scores, positive, attack_types or None)``; every problem names the file, line and column."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"score file {path} does not exist")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        missing = [c for c in ("score", "label") if c not in columns]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(missing)}; the header has {columns}")
+    with csv_rows(path, what="score file", required=("score", "label")) as (columns, rows):
         scores, positive, types = [], [], []
         allowed = LABELS[kind]
-        for line, row in enumerate(reader, start=2):
+        for line, row in rows:
             text = (row["score"] or "").strip()
             try:
                 value = float(text)

@@ -10,12 +10,12 @@ McNemar test.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from overspec._csv import csv_rows
 from overspec.errors import DataError
 
 LOWER_IS_BETTER = ("eer", "hter", "acer", "apcer", "bpcer")
@@ -90,18 +90,10 @@ def read_table(path: str | Path) -> list[Record]:
     """Records from a CSV with columns model, dataset, protocol and value (or value_percent); optional arch,
     metric (``headline`` rows are used when present), task and higher_is_better."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"results table {path} does not exist")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        columns = reader.fieldnames or []
-        value_column = "value" if "value" in columns else "value_percent" if "value_percent" in columns else None
-        missing = [c for c in ("model", "dataset", "protocol") if c not in columns] + (
-            [] if value_column else ["value"]
-        )
-        if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(missing)}; the header has {columns}")
-        rows = list(enumerate(reader, start=2))
+    required = ("model", "dataset", "protocol", ("value", "value_percent"))
+    with csv_rows(path, what="results table", required=required) as (columns, numbered):
+        value_column = "value" if "value" in columns else "value_percent"
+        rows = list(numbered)
     use_headline = "metric" in columns and any(r.get("metric") == "headline" for _, r in rows)
     records = []
     for line, row in rows:

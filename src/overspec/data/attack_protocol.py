@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from overspec._csv import csv_rows
 from overspec.data.images import ImageFiles
 from overspec.errors import DataError
 
@@ -60,15 +61,10 @@ class AttackDataset:
 
 def read_protocol_csv(path: str | Path) -> list[AttackSample]:
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"protocol file {path} does not exist")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("path", "label", "split") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected path,label,attack_type,split")
+    required = ("path", "label", "split")
+    with csv_rows(path, what="protocol file", required=required, expected="path,label,attack_type,split") as (_, rows):
         samples = []
-        for line, row in enumerate(reader, start=2):
+        for line, row in rows:
             label = (row["label"] or "").strip().lower()
             split = (row["split"] or "").strip().lower()
             if label not in LABELS:
