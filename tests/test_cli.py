@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import PHOTOS, write_yaml
-
-
-def overspec(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from overspec.cli import run; run()", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from helpers.cli import overspec, write_yaml
+from helpers.data import PHOTOS
 
 
 def test_version_and_listings():
@@ -46,8 +36,17 @@ def test_version_and_listings():
         "available": False,
     }
     assert by_name["efficientnet-lite0.in1k"]["available"] is True
-    for command in ("datasets", "protocols"):
-        assert isinstance(json.loads(overspec(command, "--json").stdout), list)
+    datasets = {r["name"]: r for r in json.loads(overspec("datasets", "--json").stdout)}
+    assert datasets["cifar10"] == {
+        "name": "cifar10",
+        "title": "CIFAR-10",
+        "classes": 10,
+        "headline_metric": "acc1",
+        "in_study": True,
+    }
+    assert sum(r["in_study"] for r in datasets.values()) == 14  # the study's general suite
+    protocols = [r["name"] for r in json.loads(overspec("protocols", "--json").stdout)]
+    assert sorted(protocols) == ["attack_detection", "face_verification", "ijb", "linear_probe", "zeroshot"]
 
 
 def test_embed_writes_features_and_paths(tmp_path, clip_file):

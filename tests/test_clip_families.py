@@ -9,7 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import PHOTOS, tiny_clip, write_yaml
+from helpers.cli import write_yaml
+from helpers.data import PHOTOS
+from helpers.models import tiny_clip
 from overspec.errors import ModelError, OfflineError
 from overspec.models import load_model
 

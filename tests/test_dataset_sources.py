@@ -9,7 +9,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from conftest import DIGIT_NAMES, digit_images
+from helpers.data import DIGIT_NAMES, digit_images
 from overspec.data import load_dataset
 from overspec.data.labelled import seeded_split
 from overspec.errors import DataError, UnknownNameError

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,13 +14,11 @@ import pytest
 import torch
 import yaml
 
-from conftest import tiny_clip, write_yaml
+from helpers.cli import overspec, run_command, write_yaml
+from helpers.data import build_attack_layout, write_bin
+from helpers.models import tiny_clip, to_split_lora_format
 from overspec.data.attack_layouts import LAYOUTS
 from overspec.data.attack_protocol import write_protocol_csv
-from test_attack_detection import build
-from test_cli import overspec
-from test_face_verification import write_bin
-from test_split_attention_families import to_split_lora_format
 
 REFERENCE = Path(__file__).resolve().parents[1] / "src" / "overspec" / "reference"
 
@@ -42,8 +39,8 @@ def small_study(tmp_path_factory, digits_folder):
     )
     write_yaml(root / "mad.yaml", {"family": "madation", "checkpoint": "mad_backbone.pth", "head": "mad_header.pth"})
     write_bin(root / "lfw.bin", n_pairs=20)
-    build("syn_mad22", root / "mad_test")
-    build("smdd", root / "mad_train")
+    build_attack_layout("syn_mad22", root / "mad_test")
+    build_attack_layout("smdd", root / "mad_train")
     samples = LAYOUTS.get("smdd")(root / "mad_train") + LAYOUTS.get("syn_mad22")(root / "mad_test")
     write_protocol_csv(samples, root / "mad.csv")
     config = {
@@ -68,10 +65,6 @@ def small_study(tmp_path_factory, digits_folder):
     return root
 
 
-def run_command(config: Path, out: Path) -> list[str]:
-    return [sys.executable, "-c", "from overspec.cli import run; run()", "run", str(config), "--out", str(out)]
-
-
 def run(config: Path, out: Path, env_root: Path) -> subprocess.CompletedProcess:
     import os
 
@@ -89,11 +82,16 @@ def values(out: Path) -> dict:
         return {(r["model"], r["dataset"], r["protocol"], r["metric"]): float(r["value"]) for r in csv.DictReader(f)}
 
 
-def test_run_produces_store_exports_report_and_reruns_without_work(small_study, monkeypatch):
-    monkeypatch.setenv("STUDY", str(small_study))
+@pytest.fixture(scope="module")
+def completed_run(small_study) -> Path:
+    """The small study run once, uninterrupted, into ``small_study/run``."""
     first = run(small_study / "small.yaml", small_study / "run", small_study)
     assert first.returncode == 0, first.stderr[-3000:]
-    out = small_study / "run"
+    return small_study / "run"
+
+
+def test_run_produces_store_exports_report_and_reruns_without_work(small_study, completed_run):
+    out = completed_run
     for name in (
         "results.sqlite",
         "results.csv",
@@ -120,7 +118,7 @@ def test_run_produces_store_exports_report_and_reruns_without_work(small_study, 
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html and "http" not in html.replace("http-equiv", "")
     summary = yaml.safe_load((out / "summary.json").read_text())
-    assert summary["baseline"] == "clip" and set(summary["gelo"]["zeroshot"]) == {"fr", "mad"}
+    assert summary["bases"] == {"fr": "clip", "mad": "clip"} and set(summary["gelo"]["zeroshot"]) == {"fr", "mad"}
     # GELO in the summary is the ratio of means of the stored headline values
     zs = {d: results[(m, d, "zeroshot", "headline")] for m in ["fr"] for d in ("digits", "digits_again")}
     base = {d: results[("clip", d, "zeroshot", "headline")] for d in ("digits", "digits_again")}
@@ -139,11 +137,10 @@ def test_run_produces_store_exports_report_and_reruns_without_work(small_study, 
     assert rebuilt.returncode == 0, rebuilt.stderr
 
 
-def test_killed_run_resumes_to_identical_results(small_study, monkeypatch, tmp_path):
+def test_killed_run_resumes_to_identical_results(small_study, completed_run, tmp_path):
     import os
 
-    monkeypatch.setenv("STUDY", str(small_study))
-    reference = values(small_study / "run") if (small_study / "run" / "results.csv").exists() else None
+    reference = values(completed_run)
     out = tmp_path / "killed"
     env = {**os.environ, "STUDY": str(small_study), "OVERSPEC_CACHE": str(tmp_path / "fresh_cache")}
     child = subprocess.Popen(
@@ -179,10 +176,9 @@ def test_killed_run_resumes_to_identical_results(small_study, monkeypatch, tmp_p
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"{finished} already done" in resumed.stderr
     got = values(out)
-    if reference is not None:
-        assert got.keys() == reference.keys()
-        for key, value in reference.items():
-            assert got[key] == pytest.approx(value, abs=1e-6), key
+    assert got.keys() == reference.keys()
+    for key, value in reference.items():
+        assert got[key] == pytest.approx(value, abs=1e-6), key
 
 
 @pytest.mark.parametrize(
@@ -230,15 +226,35 @@ def test_analyze_reproduces_every_published_gelo():
 
 
 def test_paper_config_describes_the_study():
+    """The study's 8 models, each with its own base of its own architecture, and 36 cells each. The weights are
+    stand-in files at the zoo's paths: the plan digests their bytes, it does not load them."""
     from overspec.config import load_config
+    from overspec.models import resolve_spec
     from overspec.runner import plan
 
     experiment = load_config(Path(__file__).resolve().parents[1] / "configs" / "paper.yaml", check_paths=False)
+    for entry in experiment.model_entries():
+        spec = resolve_spec(entry.source)
+        for path in (spec.weights, spec.checkpoint, spec.head):
+            if path:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_bytes(path.encode())
     cells = plan(experiment)
     assert len(experiment.model_entries()) == 8
     per_model = len(cells) // 8
     assert per_model == 14 + 13 + 9 and len(cells) == 8 * per_model
-    assert not [c for c in cells if c.dataset == "imagenetv2" and c.protocol == "linear_probe"]
+    assert not [c for c in cells if c.dataset == "imagenetv2" and c.protocol.name == "linear_probe"]
+    bases = {c.model.name: c.model.base for c in cells}
+    for name, base in bases.items():
+        assert base == (None if name.startswith("clip") else f"clip-vit-{name.rsplit('-', 1)[1]}.openai"), name
+    tasks = {c.model.name: c.model.task for c in cells}
+    assert (
+        tasks["froundation-vit-l14"] == "fr"
+        and tasks["madation-vit-b16"] == "mad"
+        and tasks["clip-vit-b16.openai"] == "general"
+    )
+    assert {c.protocol.headline for c in cells if c.dataset == "syn_mad22"} == {"mean_eer"}
+    assert {c.protocol.headline for c in cells if c.dataset == "celeba_spoof"} == {"hter"}
 
 
 def test_shards_merge_in_any_order_into_the_same_store(tmp_path):

@@ -9,38 +9,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageEnhance
+from PIL import Image
 
-from conftest import lfw_faces
+from helpers.data import lfw_faces, write_bin
 from overspec.data.ijb import ARCFACE_112, load_ijb, similarity_transform
 from overspec.errors import DataError
 from overspec.models import load_model
 from overspec.protocols import PROTOCOLS
 from overspec.protocols.ijb import pair_scores, template_features
-
-
-def encode(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue()
-
-
-def write_bin(path, n_pairs=40):
-    """Genuine pairs: a face and a brightened, shifted copy of it; impostor pairs: two different faces.
-    (lfw_subset has no identity labels, so genuine pairs are made from the same photo.)"""
-    faces = lfw_faces(60)
-    bins, issame = [], []
-    for i in range(n_pairs):
-        a = faces[i % 60]
-        if i % 2 == 0:
-            b = ImageEnhance.Brightness(a).enhance(1.2).rotate(3)
-        else:
-            b = faces[(i * 7 + 13) % 60]
-        bins += [encode(a), encode(b)]
-        issame.append(i % 2 == 0)
-    with open(path, "wb") as f:
-        pickle.dump((bins, issame), f, protocol=2)
-    return bins, np.array(issame)
 
 
 def test_bin_ten_fold_accuracy_equals_independent_computation(tmp_path, clip_file):
@@ -123,15 +99,18 @@ def write_ijb(root, faces):
     rows, points = [], []
     rng = np.random.default_rng(0)
     for i, face in enumerate(faces):
-        for copy in range(2):  # two images per template, in two media
+        for copy in range(3):  # template 100+i: two images in two media; template 200+i: a third image
             canvas, landmarks = place_face(face, rng.uniform(-20, 20), rng.uniform(0.9, 1.4), rng.uniform(40, 80, 2))
             name = f"{i}_{copy}.jpg"
             canvas.save(root / "loose_crop" / name, quality=95)
-            rows.append(f"{name} {100 + i} {1000 + 2 * i + copy}")
+            rows.append(f"{name} {100 + i if copy < 2 else 200 + i} {1000 + 3 * i + copy}")
             points.append(name + " " + " ".join(f"{v:.3f}" for v in landmarks.ravel()) + f" {rng.uniform(0.5, 1):.3f}")
     (root / "meta" / "ijbc_face_tid_mid.txt").write_text("\n".join(rows) + "\n")
     (root / "meta" / "ijbc_name_5pts_score.txt").write_text("\n".join(points) + "\n")
-    pairs = [f"{100 + i} {100 + j} {int(i == j)}" for i in range(len(faces)) for j in range(len(faces)) if i <= j]
+    # genuine: the same face in both templates, and two pairs of different faces labelled genuine (so that not
+    # every genuine pair outscores every impostor pair)
+    genuine = {(i, i) for i in range(len(faces))} | {(0, 1), (2, 3)}
+    pairs = [f"{100 + i} {200 + j} {int((i, j) in genuine)}" for i in range(len(faces)) for j in range(len(faces))]
     (root / "meta" / "ijbc_template_pair_label.txt").write_text("\n".join(pairs) + "\n")
 
 
@@ -158,5 +137,21 @@ def test_ijb_alignment_pooling_and_tar_at_far(tmp_path, clip_file):
 
     encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
     result = PROTOCOLS.get("ijb")(encoder, tmp_path / "ijbc", num_workers=0, progress=False)
-    assert result.metrics["n_pairs"] == 36 and result.metrics["n_genuine"] == 8
-    assert 0 <= result.metrics["tar_at_far_0.0001"] <= 1 and result.headline_metric == "tar_at_far_0.0001"
+    assert result.metrics["n_pairs"] == 64 and result.metrics["n_genuine"] == 10
+    # independently: embed the aligned faces, pool, score; FAR <= 1e-4 with 54 impostor pairs accepts none of
+    # them, so TAR is the share of genuine pairs scoring above every impostor pair
+    transform = encoder.preprocess.transform()
+    with torch.no_grad():
+        embedded = encoder.encode_image(
+            torch.stack([transform(protocol.images.load(i)) for i in range(len(protocol.templates))])
+        ).numpy()
+    ids, pooled = template_features(embedded, protocol.templates, protocol.media)
+    scores = pair_scores(ids, pooled, protocol.pairs)
+    genuine = protocol.genuine.astype(bool)
+    expected = float((scores[genuine] > scores[~genuine].max()).mean())
+    assert result.metrics["tar_at_far_0.0001"] == pytest.approx(expected, abs=1e-12)
+    assert (
+        0 < expected < 1
+        and result.metrics["tar_at_far_0.1"] >= expected
+        and result.headline_metric == "tar_at_far_0.0001"
+    )

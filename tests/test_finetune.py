@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 from pathlib import Path
 
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import ImageEnhance
-from safetensors.torch import load_file
 
-from conftest import lfw_faces, tiny_clip, write_yaml
+from helpers.cli import write_yaml
+from helpers.data import build_attack_layout, lfw_faces, views
+from helpers.finetune import tiny_setup, trained_lora
+from helpers.models import tiny_clip
 from overspec.data import load_dataset
 from overspec.finetune.config import load_finetune_config
 from overspec.finetune.train import finetune
@@ -22,18 +24,11 @@ from overspec.protocols import PROTOCOLS
 from overspec.quickstart.run import BASE
 
 EFFNET = BASE  # EfficientNet-Lite0 with real ImageNet weights at 96 px, as the quickstart uses it
-
-
-def variants(face, rng, n):
-    """Views of one photo (rotation, shift, brightness): the pseudo-identity's images. lfw_subset carries no
-    identity labels, so each training identity is one real face photo seen under these changes."""
-    out = []
-    for _ in range(n):
-        shift = tuple(int(s) for s in rng.integers(-6, 7, 2))
-        out.append(
-            ImageEnhance.Brightness(face.rotate(rng.uniform(-12, 12), translate=shift)).enhance(rng.uniform(0.75, 1.25))
-        )
-    return out
+# The data, the training views and the fine-tune all follow this seed; scripts/seed_check.py reruns the
+# statistical test below under 20 seeds.
+SEED = int(os.environ.get("OVERSPEC_TEST_SEED", "0"))
+N_PAIRS = 300
+N_PATCHES = (30, 50)  # per photo: train, test (950 test patches in all)
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +37,19 @@ def face_study(tmp_path_factory, digits_folder):
 
     root = tmp_path_factory.mktemp("faces")
     faces = lfw_faces(100, size=96)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(SEED)
     for i in range(30):  # training identities: faces 0-29
-        for k, image in enumerate(variants(faces[i], rng, 6)):
+        for k, image in enumerate(views(faces[i], rng, 6)):
             path = root / "ids" / f"id{i:03d}" / f"{k}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             image.save(path)
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(SEED + 1000)
     bins, same = [], []
     held = faces[40:100]  # verification pairs from held-out faces
-    for j in range(300):
+    for j in range(N_PAIRS):
         i = j % 60
-        a = variants(held[i], rng, 1)[0]
-        b = variants(held[i] if j % 2 == 0 else held[(i + 1 + j // 60 * 7) % 60], rng, 1)[0]
+        a = views(held[i], rng, 1)[0]
+        b = views(held[i] if j % 2 == 0 else held[(i + 1 + j // 60 * 7) % 60], rng, 1)[0]
         for image in (a, b):
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
@@ -62,7 +57,8 @@ def face_study(tmp_path_factory, digits_folder):
         same.append(j % 2 == 0)
     with open(root / "heldout.bin", "wb") as f:
         pickle.dump((bins, same), f, protocol=4)
-    photo_patches(root / "photos")  # natural images: 19 real photos, 60 train / 100 test patches each
+    # natural images: 19 real photos, patches from each photo's left half to train, its right half to test
+    photo_patches(root / "photos", n_train=N_PATCHES[0], n_test=N_PATCHES[1], seed=SEED)
     write_yaml(root / "base.yaml", EFFNET)
     write_yaml(
         root / "fr.yaml",
@@ -79,6 +75,7 @@ def face_study(tmp_path_factory, digits_folder):
             "lr_backbone": 2e-4,
             "lr_head": 0.02,
             "warmup_epochs": 0.5,
+            "seed": SEED,
         },
     )
     roots = {"photos": str(root / "photos"), "digits": str(digits_folder)}
@@ -96,7 +93,7 @@ def face_study(tmp_path_factory, digits_folder):
 
 def evaluate(model, root, digits_folder):
     encoder = load_model(model)
-    fv = PROTOCOLS.get("face_verification")(encoder, root / "heldout.bin", num_workers=0, progress=False).metrics
+    fv = PROTOCOLS.get("face_verification")(encoder, root / "heldout.bin", num_workers=0, progress=False)
     probe = PROTOCOLS.get("linear_probe")
     lp = {
         name: probe(encoder, load_dataset(name, root=folder), num_workers=0, progress=False)
@@ -105,71 +102,80 @@ def evaluate(model, root, digits_folder):
     return fv, lp
 
 
-@pytest.mark.slow
-def test_fr_finetune_of_real_weights_gains_its_task_loses_generality_and_sweeps(face_study, digits_folder):
-    """A short full FR fine-tune of ImageNet EfficientNet-Lite0 on real faces: verification improves, the
-    linear probe on natural photos drops (paired exact McNemar test), and the WiSE-FT sweep between the
-    two has the separately evaluated models at its ends and a biometric score that rises with the scale."""
-    from overspec.analysis.gelo import paired_accuracy_test
-    from overspec.finetune.sweep import run_sweep
-
+@pytest.fixture(scope="module")
+def fr_specialist(face_study, digits_folder):
+    """The fine-tuned spec, and base and specialist evaluated once for this module's tests."""
     spec = finetune(load_finetune_config(face_study / "fr.yaml"), log=lambda line: None)
+    base = evaluate(face_study / "base.yaml", face_study, digits_folder)
+    tuned = evaluate(spec, face_study, digits_folder)
+    return spec, base, tuned
+
+
+def paired_auc_gain_low(scores: np.ndarray, base_scores: np.ndarray, genuine: np.ndarray, n_boot: int = 1000):
+    """Lower end of the 95 % paired bootstrap interval (resampling pairs) of AUC(scores) - AUC(base_scores)."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    gains = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(genuine), len(genuine))
+        gains.append(roc_auc_score(genuine[i], scores[i]) - roc_auc_score(genuine[i], base_scores[i]))
+    return float(np.percentile(gains, 2.5))
+
+
+@pytest.mark.slow
+def test_fr_finetune_of_real_weights_gains_its_task_and_loses_generality(fr_specialist):
+    """A short full FR fine-tune of ImageNet EfficientNet-Lite0 on real faces. Both claims are tested against
+    their sampling noise, not a fixed number: verification AUC rises, with the lower end of a paired bootstrap
+    interval over the 300 held-out pairs above 0; linear-probe accuracy on natural photo patches drops, with an
+    exact paired McNemar p < 0.05 over the 950 test patches. scripts/seed_check.py runs this under 20 seeds
+    (data, views and training all follow the seed)."""
+    from overspec.analysis.gelo import paired_accuracy_test
+
+    spec, (base_fv, base_lp), (tuned_fv, tuned_lp) = fr_specialist
     assert yaml.safe_load(spec.read_text())["family"] == "finetuned"
-    base_fv, base_lp = evaluate(face_study / "base.yaml", face_study, digits_folder)
-    tuned_fv, tuned_lp = evaluate(spec, face_study, digits_folder)
-    assert tuned_fv["auc"] > base_fv["auc"] + 0.03 and tuned_fv["accuracy"] > base_fv["accuracy"]
+    genuine = base_fv.samples["genuine"].astype(bool)
+    assert np.array_equal(genuine, tuned_fv.samples["genuine"].astype(bool)) and genuine.sum() == N_PAIRS // 2
+    assert paired_auc_gain_low(tuned_fv.samples["score"], base_fv.samples["score"], genuine) > 0
     before, after = base_lp["photos"], tuned_lp["photos"]
-    assert after.headline < before.headline - 0.01
+    assert after.headline < before.headline
     _, p_value = paired_accuracy_test(after.samples["correct"], before.samples["correct"], seed=0)
     assert p_value < 0.05
 
+
+@pytest.mark.slow
+def test_sweep_ends_are_the_base_and_the_specialist_exactly(fr_specialist, face_study):
+    """Exact properties only: s = 0 has the base's weights, so it has the base's fingerprint and all its
+    features come from the cache; s = 1 is the specialist bit for bit; GELO is the ratio of the suite means."""
+    from overspec.features.cache import FeatureCache
+    from overspec.sweep import run_sweep
+
+    spec, (base_fv, base_lp), (tuned_fv, tuned_lp) = fr_specialist
+    base, tuned = load_model(face_study / "base.yaml"), load_model(spec)
+    cached = {p.parent for p in FeatureCache().root.rglob("features.npy")}
     points = run_sweep(
         spec, face_study / "suite.yaml", scales=[0.5], out=face_study / "sweep", task="fr", log=lambda line: None
     )
     assert [p.scale for p in points] == [0.0, 0.5, 1.0]
-    assert points[0].biometric == pytest.approx(base_fv["accuracy"]) and points[0].gelo == 1.0
-    assert points[-1].biometric == pytest.approx(tuned_fv["accuracy"])
+    ends = load_model(points[0].spec), load_model(points[-1].spec)
+    assert ends[0].fingerprint == base.fingerprint and ends[1].fingerprint == tuned.fingerprint
+    middle = load_model(points[1].spec)
+    new = {p.parent for p in FeatureCache().root.rglob("features.npy")} - cached
+    assert new and all(middle.fingerprint in (p / "meta.json").read_text() for p in new)  # only s = 0.5 embedded
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(ends[0].encode_image(x), base.encode_image(x), atol=0, rtol=0)
+        torch.testing.assert_close(ends[1].encode_image(x), tuned.encode_image(x), atol=0, rtol=0)
+    assert points[0].biometric == base_fv.metrics["accuracy"] and points[0].gelo == 1.0
+    assert points[-1].biometric == tuned_fv.metrics["accuracy"]
     mean = {
         model: np.mean([lp[n].headline for n in ("digits", "photos")])
         for model, lp in (("base", base_lp), ("tuned", tuned_lp))
     }
-    assert points[-1].gelo == pytest.approx(mean["tuned"] / mean["base"])  # GELO: ratio of the suite means
-    assert points[0].biometric <= points[1].biometric <= points[-1].biometric
+    assert points[-1].gelo == pytest.approx(mean["tuned"] / mean["base"], rel=1e-12)
     assert sum(p.knee for p in points) == 1 and any(p.pareto for p in points)
     assert (face_study / "sweep" / "sweep.png").exists() and (face_study / "sweep" / "sweep.json").exists()
-    middle = yaml.safe_load(Path(points[1].spec).read_text())
-    assert middle["adapter_scale"] == 0.5 and load_model(points[1].spec).fingerprint
-
-
-def tiny_setup(tmp_path, **overrides):
-    torch.save(tiny_clip().state_dict(), tmp_path / "clip.pt")
-    write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": "clip.pt"})
-    faces = lfw_faces(8, size=32)
-    rng = np.random.default_rng(0)
-    for i, face in enumerate(faces):
-        for k, image in enumerate(variants(face, rng, 4)):
-            path = tmp_path / "ids" / f"p{i}" / f"{k}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            image.save(path)
-    config = {
-        "name": "tiny-fr",
-        "base": "clip.yaml",
-        "task": "fr",
-        "data": "ids",
-        "output": "out",
-        "preset": "froundation",
-        "epochs": 4,
-        "batch_size": 8,
-        "lr_backbone": 0.01,
-        "lr_head": 0.05,
-        "head": {"scale": 16},
-        **overrides,
-    }
-    return write_yaml(tmp_path / "ft.yaml", config)
-
-
-def trained_lora(out: Path) -> dict:
-    return load_file(str(out / "adapter" / "adapter_model.safetensors"))
+    assert yaml.safe_load(Path(points[1].spec).read_text())["adapter_scale"] == 0.5
 
 
 def test_resumed_finetune_equals_uninterrupted(tmp_path):
@@ -204,7 +210,7 @@ def test_saved_adapter_reloads_bit_for_bit_through_the_loader(tmp_path):
     assert all(".q_proj." in k or ".v_proj." in k for k in written)  # the study's recipe: q and v only
     loaded = load_model(spec)
 
-    from overspec.finetune.adapters import prepare
+    from overspec.models.adapters import prepare
 
     reference = load_model(tmp_path / "clip.yaml")
     prepare(reference, "split_attention")
@@ -228,10 +234,9 @@ def test_saved_adapter_reloads_bit_for_bit_through_the_loader(tmp_path):
 def test_mad_finetune_writes_a_head_the_detector_uses(tmp_path):
     from overspec.data.attack_layouts import LAYOUTS
     from overspec.data.attack_protocol import load_attack_dataset, write_protocol_csv
-    from test_attack_detection import build
 
-    build("smdd", tmp_path / "smdd")
-    build("syn_mad22", tmp_path / "syn")
+    build_attack_layout("smdd", tmp_path / "smdd")
+    build_attack_layout("syn_mad22", tmp_path / "syn")
     samples = LAYOUTS.get("smdd")(tmp_path / "smdd") + LAYOUTS.get("syn_mad22")(tmp_path / "syn")
     write_protocol_csv(samples, tmp_path / "mad.csv")
     torch.save(tiny_clip().state_dict(), tmp_path / "clip.pt")

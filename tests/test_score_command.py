@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from helpers.cli import overspec
 from overspec.metrics import attack_detection_report, eer
-from test_cli import overspec
 
 
 def write_csv(path, header, rows):
@@ -56,7 +56,7 @@ def test_mad_json_with_attack_types_and_reversed_polarity(tmp_path):
     [
         ([(0.5, "bonafide"), ("nan", "attack")], "m.csv, line 3: score is nan; every score must be finite"),
         ([(0.5, "bonafide"), (0.2, "bonafide")], "m.csv: no attack rows; both classes are needed"),
-        ([(0.5, "bonafide"), (0.2, "fake")], "m.csv, line 3: label 'fake' is not one of"),
+        ([(0.5, "bonafide"), (0.2, "fake")], "m.csv, line 3: label 'fake' is not bona fide"),
         ([(0.5, "bonafide"), ("x", "attack")], "m.csv, line 3: score 'x' is not a number"),
     ],
 )

@@ -11,7 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import PHOTOS, tiny_clip, write_yaml
+from helpers.cli import write_yaml
+from helpers.data import PHOTOS
+from helpers.models import tiny_clip, to_split_lora_format
 from overspec.cli import app
 from overspec.errors import CheckpointError
 from overspec.models import load_model
@@ -23,32 +25,6 @@ RECIPES = {  # family -> (r, alpha, PIL resample, mean, std, bgr): what each rep
     "madation": (2, 4.0, Image.BILINEAR, np.full(3, 0.5), np.full(3, 0.5), True),
     "foundpad": (8, 8.0, Image.BILINEAR, np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225]), False),
 }
-
-
-def to_split_lora_format(model: torch.nn.Module, r: int, seed: int) -> tuple[dict, dict]:
-    """Save ``model`` the way the study's loralib does: split q/k/v/proj in every image-tower block, LoRA on
-    q and v. Returns (checkpoint state dict, {block: (A_q, B_q, A_v, B_v)})."""
-    gen = torch.Generator().manual_seed(seed)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    lora = {}
-    blocks = len(model.visual.transformer.resblocks)
-    for i in range(blocks):
-        attn = f"visual.transformer.resblocks.{i}.attn"
-        weight, bias = state.pop(f"{attn}.in_proj_weight"), state.pop(f"{attn}.in_proj_bias")
-        d = weight.shape[1]
-        for j, part in enumerate("qkv"):
-            state[f"{attn}.{part}_proj.weight"] = weight[j * d : (j + 1) * d].clone()
-            state[f"{attn}.{part}_proj.bias"] = bias[j * d : (j + 1) * d].clone()
-        state[f"{attn}.proj.weight"] = state.pop(f"{attn}.out_proj.weight")
-        state[f"{attn}.proj.bias"] = state.pop(f"{attn}.out_proj.bias")
-        tensors = []
-        for part in "qv":
-            a = torch.randn(r, d, generator=gen) * 0.1
-            b = torch.randn(d, r, generator=gen) * 0.1
-            state[f"{attn}.{part}_proj.w_lora_A"], state[f"{attn}.{part}_proj.w_lora_B"] = a, b
-            tensors += [a, b]
-        lora[i] = tensors
-    return state, lora
 
 
 def merged_reference(model: torch.nn.Module, lora: dict, factor: float) -> torch.nn.Module:

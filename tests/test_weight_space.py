@@ -11,12 +11,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import REPO, tiny_clip, write_yaml
+from helpers.cli import write_yaml
+from helpers.data import REPO
+from helpers.finetune import tiny_setup, trained_lora
+from helpers.models import tiny_clip
 from overspec.errors import OverspecError
 from overspec.finetune.config import load_finetune_config
 from overspec.finetune.train import finetune
 from overspec.models import load_model
-from test_finetune import tiny_setup, trained_lora
 
 X = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
 
@@ -117,8 +119,8 @@ def test_data_parallel_finetune_under_torchrun_matches_one_process(tmp_path):
 
 def test_sweep_points_of_a_full_finetune_and_of_any_two_models(tmp_path):
     from overspec.errors import ConfigError
-    from overspec.finetune.sweep import point_spec
     from overspec.models import resolve_spec
+    from overspec.sweep import point_spec
 
     write_yaml(tmp_path / "tuned.yaml", {"family": "finetuned", "base": "clip.yaml", "checkpoint": "w.safetensors"})
     full = point_spec(resolve_spec(tmp_path / "tuned.yaml"), 0.25)

@@ -213,18 +213,24 @@ def run_command(
 @app.command()
 def analyze(
     results_csv: Annotated[Path, typer.Argument(help="A table with model, dataset, protocol, value columns.")],
-    baseline: Annotated[str, typer.Option(help="The base model every other model is compared with.")],
+    baseline: Annotated[
+        str | None, typer.Option(help="One base for every other model (same architecture where there are several).")
+    ] = None,
+    base: Annotated[
+        list[str] | None, typer.Option(help="MODEL=BASE, repeatable; overrides the table's base column.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """GELO per model and protocol, per-dataset changes, intervals and significance, from any results table."""
-    from overspec.analysis import analyse, read_table
+    """GELO per model and protocol against each model's own base, per-dataset changes, intervals and
+    significance, from any results table (a run's results.csv carries a base column)."""
+    from overspec.analysis import analyse, assign_bases, read_table
 
-    results = analyse(read_table(results_csv), baseline)
+    results = analyse(assign_bases(read_table(results_csv), baseline=baseline, pairs=base or [], origin=results_csv))
     if as_json:
         print(json.dumps([r.as_json() for r in results], indent=1))
         return
-    table = Table(title=f"GELO against {baseline}")
-    for column in ("model", "arch", "protocol", "GELO", "95% interval", "mean", "base mean", "datasets", "p (drop)"):
+    table = Table(title="GELO against each model's base")
+    for column in ("model", "arch", "protocol", "base", "GELO", "95% interval", "mean", "base mean", "datasets", "p"):
         table.add_column(column)
     for r in results:
         p = "" if r.p_value is None else f"{r.p_value:.3g}"
@@ -232,6 +238,7 @@ def analyze(
             r.model,
             r.arch,
             r.protocol,
+            r.baseline,
             f"{r.gelo:.3f}",
             f"[{r.ci[0]:.3f}, {r.ci[1]:.3f}]",
             f"{r.mean:.4g}",
@@ -314,7 +321,7 @@ def sweep(
 ) -> None:
     """Trade-off curve between a base (scale 0) and its specialist (scale 1): GELO and biometric score per
     point, the Pareto front and the knee."""
-    from overspec.finetune.sweep import run_sweep
+    from overspec.sweep import run_sweep
 
     try:
         values = [float(v) for v in scales.split(",")]

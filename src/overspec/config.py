@@ -28,9 +28,6 @@ from overspec._paths import expand, unset_variables
 from overspec._validation import read_yaml, validated
 from overspec.errors import ConfigError
 
-TASK_OF_FAMILY = {"froundation": "fr", "madation": "mad", "foundpad": "pad"}
-BIOMETRIC_PROTOCOLS = {"face_verification": "fr", "ijb": "fr", "attack_detection": None}
-
 
 class ModelEntry(BaseModel):
     """A model to evaluate: a zoo name or a spec file, its base (for GELO) and its task (fr, mad, pad)."""
@@ -50,10 +47,20 @@ class ModelEntry(BaseModel):
 class GeneralSuite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     datasets: list[str] = Field(min_length=1)
-    protocols: list[Literal["zeroshot", "linear_probe"]] = ["zeroshot", "linear_probe"]
+    protocols: list[str] = ["zeroshot", "linear_probe"]
     root: str | None = None
     roots: dict[str, str] = Field(default_factory=dict)
     options: dict[str, dict] = Field(default_factory=dict)  # per protocol, e.g. linear_probe: {k_shot: 16}
+
+    @field_validator("protocols")
+    @classmethod
+    def _general_protocols(cls, protocols: list[str]) -> list[str]:
+        from overspec.protocols.specs import general_protocols
+
+        for name in protocols:
+            if name not in general_protocols():
+                raise ValueError(f"{name!r} is not a general-suite protocol; use {', '.join(general_protocols())}")
+        return protocols
 
     @model_validator(mode="after")
     def _known(self) -> GeneralSuite:
@@ -74,7 +81,7 @@ class GeneralSuite(BaseModel):
 class BiometricBenchmark(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    protocol: Literal["face_verification", "ijb", "attack_detection"]
+    protocol: str  # a biometric protocol of overspec.protocols.specs
     path: str
     task: Literal["fr", "mad", "pad"] | None = None
     layout: str = "csv"  # attack_detection: "csv" or a dataset layout (see data/attack_layouts.py)
@@ -82,11 +89,16 @@ class BiometricBenchmark(BaseModel):
 
     @model_validator(mode="after")
     def _task(self) -> BiometricBenchmark:
-        implied = BIOMETRIC_PROTOCOLS[self.protocol]
-        if implied is not None:
-            self.task = implied
-        elif self.task not in ("mad", "pad"):
-            raise ValueError("attack_detection benchmarks need task: mad or pad")
+        from overspec.protocols.specs import PROTOCOL_INFO, general_protocols
+
+        biometric = [p for p in PROTOCOL_INFO if p not in general_protocols()]
+        if self.protocol not in biometric:
+            raise ValueError(f"protocol {self.protocol!r} is not a biometric protocol; use {', '.join(biometric)}")
+        tasks = PROTOCOL_INFO.get(self.protocol).tasks
+        if len(tasks) == 1:
+            self.task = tasks[0]
+        elif self.task not in tasks:
+            raise ValueError(f"{self.protocol} benchmarks need task: {' or '.join(tasks)}")
         self.path = expand(self.path)
         return self
 

@@ -13,17 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from overspec._csv import csv_rows
+from overspec.data.attack_samples import is_bonafide
 from overspec.errors import DataError
 from overspec.metrics.bootstrap import bootstrap_ci
 from overspec.metrics.iso30107 import attack_detection_report
+from overspec.metrics.specs import metric_key, parse_metric
 from overspec.metrics.verification import eer, roc_auc, tar_at_far
 
 FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
-LABELS = {
-    "verification": {"1": True, "0": False, "genuine": True, "impostor": False, "true": True, "false": False},
-    "mad": {"bonafide": True, "bona fide": True, "bona_fide": True, "attack": False, "morph": False},
-    "pad": {"bonafide": True, "bona fide": True, "bona_fide": True, "attack": False, "spoof": False},
-}
+VERIFICATION_LABELS = {"1": True, "0": False, "genuine": True, "impostor": False, "true": True, "false": False}
 NEGATIVE_NAMES = {"verification": "impostor", "mad": "attack", "pad": "attack"}
 
 
@@ -32,7 +30,6 @@ def read_score_file(path: str | Path, kind: str) -> tuple[np.ndarray, np.ndarray
     path = Path(path)
     with csv_rows(path, what="score file", required=("score", "label")) as (columns, rows):
         scores, positive, types = [], [], []
-        allowed = LABELS[kind]
         for line, row in rows:
             text = (row["score"] or "").strip()
             try:
@@ -41,14 +38,9 @@ def read_score_file(path: str | Path, kind: str) -> tuple[np.ndarray, np.ndarray
                 raise DataError(f"{path}, line {line}: score {text!r} is not a number") from None
             if not math.isfinite(value):
                 raise DataError(f"{path}, line {line}: score is {text}; every score must be finite")
-            label = (row["label"] or "").strip().lower()
-            if label not in allowed:
-                raise DataError(
-                    f"{path}, line {line}: label {row['label']!r} is not one of {', '.join(sorted(allowed))}"
-                )
+            positive.append(_positive(row["label"] or "", kind, where=f"{path}, line {line}"))
             scores.append(value)
-            positive.append(allowed[label])
-            types.append((row.get("attack_type") or "attack").strip() if not allowed[label] else "")
+            types.append((row.get("attack_type") or "attack").strip() if not positive[-1] else "")
     p = np.array(positive, dtype=bool)
     if len(p) == 0:
         raise DataError(f"{path}: no rows below the header")
@@ -57,6 +49,15 @@ def read_score_file(path: str | Path, kind: str) -> tuple[np.ndarray, np.ndarray
         raise DataError(f"{path}: no {absent} rows; both classes are needed")
     has_types = kind != "verification" and "attack_type" in columns
     return np.array(scores), p, np.array(types, dtype=object) if has_types else None
+
+
+def _positive(label: str, kind: str, *, where: str) -> bool:
+    if kind != "verification":
+        return is_bonafide(label, where=where)
+    text = label.strip().lower()
+    if text not in VERIFICATION_LABELS:
+        raise DataError(f"{where}: label {label!r} is not one of {', '.join(sorted(VERIFICATION_LABELS))}")
+    return VERIFICATION_LABELS[text]
 
 
 def score_report(
@@ -79,15 +80,15 @@ def score_report(
             e = eer(s[index], positive[index])
             found = tar_at_far(s[index], positive[index], list(FAR_TARGETS))
             values = {"auc": roc_auc(s[index], positive[index]), "eer": e.eer, "eer_threshold": sign * e.threshold}
-            return values | {f"tar_at_far.{t:g}": v for t, v in found.items()}
+            return values | {metric_key("tar_at_far", point=t): v for t, v in found.items()}
         report = attack_detection_report(
             s[index], positive[index], None if types is None else types[index], threshold=internal_threshold
         )
         values = {k: getattr(report, k) for k in ("auc", "eer", "apcer", "apcer_max", "bpcer", "acer", "hter")}
         values |= {"eer_threshold": sign * report.eer_threshold, "threshold": sign * report.threshold}
-        values |= {f"bpcer_at_apcer.{k}": v for k, v in report.bpcer_at_apcer.items()}
-        values |= {f"apcer_at_bpcer.{k}": v for k, v in report.apcer_at_bpcer.items()}
-        return values | {f"apcer_per_attack.{k}": v for k, v in report.apcer_per_attack.items()}
+        values |= {metric_key("bpcer_at_apcer", point=k): v for k, v in report.bpcer_at_apcer.items()}
+        values |= {metric_key("apcer_at_bpcer", point=k): v for k, v in report.apcer_at_bpcer.items()}
+        return values | {metric_key("apcer", attack=k): v for k, v in report.apcer_per_attack.items()}
 
     flat = metrics(np.arange(len(s)))
     result = _nest(flat)
@@ -106,11 +107,19 @@ def score_report(
 
 
 def _nest(flat: dict) -> dict:
+    """JSON shape of flat metric keys: ``tar_at_far_0.001`` -> ``tar_at_far: {"0.001": v}``, ``apcer@print`` ->
+    ``apcer_per_attack: {"print": v}``; other keys stay as they are."""
     nested: dict = {}
     for key, value in flat.items():
-        group, _, name = key.partition(".")
-        if name:
-            nested.setdefault(group, {})[name] = value
+        try:
+            parsed = parse_metric(key)
+        except DataError:  # e.g. eer_threshold: a score, not a metric
+            nested[key] = value
+            continue
+        if parsed.point is not None:
+            nested.setdefault(parsed.spec.name, {})[parsed.point] = value
+        elif parsed.attack is not None:
+            nested.setdefault(f"{parsed.spec.name}_per_attack", {})[parsed.attack] = value
         else:
             nested[key] = value
     return nested

@@ -1,5 +1,11 @@
 """GELO (Chettaoui et al., IJCB 2025): the mean headline metric of a fine-tuned model over a suite of
-general datasets divided by the same mean for its base model. Below 1 means general knowledge lost.
+general datasets divided by the same mean for its own base model. Below 1 means general knowledge lost.
+
+Every model is compared with *its own* base (``Record.base``: recorded by the planner in a run's rows, a
+``base`` column of a typed-in table, or ``--base MODEL=BASE``), so an experiment with a ViT-B/16 and a
+ViT-L/14 family has two bases and every specialist its GELO. Where a base name has rows under several
+architectures (a paper's table: "CLIP" ViT-B/16 and ViT-L/14), the base's rows of the model's own architecture
+are used.
 
 The suite is the datasets both models were evaluated on (reported with each result). Uncertainty:
 a paired bootstrap over the suite's datasets gives the GELO interval; a one-sided Wilcoxon signed-rank
@@ -10,15 +16,14 @@ McNemar test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from overspec._csv import csv_rows
 from overspec.errors import DataError
-
-LOWER_IS_BETTER = ("eer", "hter", "acer", "apcer", "bpcer")
+from overspec.metrics.specs import parse_metric
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,9 @@ class Record:
     value: float
     metric: str = "headline"
     higher_is_better: bool = True
-    task: str = "general"
+    task: str = "general"  # the dataset's task
+    base: str | None = None  # the model it was fine-tuned from
+    model_task: str = "general"  # what the model was tuned for
 
 
 @dataclass
@@ -88,7 +95,7 @@ class GeloResult:
 
 def read_table(path: str | Path) -> list[Record]:
     """Records from a CSV with columns model, dataset, protocol and value (or value_percent); optional arch,
-    metric (``headline`` rows are used when present), task and higher_is_better."""
+    metric (``headline`` rows are used when present), task, higher_is_better, base and model_task."""
     path = Path(path)
     required = ("model", "dataset", "protocol", ("value", "value_percent"))
     with csv_rows(path, what="results table", required=required) as (columns, numbered):
@@ -103,11 +110,17 @@ def read_table(path: str | Path) -> list[Record]:
             value = float(row[value_column])
         except ValueError:
             raise DataError(f"{path}, line {line}: {value_column} {row[value_column]!r} is not a number") from None
-        metric = row.get("metric") or "headline"
+        metric = row.get("headline_metric") or row.get("metric") or "headline"
         hib = row.get("higher_is_better")
-        higher = (
-            hib.lower() in ("1", "true") if hib not in (None, "") else not any(p in metric for p in LOWER_IS_BETTER)
-        )
+        if hib not in (None, ""):
+            higher = hib.lower() in ("1", "true")
+        elif metric == "headline":
+            higher = True
+        else:
+            try:
+                higher = parse_metric(metric).higher_is_better
+            except DataError as exc:
+                raise DataError(f"{path}, line {line}: {exc}; add a higher_is_better column") from None
         records.append(
             Record(
                 row["model"],
@@ -118,37 +131,79 @@ def read_table(path: str | Path) -> list[Record]:
                 metric,
                 higher,
                 row.get("task") or "general",
+                row.get("base") or None,
+                row.get("model_task") or "general",
             )
         )
     return records
 
 
+def assign_bases(
+    records: list[Record], *, baseline: str | None = None, pairs: list[str] = (), origin: object = "the table"
+) -> list[Record]:
+    """Set each model's base: ``pairs`` (``MODEL=BASE``) first, then the table's own ``base`` column, then
+    ``baseline`` for every other model. A base without general-suite rows is an error naming the models."""
+    explicit = {}
+    for pair in pairs:
+        model, sep, base = pair.partition("=")
+        if not sep or not model or not base:
+            raise DataError(f"--base {pair!r}: write MODEL=BASE, e.g. --base froundation=clip")
+        explicit[model.strip()] = base.strip()
+    general_models = sorted({r.model for r in records if r.task == "general"})
+    for name in [*explicit.values(), *([baseline] if baseline else [])]:
+        if name not in general_models:
+            raise DataError(f"base {name!r} has no general-suite rows in {origin}; models there: {general_models}")
+
+    def base_of(r: Record) -> str | None:
+        if r.model in explicit:
+            return explicit[r.model]
+        if r.base:
+            return r.base
+        return baseline if baseline and r.model != baseline else None
+
+    out = [replace(r, base=base_of(r)) for r in records]
+    if not any(r.base for r in out):
+        raise DataError(
+            f"{origin}: no model has a base; add a base column, or give --base MODEL=BASE or --baseline MODEL"
+        )
+    return out
+
+
+def _base_key(records: list[Record], base: str, arch: str) -> tuple[str, str] | None:
+    """The (model, arch) of ``base`` to compare a model of ``arch`` with: the same architecture when the base has
+    rows under several, else its only one."""
+    archs = {r.arch for r in records if r.model == base}
+    if arch in archs:
+        return base, arch
+    return (base, next(iter(archs))) if len(archs) == 1 else None
+
+
 def analyse(
     records: list[Record],
-    baseline: str,
     *,
     protocols: list[str] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
     samples: dict | None = None,
 ) -> list[GeloResult]:
-    """GELO of every model against ``baseline`` of the same architecture, per protocol.
+    """GELO of every model that has a base, against that base, per general protocol.
 
     ``samples`` optionally maps (model, arch, dataset, protocol) to per-sample correctness arrays, which
     adds per-dataset paired intervals and McNemar tests.
     """
     general = [r for r in records if r.task == "general"]
-    if not any(r.model == baseline for r in general):
-        models = sorted({r.model for r in general})
-        raise DataError(f"baseline {baseline!r} has no general-suite rows; models in the table: {models}")
     table: dict[tuple, float] = {(r.model, r.arch, r.protocol, r.dataset): r.value for r in general}
+    bases = {(r.model, r.arch): r.base for r in general if r.base}
     results = []
-    keys = sorted({(r.model, r.arch, r.protocol) for r in general})
-    for model, arch, protocol in keys:
-        if model == baseline or (protocols and protocol not in protocols):
+    for model, arch, protocol in sorted({(r.model, r.arch, r.protocol) for r in general}):
+        if (model, arch) not in bases or (protocols and protocol not in protocols):
             continue
+        found = _base_key(general, bases[(model, arch)], arch)
+        if found is None:
+            continue
+        baseline, base_arch = found
         mine = {d: v for (m, a, p, d), v in table.items() if (m, a, p) == (model, arch, protocol)}
-        base = {d: v for (m, a, p, d), v in table.items() if (m, a, p) == (baseline, arch, protocol)}
+        base = {d: v for (m, a, p, d), v in table.items() if (m, a, p) == (baseline, base_arch, protocol)}
         suite = sorted(set(mine) & set(base))
         if not suite:
             continue
@@ -159,7 +214,7 @@ def analyse(
                 mine[d],
                 base[d],
                 (samples or {}).get((model, arch, d, protocol)),
-                (samples or {}).get((baseline, arch, d, protocol)),
+                (samples or {}).get((baseline, base_arch, d, protocol)),
                 seed,
             )
             for d in suite
@@ -170,7 +225,7 @@ def analyse(
                 arch,
                 protocol,
                 baseline,
-                float(x.mean() / b.mean()),
+                float(x.mean() / b.mean()) if b.mean() else float("nan"),
                 float(x.mean()),
                 float(b.mean()),
                 len(suite),
@@ -183,9 +238,20 @@ def analyse(
     return results
 
 
+def missing_bases(records: list[Record]) -> dict[str, str]:
+    """Models whose base has no general-suite rows of a shared protocol: model -> why no GELO."""
+    general = [r for r in records if r.task == "general"]
+    found = {(g.model, g.arch) for g in analyse(general, n_boot=0)}
+    why = {}
+    for r in general:
+        if r.base and (r.model, r.arch) not in found:
+            why[r.model] = f"its base {r.base} has no general-suite results of the same protocol"
+    return why
+
+
 def _bootstrap_ratio(x: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
     """Percentile interval of mean(x)/mean(b) over datasets resampled in pairs."""
-    if len(x) < 2:
+    if len(x) < 2 or n_boot < 1:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     index = rng.integers(0, len(x), (n_boot, len(x)))
@@ -239,16 +305,18 @@ class BiometricGain:
     gain: float  # positive = better than the base, whatever the metric's direction
 
 
-def biometric_gains(records: list[Record], baseline: str, model_tasks: dict[str, str]) -> list[BiometricGain]:
-    """Each specialist's gain over its base on the benchmarks of its own task (fr, mad or pad)."""
+def biometric_gains(records: list[Record]) -> list[BiometricGain]:
+    """Each specialist's gain over its own base on the benchmarks of its own task (fr, mad or pad)."""
     bio = [r for r in records if r.task != "general"]
-    base = {(r.arch, r.dataset): r for r in bio if r.model == baseline}
+    by_key = {(r.model, r.arch, r.dataset, r.protocol): r for r in bio}
     gains = []
     for r in bio:
-        task = model_tasks.get(r.model)
-        if r.model == baseline or task != r.task or (r.arch, r.dataset) not in base:
+        if not r.base or r.model_task != r.task:
             continue
-        b = base[(r.arch, r.dataset)]
+        found = _base_key(bio, r.base, r.arch)
+        b = by_key.get((*found, r.dataset, r.protocol)) if found else None
+        if b is None:
+            continue
         sign = 1 if r.higher_is_better else -1
         gains.append(
             BiometricGain(r.model, r.arch, r.task, r.dataset, r.metric, r.value, b.value, sign * (r.value - b.value))

@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from overspec.data.attack_protocol import AttackSample
+from overspec.data.attack_samples import AttackSample
 from overspec.data.images import IMAGE_SUFFIXES
 from overspec.errors import DataError
 from overspec.registry import Registry

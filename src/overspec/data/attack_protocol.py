@@ -13,28 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from overspec._csv import csv_rows
+from overspec.data.attack_layouts import LAYOUTS
+from overspec.data.attack_samples import AttackSample, is_bonafide
 from overspec.data.images import ImageFiles
 from overspec.errors import DataError
 
-LABELS = {
-    "bonafide": True,
-    "bona fide": True,
-    "bona_fide": True,
-    "real": True,
-    "live": True,
-    "attack": False,
-    "spoof": False,
-    "morph": False,
-}
 SPLITS = ("train", "dev", "test")
-
-
-@dataclass(frozen=True)
-class AttackSample:
-    path: Path
-    bonafide: bool
-    attack_type: str  # "" for bona fide
-    split: str
 
 
 @dataclass
@@ -65,17 +49,15 @@ def read_protocol_csv(path: str | Path) -> list[AttackSample]:
     with csv_rows(path, what="protocol file", required=required, expected="path,label,attack_type,split") as (_, rows):
         samples = []
         for line, row in rows:
-            label = (row["label"] or "").strip().lower()
+            bonafide = is_bonafide(row["label"] or "", where=f"{path}, line {line}")
             split = (row["split"] or "").strip().lower()
-            if label not in LABELS:
-                raise DataError(f"{path}, line {line}: label {row['label']!r} is not bonafide or attack")
             if split not in SPLITS:
                 raise DataError(f"{path}, line {line}: split {row['split']!r} is not one of {', '.join(SPLITS)}")
             image = (path.parent / row["path"].strip()).resolve()
             if not image.is_file():
                 raise DataError(f"{path}, line {line}: image {image} does not exist")
-            attack_type = "" if LABELS[label] else ((row.get("attack_type") or "").strip() or "attack")
-            samples.append(AttackSample(image, LABELS[label], attack_type, split))
+            attack_type = "" if bonafide else ((row.get("attack_type") or "").strip() or "attack")
+            samples.append(AttackSample(image, bonafide, attack_type, split))
     if not samples:
         raise DataError(f"{path}: no rows below the header")
     return samples
@@ -115,8 +97,6 @@ def load_attack_dataset(
     source: str | Path, *, layout: str = "csv", task: str = "pad", name: str | None = None
 ) -> AttackDataset:
     """A protocol CSV (``layout='csv'``) or a dataset folder in one of ``attack_layouts.LAYOUTS``."""
-    from overspec.data.attack_layouts import LAYOUTS
-
     source = Path(source)
     if layout == "csv":
         samples = read_protocol_csv(source)

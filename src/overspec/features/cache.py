@@ -80,8 +80,9 @@ class FeatureCache:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root else cache_dir() / "features"
 
-    def key(self, *, model: str, dataset: str, preprocess: str) -> str:
-        return digest({"model": model, "dataset": dataset, "preprocess": preprocess})
+    def key(self, *, model: str, dataset: str, preprocess: str, compute: str) -> str:
+        """``compute`` is the device type and arithmetic (e.g. ``cuda-fp16-autocast``, ``cpu-fp32``)."""
+        return digest({"model": model, "dataset": dataset, "preprocess": preprocess, "compute": compute})
 
     def folder(self, key: str) -> Path:
         return self.root / key[:2] / key

@@ -46,18 +46,33 @@ def extract_features(
     if not cache:
         return _compute(encoder, dataset, 0, n, batch_size, num_workers, progress, amp, description, None, chunk_rows)
     key = cache.key(
-        model=encoder.fingerprint, dataset=dataset.fingerprint, preprocess=digest(encoder.preprocess.model_dump())
+        model=encoder.fingerprint,
+        dataset=dataset.fingerprint,
+        preprocess=digest(encoder.preprocess.model_dump()),
+        compute=compute_setting(encoder, amp),
     )
     found = cache.get(key)
     if found is not None:
         return found
-    meta = {"model": encoder.name, "model_fingerprint": encoder.fingerprint, "dataset": dataset.fingerprint}
+    meta = {
+        "model": encoder.name,
+        "model_fingerprint": encoder.fingerprint,
+        "dataset": dataset.fingerprint,
+        "compute": compute_setting(encoder, amp),
+    }
     with cache.open(key, n_rows=n, meta=meta) as entry:
         if entry.final.exists():  # another process finished while we waited for the lock
             return np.load(entry.final)
         start = entry.resume_row()
         _compute(encoder, dataset, start, n, batch_size, num_workers, progress, amp, description, entry, chunk_rows)
         return entry.finish()
+
+
+def compute_setting(encoder: Encoder, amp: bool) -> str:
+    """Device type and arithmetic of the forward pass: fp16 autocast on CUDA gives other features than fp32 on
+    the CPU, so the two are cached apart."""
+    device = encoder.device.type
+    return f"{device}-{'fp16-autocast' if amp and device == 'cuda' else 'fp32'}"
 
 
 def _compute(encoder, dataset, start, stop, batch_size, num_workers, progress, amp, description, entry, chunk_rows):

@@ -9,30 +9,13 @@ from torch import nn
 
 from overspec.errors import ModelError
 from overspec.finetune.config import LoraConfig
-from overspec.finetune.split_attention import split_attention
+from overspec.models.adapters import adapter_layout, prepare
 from overspec.models.encoder import Encoder
 
 DEFAULT_TARGETS = {
     "clip": ["q_proj", "v_proj"],  # the study's recipe: attention q and v of every image-tower block
     "timm": ["conv_pw", "conv_pwl", "qkv", "fc1", "fc2"],  # pointwise convs (EfficientNet), ViT attention/MLP
 }
-
-
-def adapter_layout(encoder: Encoder) -> str:
-    """``split_attention`` for open_clip CLIP towers (their fused attention is split first), else ``plain``."""
-    return (
-        "split_attention"
-        if hasattr(encoder.module, "visual")
-        and hasattr(encoder.module, "encode_text")
-        and not hasattr(encoder.module, "vision_model")
-        else "plain"
-    )
-
-
-def prepare(encoder: Encoder, layout: str) -> None:
-    """Make ``encoder.module``'s layout match the one an adapter was trained on."""
-    if layout == "split_attention":
-        split_attention(encoder.module)
 
 
 BLOCK = re.compile(r"(?:^|\.)(?:resblocks|layers|layer|blocks)\.(\d+)(?:\.|$)")  # a transformer/stage block
@@ -97,14 +80,3 @@ def l2sp_penalty(model: nn.Module) -> torch.Tensor:
             delta = module.get_delta_weight("default")
             total = delta.pow(2).sum() if total is None else total + delta.pow(2).sum()
     return total if total is not None else torch.zeros(())
-
-
-def scale_adapters(model: nn.Module, factor: float) -> None:
-    """Multiply every LoRA update by ``factor`` (0 = the base model, 1 = the fine-tuned one). For a LoRA
-    fine-tune this is exactly weight-space interpolation between base and specialist (WiSE-FT)."""
-    from peft.tuners.lora import LoraLayer
-
-    for module in model.modules():
-        if isinstance(module, LoraLayer):
-            for name in module.scaling:
-                module.scaling[name] *= factor

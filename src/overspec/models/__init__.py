@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -17,18 +18,40 @@ from overspec.registry import Registry
 if TYPE_CHECKING:
     from overspec.models.encoder import Encoder
 
-FAMILIES: Registry[Callable[[ModelSpec], Encoder]] = Registry("model family")
-FAMILIES.register("open_clip", "overspec.models.open_clip_family:load_open_clip")
-FAMILIES.register("openai_clip", "overspec.models.open_clip_family:load_openai_clip")
-FAMILIES.register("hf_clip", "overspec.models.hf_clip:load_hf_clip")
-for _family in ("froundation", "madation", "foundpad"):
-    FAMILIES.register(_family, "overspec.models.split_attention_lora:load_split_attention_family")
-FAMILIES.register("timm", "overspec.models.timm_family:load_timm")
-FAMILIES.register("onnx", "overspec.models.onnx_family:load_onnx")
-FAMILIES.register("peft", "overspec.models.peft_family:load_peft")
-FAMILIES.register("conse", "overspec.models.conse:load_conse")
-FAMILIES.register("finetuned", "overspec.models.weight_space:load_finetuned")
-FAMILIES.register("interpolate", "overspec.models.weight_space:load_interpolated")
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its loader (``"module:attr"``, imported on first use) and what it is.
+
+    ``task``: what checkpoints of the family were tuned for (the study's FRoundation / MADation / FoundPAD).
+    ``update``: how a sweep scales its fine-tuning update: ``adapter_scale`` (families built on a ``base``),
+    ``lora.scale`` (checkpoints with unmerged LoRA tensors) or None (a plain model: interpolate it with its base).
+    """
+
+    loader: str
+    task: str = "general"
+    update: str | None = None
+
+    def load(self, spec: ModelSpec) -> Encoder:
+        module_name, attr = self.loader.split(":")
+        return getattr(importlib.import_module(module_name), attr)(spec)
+
+
+# The one list of families; spec validation, the planner and the sweep read it.
+FAMILIES: Registry[Family] = Registry("model family")
+FAMILIES.register("open_clip", Family("overspec.models.open_clip_family:load_open_clip"))
+FAMILIES.register("openai_clip", Family("overspec.models.open_clip_family:load_openai_clip"))
+FAMILIES.register("hf_clip", Family("overspec.models.hf_clip:load_hf_clip"))
+for _family, _task in (("froundation", "fr"), ("madation", "mad"), ("foundpad", "pad")):
+    FAMILIES.register(
+        _family, Family("overspec.models.split_attention_lora:load_split_attention_family", _task, "lora.scale")
+    )
+FAMILIES.register("timm", Family("overspec.models.timm_family:load_timm"))
+FAMILIES.register("onnx", Family("overspec.models.onnx_family:load_onnx"))
+FAMILIES.register("peft", Family("overspec.models.peft_family:load_peft", update="adapter_scale"))
+FAMILIES.register("conse", Family("overspec.models.conse:load_conse"))
+FAMILIES.register("finetuned", Family("overspec.models.weight_space:load_finetuned", update="adapter_scale"))
+FAMILIES.register("interpolate", Family("overspec.models.weight_space:load_interpolated", update="adapter_scale"))
 
 
 @lru_cache(maxsize=1)
@@ -58,9 +81,10 @@ def resolve_spec(model: str | Path | dict | ModelSpec) -> ModelSpec:
 def load_model(model: str | Path | dict | ModelSpec, *, device: str | None = None) -> Encoder:
     """Build the encoder a zoo name, spec file, mapping or ``ModelSpec`` describes."""
     spec = resolve_spec(model)
-    _require_files(spec)
-    encoder = FAMILIES.get(spec.family)(spec)
-    if spec.base is not None and spec.family not in ("peft", "finetuned", "interpolate"):
+    require_files(spec)
+    family = FAMILIES.get(spec.family)
+    encoder = family.load(spec)
+    if spec.base is not None and family.update != "adapter_scale":
         encoder.settings.setdefault("base", spec.base)  # the model it was fine-tuned from
     return encoder.to(device) if device else encoder
 
@@ -71,7 +95,7 @@ def weights_available(spec: ModelSpec) -> bool:
     return bool(paths) and all(Path(p).exists() for p in paths)
 
 
-def _require_files(spec: ModelSpec) -> None:
+def require_files(spec: ModelSpec) -> None:
     """Fail before any heavy import when a named file is absent, saying where to get it and put it."""
     needed = {"checkpoint": spec.checkpoint, "head": spec.head}
     if not spec.pretrained and spec.family not in ("hf_clip",):

@@ -4,7 +4,7 @@ An image is placed in a sentence encoder's space as the probability-weighted mea
 of its T most probable training labels: e(x) = Σ_top-T p(y|x) s(y) / Σ_top-T p(y|x). Prompts for unseen
 classes are embedded by the same sentence encoder, so the zero-shot protocol runs unchanged. Image
 features for every other protocol are the wrapped model's own (pooled) embeddings; the ConSE mapping is
-applied to them after extraction (``text_space``), so one forward pass serves all protocols.
+applied to them after extraction (``to_text_space``), so one forward pass serves all protocols.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class ConseEncoder(Encoder):
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         return torch.from_numpy(self.sentence_model.encode(texts, normalize_embeddings=True, convert_to_numpy=True))
 
-    def text_space(self, features: np.ndarray) -> np.ndarray:
+    def to_text_space(self, features: np.ndarray) -> np.ndarray:
         """Map image features (from ``encode_image``) into the sentence space by ConSE."""
         with torch.inference_mode():
             logits = self.image_encoder.classifier.logits(torch.from_numpy(features).to(self.device)).float().cpu()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from overspec.models.preprocess import Preprocess
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
 
@@ -60,6 +61,12 @@ class Encoder:
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         raise NotImplementedError(f"{self.name} ({self.family}) has no text tower")
+
+    def to_text_space(self, features: np.ndarray) -> np.ndarray:
+        """Image features (from ``encode_image``) in the space text embeddings live in, for every protocol that
+        compares images with prompts. CLIP trains both towers into one space, so this is the identity; ConSE
+        maps through the classifier's label probabilities."""
+        return features
 
     @property
     def device(self) -> torch.device:

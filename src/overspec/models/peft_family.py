@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from overspec._hashing import digest, path_sha256
+from overspec._hashing import path_sha256
 from overspec.errors import ModelError
 from overspec.models.encoder import Encoder
 from overspec.models.spec import ModelSpec
+from overspec.models.weight_space import scaled_fingerprint
 
 
 def load_peft(spec: ModelSpec) -> Encoder:
@@ -27,11 +28,12 @@ def load_peft(spec: ModelSpec) -> Encoder:
             f"{spec.label}: `checkpoint` must be a folder written by peft's save_pretrained "
             f"(with adapter_config.json); got {spec.checkpoint}"
         )
-    from overspec.finetune.adapters import prepare, scale_adapters
+    from overspec.models.adapters import prepare, scale_adapters
 
     encoder = load_model(spec.base)
     if encoder.module is None:
         raise ModelError(f"{spec.label}: base {encoder.name} ({encoder.family}) has no torch module to adapt")
+    base = (encoder.fingerprint, encoder.preprocess)
     prepare(encoder, spec.adapter_layout)
     try:
         adapted = PeftModel.from_pretrained(encoder.module, str(folder))
@@ -47,15 +49,14 @@ def load_peft(spec: ModelSpec) -> Encoder:
 
         encoder.head = head_from_file(spec.head, spec.label)
     encoder.preprocess = encoder.preprocess.updated(spec.preprocess)
-    encoder.fingerprint = digest(
-        {
-            "base": encoder.fingerprint,
-            "adapter": path_sha256(folder),
-            "scale": spec.adapter_scale,
-            "layout": spec.adapter_layout,
-            "head": path_sha256(spec.head) if spec.head else None,
-            "preprocess": encoder.preprocess.model_dump(),
-        }
+    identity = {"base": base[0], "adapter": path_sha256(folder), "layout": spec.adapter_layout}
+    encoder.fingerprint = scaled_fingerprint(
+        identity,
+        scale=spec.adapter_scale,
+        head=spec.head,
+        preprocess=encoder.preprocess,
+        base=base,
+        same_modules=spec.adapter_layout == "plain",
     )
     encoder.name = spec.label
     encoder.settings = {**encoder.settings, "adapter": str(folder), "base_family": encoder.family}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from overspec._paths import expand
 from overspec._validation import read_yaml, validated
@@ -38,20 +38,7 @@ class ModelSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    family: Literal[
-        "open_clip",
-        "openai_clip",
-        "hf_clip",
-        "froundation",
-        "madation",
-        "foundpad",
-        "timm",
-        "onnx",
-        "peft",
-        "conse",
-        "finetuned",
-        "interpolate",
-    ]
+    family: str  # a name registered in overspec.models.FAMILIES
     name: str | None = None
     arch: str | None = None
     pretrained: str | None = None
@@ -70,6 +57,15 @@ class ModelSpec(BaseModel):
     source: str | None = None
     notes: str | None = None
     reference: str | None = None  # how published tables name it, e.g. "FRoundation ViT-B/16"
+
+    @field_validator("family")
+    @classmethod
+    def _registered(cls, family: str) -> str:
+        from overspec.models import FAMILIES
+
+        if family not in FAMILIES:
+            raise ValueError(FAMILIES.unknown_message(family))
+        return family
 
     @model_validator(mode="after")
     def _expand_paths(self) -> ModelSpec:

@@ -13,6 +13,7 @@ from overspec.metrics import attack_detection_report
 from overspec.metrics.scores import equal_error_point, sweep
 from overspec.models.encoder import Encoder
 from overspec.protocols.result import ProtocolResult
+from overspec.protocols.specs import ATTACK_HEADLINES
 from overspec.registry import Registry
 
 PROMPTS = {  # zero-shot prompt ensembles per class: (bona fide, attack)
@@ -85,7 +86,8 @@ def prompt_scores(encoder: Encoder, features: dict[str, np.ndarray], data: Attac
     # each class is one prompt ensemble: classes x templates, the template being the prompt itself
     weights_b = text_classifier(encoder, ["bonafide"], bonafide)
     weights_a = text_classifier(encoder, ["attack"], attack)
-    e = features["test"] / np.linalg.norm(features["test"], axis=1, keepdims=True)
+    test = encoder.to_text_space(features["test"])
+    e = test / np.linalg.norm(test, axis=1, keepdims=True)
     return (e @ weights_b - e @ weights_a).ravel()
 
 
@@ -147,7 +149,7 @@ def run_attack_detection(
         column = [values[key] for values in per_type.values()]
         worst = max(column) if key != "auc" else min(column)
         metrics |= {f"mean_{key}": float(np.mean(column)), f"worst_{key}": float(worst)}
-    headline = "hter" if data.task == "pad" else "mean_eer"
+    headline = ATTACK_HEADLINES[data.task]
     details = {
         "scorer": scorer,
         "threshold": overall.threshold,

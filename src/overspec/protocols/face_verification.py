@@ -73,4 +73,5 @@ def run_face_verification(
         metrics,
         "accuracy",
         {"flip": flip, "folds": folds, "fold_thresholds": list(folded.thresholds)},
+        {"score": scores, "genuine": np.asarray(genuine, dtype=bool)},  # per pair, in file order
     )

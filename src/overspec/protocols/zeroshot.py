@@ -97,8 +97,7 @@ def run_zeroshot(
         progress=progress,
         description=f"{encoder.name} on {dataset.name}/{split}",
     )
-    if hasattr(encoder, "text_space"):  # e.g. ConSE: image features mapped into the text encoder's space
-        features = encoder.text_space(features)
+    features = encoder.to_text_space(features)
     weights = text_classifier(encoder, dataset.classnames, dataset.templates)
     logits = zero_shot_logits(features, weights)
     return ProtocolResult(

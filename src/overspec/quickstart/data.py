@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import pickle
 from pathlib import Path
 
 import numpy as np
+
+from overspec.errors import DataError
 
 SIZE = 96
 NOTES = __doc__
@@ -74,8 +77,14 @@ def build(root: Path, *, scale: float = 1.0, seed: int = 0) -> dict[str, Path]:
     """Write every dataset under ``root`` (once: existing data is reused); ``scale`` < 1 shrinks them for tests."""
     root = Path(root)
     done = root / ".complete"
+    made_with = json.dumps({"scale": scale, "seed": seed})
     if done.exists():
-        return _paths(root)
+        if done.read_text().strip() == made_with:
+            return _paths(root)
+        raise DataError(
+            f"{root} holds quickstart data made with {done.read_text().strip()}, not {made_with}; "
+            f"delete {root} or choose another --out"
+        )
     rng = np.random.default_rng(seed)
     photos = faces()
     n_ids, views = max(6, int(30 * scale)), 6
@@ -95,7 +104,7 @@ def build(root: Path, *, scale: float = 1.0, seed: int = 0) -> dict[str, Path]:
     )
     _attacks(root, "pad", train_faces, held, rng, lambda a, b, t: recapture(a, rng, t), ("print", "replay"))
     _general(root, scale)
-    done.write_text("ok\n")
+    done.write_text(made_with + "\n")
     (root / "DATA.md").write_text(NOTES)
     return _paths(root)
 

@@ -104,9 +104,9 @@ def quickstart(
     log=print,
 ) -> Path:
     from overspec.config import Experiment
-    from overspec.finetune.sweep import run_sweep
     from overspec.report import build_report
     from overspec.runner import run_experiment
+    from overspec.sweep import run_sweep
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)

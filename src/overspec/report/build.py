@@ -11,23 +11,23 @@ from pathlib import Path
 import numpy as np
 
 from overspec import __version__
-from overspec.analysis.gelo import GeloResult, Record, analyse, biometric_gains, read_table
+from overspec.analysis.gelo import GeloResult, Record, analyse, biometric_gains, missing_bases, read_table
 from overspec.errors import DataError
+from overspec.protocols.specs import general_protocols
 from overspec.report import plots
 from overspec.report.tables import Table
 from overspec.results import ResultStore
 
-GENERAL_PROTOCOLS = ("zeroshot", "linear_probe")
 TITLES = {"zeroshot": "Zero-shot classification (%)", "linear_probe": "Linear probe (%)"}
 
 
-def _records(rows, details) -> tuple[list[Record], dict[str, str], dict[str, str], dict[str, str]]:
-    """Headline records, plus each model's task, base and published name from the cells' details."""
-    records, tasks, bases, references = [], {}, {}, {}
+def _records(rows) -> tuple[list[Record], dict[str, str], dict[str, str]]:
+    """Headline records with the identity the planner stored in each row, plus each model's task and
+    published name."""
+    records, tasks, references = [], {}, {}
     for row in rows:
         if row.metric != "headline":
             continue
-        detail = details.get(row.cell, {})
         records.append(
             Record(
                 row.model,
@@ -35,26 +35,17 @@ def _records(rows, details) -> tuple[list[Record], dict[str, str], dict[str, str
                 row.dataset,
                 row.protocol,
                 row.value,
-                detail.get("headline_metric", "headline"),
+                row.headline_metric or "headline",
                 row.higher_is_better,
                 row.task,
+                row.base,
+                row.model_task,
             )
         )
-        tasks[row.model] = detail.get("model_task", "general")
-        if detail.get("base"):
-            bases[row.model] = detail["base"]
-        if detail.get("reference"):
-            references[row.model] = detail["reference"]
-    return records, tasks, bases, references
-
-
-def _baseline(records: list[Record], bases: dict[str, str]) -> str | None:
-    """The model the others were fine-tuned from: the bases named in the config, else the first model."""
-    named = [b for b in bases.values() if any(r.model == b for r in records)]
-    if named:
-        return max(set(named), key=named.count)
-    general = [r.model for r in records if r.task == "general"]
-    return general[0] if general else None
+        tasks[row.model] = row.model_task
+        if row.reference:
+            references[row.model] = row.reference
+    return records, tasks, references
 
 
 def _samples(out: Path, rows) -> dict:
@@ -170,12 +161,19 @@ def _reference(path: str | Path | None, references: dict[str, str]) -> dict:
 
     table = defaultdict(dict)
     ours_by_name = {name: model for model, name in references.items()}
+    scale = _percent_scale(path)
     for r in read_table(path):
         model = ours_by_name.get(f"{r.model} {r.arch}".strip()) or ours_by_name.get(r.model)
         if model is not None:
-            scale = 1 if r.value > 1.5 else 100
             table[(model, r.protocol)][canonical_dataset(r.dataset)] = r.value * scale
     return dict(table)
+
+
+def _percent_scale(path: str | Path) -> float:
+    """A published table states its unit by its column: ``value_percent`` (e.g. 88.22) or ``value`` (0.8822)."""
+    with open(path, newline="") as f:
+        header = f.readline().strip().split(",")
+    return 1.0 if "value_percent" in header else 100.0
 
 
 def build_report(out: str | Path, *, reference: str | Path | None = None) -> Path:
@@ -183,19 +181,21 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
     out = Path(out)
     if not (out / "results.sqlite").exists():
         raise DataError(f"{out} holds no results.sqlite: run `overspec run CONFIG --out {out}` first")
-    store = ResultStore(out / "results.sqlite")
-    rows, details = store.rows(), store.details()
-    store.export_csv(out / "results.csv")
+    store = ResultStore(out / "results.sqlite", create=False)
+    rows, superseded = store.rows(current=True), store.superseded()
+    store.export_csv(out / "results.csv", rows=rows)
+    if superseded:
+        store.export_csv(out / "superseded.csv", rows=superseded)
     store.close()
-    records, tasks, bases, references = _records(rows, details)
+    records, tasks, references = _records(rows)
     figures, tables = out / "figures", out / "tables"
-    baseline = _baseline(records, bases)
     published = _reference(reference, references)
     samples = _samples(out, rows)
+    no_gelo = missing_bases(records)
 
     sections, figure_files, gelo_by_protocol = [], [], {}
-    for protocol in GENERAL_PROTOCOLS:
-        results = analyse(records, baseline, protocols=[protocol], samples=samples) if baseline else []
+    for protocol in general_protocols():
+        results = analyse(records, protocols=[protocol], samples=samples)
         gelos = {g.model: g for g in results}
         gelo_by_protocol[protocol] = {m: g.gelo for m, g in gelos.items()}
         table = general_table(records, protocol, gelos, published)
@@ -212,7 +212,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
         sections.append(("biometric", bio))
     if any(gelo_by_protocol.values()):
         figure_files.insert(0, plots.gelo_chart({p: v for p, v in gelo_by_protocol.items() if v}, figures))
-    gains = biometric_gains(records, baseline, tasks) if baseline else []
+    gains = biometric_gains(records)
     points = _tradeoff_points(gains, gelo_by_protocol)
     if points:
         figure_files.append(plots.tradeoff_scatter(points, figures, "GELO (zero-shot)"))
@@ -221,17 +221,20 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
     for name, table in sections:
         for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
             (tables / f"{name}.{suffix}").write_text(text)
+    bases = {r.model: r.base for r in records if r.base}
     summary = {
-        "baseline": baseline,
+        "bases": bases,
         "gelo": gelo_by_protocol,
+        "no_gelo": no_gelo,
         "biometric_gains": [g.__dict__ for g in gains],
         "overspec_version": __version__,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     figure_files += sorted(p for p in figures.glob("*.png") if p not in figure_files)  # e.g. a sweep's curve
     notes = (out / "NOTES.md").read_text().splitlines() if (out / "NOTES.md").exists() else []
-    _write_markdown(out, sections, figure_files, baseline, gains, notes)
-    return _write_html(out, sections, figure_files, baseline, gains, notes)
+    intro = _intro(bases, no_gelo, gains)
+    _write_markdown(out, sections, figure_files, intro, notes)
+    return _write_html(out, sections, figure_files, intro, notes)
 
 
 def _tradeoff_points(gains, gelo_by_protocol) -> list[tuple[str, float, float]]:
@@ -242,21 +245,24 @@ def _tradeoff_points(gains, gelo_by_protocol) -> list[tuple[str, float, float]]:
     return [(m, float(np.mean(v)), zeroshot[m]) for m, v in sorted(by_model.items()) if m in zeroshot]
 
 
-def _intro(baseline, gains) -> list[str]:
+def _intro(bases: dict[str, str], no_gelo: dict[str, str], gains) -> list[str]:
     lines = [
-        f"Baseline for GELO and gains: **{baseline}**." if baseline else "No baseline model found.",
+        "Each model is compared with its own base: "
+        + (", ".join(f"{m} with **{b}**" for m, b in sorted(bases.items())) or "no model has a base")
+        + ".",
         "Values are percentages of fractions stored unrounded in results.sqlite / results.csv.",
     ]
+    lines += [f"- no GELO for {m}: {why}" for m, why in sorted(no_gelo.items())]
     for g in gains:
         lines.append(
             f"- {g.model} on {g.benchmark} ({g.task}, {g.metric}): {100 * g.value:.2f} vs "
-            f"{100 * g.base_value:.2f} for the base: gain {100 * g.gain:+.2f} points"
+            f"{100 * g.base_value:.2f} for its base: gain {100 * g.gain:+.2f} points"
         )
     return lines
 
 
-def _write_markdown(out: Path, sections, figure_files, baseline, gains, notes) -> Path:
-    parts = ["# overspec report", "", *_intro(baseline, gains), "", *notes, ""]
+def _write_markdown(out: Path, sections, figure_files, intro: list[str], notes) -> Path:
+    parts = ["# overspec report", "", *intro, "", *notes, ""]
     parts += [table.markdown() for _, table in sections]
     parts += [f"![{f.stem}](figures/{f.name})" for f in figure_files]
     path = out / "report.md"
@@ -271,13 +277,13 @@ th:first-child,td:first-child{text-align:left}thead{background:#f2f2f2}.note{fon
 img{max-width:100%;margin:1rem 0;border:1px solid #eee}"""
 
 
-def _write_html(out: Path, sections, figure_files, baseline, gains, notes) -> Path:
+def _write_html(out: Path, sections, figure_files, intro: list[str], notes) -> Path:
     images = "".join(
         f"<figure><img alt='{f.stem}' src='data:image/png;base64,"
         f"{base64.b64encode(f.read_bytes()).decode()}'/></figure>"
         for f in figure_files
     )
-    lines = _intro(baseline, gains) + [line for line in notes if line.strip()]
+    lines = intro + [line for line in notes if line.strip()]
     intro = "".join(f"<p>{html.escape(line).replace('**', '')}</p>" for line in lines)
     body = "".join(table.html() for _, table in sections)
     page = (

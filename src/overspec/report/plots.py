@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,13 +20,13 @@ def save(figure, folder: Path, name: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     figure.savefig(folder / f"{name}.svg", bbox_inches="tight")
     figure.savefig(folder / f"{name}.png", dpi=130, bbox_inches="tight")
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return folder / f"{name}.png"
 
 
 def gelo_chart(gelos: dict[str, dict[str, float]], folder: Path) -> Path:
     """Grouped bars: GELO per model (x) and protocol (colour), with the no-loss line at 1."""
-    plt = _pyplot()
+    plt = pyplot()
     models = sorted({m for values in gelos.values() for m in values})
     protocols = sorted(gelos)
     figure, axis = plt.subplots(figsize=(max(5, 1.1 * len(models) + 2), 3.6))
@@ -44,7 +44,7 @@ def gelo_chart(gelos: dict[str, dict[str, float]], folder: Path) -> Path:
 
 def change_heatmap(changes: dict[str, dict[str, float]], protocol: str, folder: Path) -> Path:
     """Models x datasets, coloured by the relative change of the headline metric against the base."""
-    plt = _pyplot()
+    plt = pyplot()
     models = sorted(changes)
     datasets = sorted({d for row in changes.values() for d in row})
     grid = np.array([[changes[m].get(d, np.nan) * 100 for d in datasets] for m in models])
@@ -63,7 +63,7 @@ def change_heatmap(changes: dict[str, dict[str, float]], protocol: str, folder: 
 
 def tradeoff_scatter(points: list[tuple[str, float, float]], folder: Path, ylabel: str) -> Path:
     """One point per model: biometric gain on its own task (x) against GELO (y)."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5, 3.8))
     for name, gain, gelo in points:
         axis.scatter(gain, gelo, s=40)

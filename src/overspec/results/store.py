@@ -1,22 +1,30 @@
 """Every number is a row. The store is SQLite (``results.sqlite`` in the run directory); ``results.csv`` is
 its export. Values are fractions (accuracy 0.8822, not 88.22), never rounded in storage.
 
-Columns: run_id, model, arch, dataset, task (general | fr | mad | pad), protocol, metric, value,
+Columns: run_id, model, arch, dataset, task (the dataset's: general | fr | mad | pad), protocol, metric, value,
 ci_low, ci_high (95 % interval or empty), n (test samples or pairs), higher_is_better, config_hash,
-model_fingerprint, dataset_fingerprint, overspec_version, created_at, cell (the evaluation cell's key).
-A cell's rows are written in one transaction with its completion mark, so a crash never leaves half a cell.
+model_fingerprint, dataset_fingerprint, overspec_version, created_at, cell (the evaluation cell's key), and the
+identity the planner resolved: model_task (what the model was tuned for), base and base_fingerprint (the model
+it was fine-tuned from), headline_metric (the metric the ``headline`` row repeats), reference (its published
+name). A cell's rows are written in one transaction with its completion mark, so a crash never leaves half a
+cell. Each ``overspec run`` records its plan: exports and reports show the planned cells; rows of cells that are
+no longer planned (a replaced checkpoint, changed options) stay in the store and are listed by ``superseded``.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 from overspec import __version__
+from overspec.errors import DataError
+
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -39,30 +47,92 @@ class ResultRow:
     overspec_version: str = __version__
     created_at: str = ""
     cell: str = ""
+    model_task: str = "general"
+    base: str | None = None
+    base_fingerprint: str | None = None
+    headline_metric: str | None = None
+    reference: str | None = None
 
 
 COLUMNS = [f.name for f in fields(ResultRow)]
 _TYPES = {"value": "REAL", "ci_low": "REAL", "ci_high": "REAL", "n": "INTEGER", "higher_is_better": "INTEGER"}
+_ADDED_IN_2 = ("model_task", "base", "base_fingerprint", "headline_metric", "reference")
 
 
 class ResultStore:
-    """SQLite store of result rows and finished cells; safe to reopen, merge and export."""
+    """SQLite store of result rows and finished cells; safe to reopen, merge and export.
 
-    def __init__(self, path: str | Path) -> None:
+    ``create=False`` opens an existing store only (a mistyped path is an error, not a new empty store).
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise DataError(f"{self.path}: no results store there; check the path (a run folder holds results.sqlite)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        columns = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
-        self.db.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS cells (cell TEXT PRIMARY KEY, model TEXT, dataset TEXT, "
-            "protocol TEXT, details TEXT, finished_at TEXT)"
-        )
-        self.db.commit()
+        try:
+            self.db = sqlite3.connect(str(self.path), timeout=60)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self._create_or_migrate()
+        except sqlite3.DatabaseError as exc:
+            raise DataError(
+                f"{self.path}: not a readable results store ({exc}); restore it or rerun into a new --out"
+            ) from None
+        self.db.row_factory = sqlite3.Row
+
+    def _create_or_migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version > SCHEMA_VERSION:
+            raise DataError(
+                f"{self.path}: written by a newer overspec (store schema {version}, this one reads up to "
+                f"{SCHEMA_VERSION}); upgrade overspec"
+            )
+        with self.db:
+            if "results" in tables and version < 2:
+                self._migrate_1_to_2()
+            columns = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
+            self.db.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS cells (cell TEXT PRIMARY KEY, model TEXT, dataset TEXT, "
+                "protocol TEXT, details TEXT, finished_at TEXT)"
+            )
+            self.db.execute("CREATE TABLE IF NOT EXISTS plan (cell TEXT PRIMARY KEY)")
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migrate_1_to_2(self) -> None:
+        """Stores of overspec 0.1 (schema 1) kept a model's task, base and headline metric in each cell's details
+        JSON; move them into the rows' own columns. A base that is not a model of the store is dropped."""
+        for column in _ADDED_IN_2:
+            self.db.execute(f"ALTER TABLE results ADD COLUMN {column} TEXT")
+        models = {r[0] for r in self.db.execute("SELECT DISTINCT model FROM results")}
+        for cell, text in self.db.execute("SELECT cell, details FROM cells").fetchall():
+            details = json.loads(text or "{}")
+            base = details.get("base") if details.get("base") in models else None
+            self.db.execute(
+                "UPDATE results SET model_task = ?, base = ?, headline_metric = ?, reference = ? WHERE cell = ?",
+                (
+                    details.get("model_task", "general"),
+                    base,
+                    details.get("headline_metric"),
+                    details.get("reference"),
+                    cell,
+                ),
+            )
 
     def finished(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT cell FROM cells")}
+
+    def record_plan(self, cells: list[str]) -> None:
+        """The cells of the run's current plan (shards record the whole plan, so merged stores agree)."""
+        with self.db:
+            self.db.execute("DELETE FROM plan")
+            self.db.executemany("INSERT OR IGNORE INTO plan VALUES (?)", [(c,) for c in cells])
+
+    def planned(self) -> set[str] | None:
+        """The current plan's cells; None for a store that recorded none (then every cell counts)."""
+        cells = {row[0] for row in self.db.execute("SELECT cell FROM plan")}
+        return cells or None
 
     def add_cell(
         self, cell: str, rows: list[ResultRow], *, model: str, dataset: str, protocol: str, details: dict
@@ -72,7 +142,7 @@ class ResultStore:
         with self.db:
             self.db.execute("DELETE FROM results WHERE cell = ?", (cell,))
             self.db.executemany(
-                f"INSERT INTO results VALUES ({', '.join('?' * len(COLUMNS))})",
+                f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
                 [tuple({**asdict(r), "created_at": r.created_at or now, "cell": cell}.values()) for r in rows],
             )
             self.db.execute(
@@ -80,41 +150,51 @@ class ResultStore:
                 (cell, model, dataset, protocol, json.dumps(details, default=str), now),
             )
 
-    def rows(self) -> list[ResultRow]:
+    def rows(self, *, current: bool = False) -> list[ResultRow]:
+        """Every row, or with ``current`` only those of the planned cells."""
         cursor = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM results ORDER BY model, dataset, protocol, metric")
-        return [ResultRow(**{**dict(zip(COLUMNS, r, strict=True)), "higher_is_better": bool(r[11])}) for r in cursor]
+        planned = self.planned() if current else None
+        return [
+            ResultRow(**{**dict(r), "higher_is_better": bool(r["higher_is_better"])})
+            for r in cursor
+            if planned is None or r["cell"] in planned
+        ]
+
+    def superseded(self) -> list[ResultRow]:
+        """Rows of cells the current plan no longer holds (kept for the record)."""
+        planned = self.planned()
+        return [] if planned is None else [r for r in self.rows() if r.cell not in planned]
 
     def details(self) -> dict[str, dict]:
         return {c: json.loads(d) for c, d in self.db.execute("SELECT cell, details FROM cells")}
 
     def merge(self, other: str | Path) -> int:
         """Copy every cell of another store into this one (order-free: a cell's rows replace its copy)."""
-        source = ResultStore(other)
-        by_cell: dict[str, list[ResultRow]] = {}
-        for row in source.rows():
-            by_cell.setdefault(row.cell, []).append(row)
-        meta = {
-            c: (m, d, p, det)
-            for c, m, d, p, det in source.db.execute("SELECT cell, model, dataset, protocol, details FROM cells")
-        }
-        for cell, (model, dataset, protocol, details) in meta.items():
-            self.add_cell(
-                cell,
-                by_cell.get(cell, []),
-                model=model,
-                dataset=dataset,
-                protocol=protocol,
-                details=json.loads(details),
-            )
+        source = ResultStore(other, create=False)
+        try:
+            by_cell: dict[str, list[ResultRow]] = {}
+            for row in source.rows():
+                by_cell.setdefault(row.cell, []).append(row)
+            meta = source.db.execute("SELECT cell, model, dataset, protocol, details FROM cells").fetchall()
+            planned = source.planned()
+        finally:
+            source.close()
+        for cell, model, dataset, protocol, details in meta:
+            rows, details = by_cell.get(cell, []), json.loads(details)
+            self.add_cell(cell, rows, model=model, dataset=dataset, protocol=protocol, details=details)
+        if planned:
+            with self.db:
+                self.db.executemany("INSERT OR IGNORE INTO plan VALUES (?)", [(c,) for c in planned])
         return len(meta)
 
-    def export_csv(self, path: str | Path) -> Path:
+    def export_csv(self, path: str | Path, *, rows: list[ResultRow] | None = None) -> Path:
+        """Write ``rows`` (default: the current plan's) as CSV, atomically."""
         path = Path(path)
-        tmp = path.with_suffix(".csv.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(COLUMNS)
-            for row in self.rows():
+            for row in self.rows(current=True) if rows is None else rows:
                 writer.writerow(["" if v is None else v for v in asdict(row).values()])
         tmp.replace(path)
         return path

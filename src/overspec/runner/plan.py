@@ -1,94 +1,157 @@
-"""An experiment becomes cells: one (model, dataset, protocol) evaluation each, independent of the others,
-with a key that names it across runs, machines and shards."""
+"""An experiment becomes cells: one (model, dataset, protocol) evaluation each, independent of the others.
+
+Identity is resolved here, once. Each cell carries its model's content fingerprint, its base (the experiment
+model it was fine-tuned from) and task, the fingerprint of its data, and its protocol's options and headline
+metric. The runner, store, analysis and report read these fields and never re-resolve a spec or guess from
+names. A cell's key is its content: change the weights, a spec, the options or the data, and exactly the
+affected cells run again.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from overspec._hashing import digest
-from overspec.config import TASK_OF_FAMILY, BiometricBenchmark, Experiment, ModelEntry
+from overspec._hashing import digest, path_sha256
+from overspec.config import BiometricBenchmark, Experiment, ModelEntry
+from overspec.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """A model of the experiment as every number it produces records it."""
+
+    name: str
+    entry: ModelEntry = field(compare=False, repr=False)  # how to load it
+    fingerprint: str  # content: resolved spec and the digests of its files
+    task: str  # what it was tuned for: general (a foundation model), fr, mad or pad
+    base: str | None = None  # the experiment model it was fine-tuned from (GELO's denominator)
+    base_fingerprint: str | None = None
+    reference: str | None = None  # how published tables name it
+
+
+@dataclass(frozen=True)
+class ProtocolSpec:
+    name: str
+    options: dict = field(default_factory=dict)
+    headline: str = "acc1"  # the metric key GELO, gains and the report's tables use
 
 
 @dataclass(frozen=True)
 class Cell:
-    model: ModelEntry
+    model: ModelIdentity
     dataset: str
-    protocol: str
     task: str  # the dataset's task: general, fr, mad or pad
     location: str | None  # dataset folder or benchmark file
+    data_fingerprint: str
+    protocol: ProtocolSpec
     benchmark: BiometricBenchmark | None = None
-    options: dict = field(default_factory=dict)
 
     @property
     def key(self) -> str:
+        m = self.model
         return digest(
             {
-                "model": self.model.model_dump(),
-                "dataset": self.dataset,
-                "protocol": self.protocol,
-                "location": self.location,
-                "options": self.options,
+                "model": [m.name, m.fingerprint, m.task, m.base, m.base_fingerprint],
+                "dataset": [self.dataset, self.task, self.data_fingerprint],
+                "protocol": [self.protocol.name, self.protocol.options, self.protocol.headline],
+                "layout": self.benchmark.layout if self.benchmark else None,
             }
         )[:20]
 
     @property
     def label(self) -> str:
-        return f"{self.model.name} / {self.dataset} / {self.protocol}"
+        return f"{self.model.name} / {self.dataset} / {self.protocol.name}"
 
 
 def plan(experiment: Experiment) -> list[Cell]:
     """Every cell, models outermost (so one model is loaded once per run). Linear probes skip datasets
     without a training split (ImageNet-V2 and the ImageNet test-only variants)."""
-    from overspec.data.catalog import catalog
+    from overspec.protocols.specs import PROTOCOL_INFO
 
+    identities = resolve_models(experiment)
+    fingerprints: dict[str | None, str] = {}
     cells = []
-    for model in experiment.model_entries():
-        allowed = set(model.protocols) if model.protocols else None
-        general = experiment.general
-        if general is not None:
-            for name in general.datasets:
-                for protocol in general.protocols:
-                    if protocol == "linear_probe" and name in catalog() and "train" not in catalog().get(name).splits:
-                        continue
-                    if allowed is not None and protocol not in allowed:
-                        continue
-                    cells.append(
-                        Cell(
-                            model,
-                            name,
-                            protocol,
-                            "general",
-                            general.root_of(name),
-                            options=general.options.get(protocol, {}),
-                        )
-                    )
-        for bench in experiment.biometric:
-            if allowed is not None and bench.protocol not in allowed:
+    for entry in experiment.model_entries():
+        for dataset, protocol, task, location, options, bench in _evaluations(experiment):
+            if entry.protocols and protocol not in entry.protocols:
                 continue
-            cells.append(Cell(model, bench.name, bench.protocol, bench.task, bench.path, bench, dict(bench.options)))
+            if location not in fingerprints:
+                fingerprints[location] = data_fingerprint(location)
+            spec = ProtocolSpec(protocol, dict(options or {}), PROTOCOL_INFO.get(protocol).headline(dataset, task))
+            cells.append(Cell(identities[entry.name], dataset, task, location, fingerprints[location], spec, bench))
     return cells
 
 
-def task_of(model: ModelEntry) -> str:
-    """The biometric task a model was tuned for: given in the config, else read off its family."""
-    if model.task:
-        return model.task
-    from overspec.models import resolve_spec
+def _evaluations(experiment: Experiment) -> list[tuple]:
+    """(dataset, protocol, task, location, options, benchmark) of every evaluation each model gets."""
+    from overspec.data.catalog import catalog
 
-    return TASK_OF_FAMILY.get(resolve_spec(model.source).family, "general")
-
-
-def base_of(model: ModelEntry) -> str | None:
-    """The model it was fine-tuned from: given in the config, else its spec's ``base``."""
-    if model.base:
-        return model.base
-    from overspec.models import resolve_spec
-
-    base = resolve_spec(model.source).base
-    return base if isinstance(base, str) else None
+    found = []
+    general = experiment.general
+    if general is not None:
+        for name in general.datasets:
+            for protocol in general.protocols:
+                if protocol == "linear_probe" and name in catalog() and "train" not in catalog().get(name).splits:
+                    continue
+                found.append((name, protocol, "general", general.root_of(name), general.options.get(protocol), None))
+    for bench in experiment.biometric:
+        found.append((bench.name, bench.protocol, bench.task, bench.path, bench.options, bench))
+    return found
 
 
-def reference_of(model: ModelEntry) -> str | None:
-    from overspec.models import resolve_spec
+def resolve_models(experiment: Experiment) -> dict[str, ModelIdentity]:
+    """Each model's fingerprint, task and base. A base is another model of the experiment, named in the config
+    (``base:``) or found by content: the model whose fingerprint equals that of the spec's own ``base``."""
+    from overspec.models import FAMILIES, resolve_spec
+    from overspec.models.identity import spec_fingerprint
 
-    return resolve_spec(model.source).reference
+    entries = experiment.model_entries()
+    specs = {e.name: resolve_spec(e.source) for e in entries}
+    fingerprints = {e.name: spec_fingerprint(specs[e.name]) for e in entries}
+    by_content = {}
+    for name, fingerprint in fingerprints.items():
+        by_content.setdefault(fingerprint, name)
+    identities = {}
+    for index, entry in enumerate(entries):
+        spec = specs[entry.name]
+        base = None
+        if entry.base is not None:
+            base = entry.base if entry.base in fingerprints else by_content.get(spec_fingerprint(entry.base))
+            if base is None:
+                raise ConfigError(
+                    f"key 'models.{index}.base': {entry.base} is not a model of this experiment; add it under "
+                    f"`models:` so {entry.name}'s GELO has a base to compare with"
+                )
+        elif spec.base is not None:
+            base = by_content.get(spec_fingerprint(spec.base))  # absent: evaluated without a base
+        if base == entry.name:
+            raise ConfigError(f"key 'models.{index}.base': {entry.name} cannot be its own base")
+        identities[entry.name] = ModelIdentity(
+            name=entry.name,
+            entry=entry,
+            fingerprint=fingerprints[entry.name],
+            task=entry.task or FAMILIES.get(spec.family).task,
+            base=base,
+            base_fingerprint=fingerprints[base] if base else None,
+            reference=spec.reference,
+        )
+    return identities
+
+
+def data_fingerprint(location: str | None) -> str:
+    """Content of a benchmark file (sha256, remembered by path, size and mtime) or of a dataset folder (every
+    file's relative path, size and modification time)."""
+    if location is None:
+        return "none"
+    path = Path(location)
+    if path.is_file():
+        return path_sha256(path)
+    if not path.is_dir():
+        return f"missing:{location}"
+    entries = []
+    for file in path.rglob("*"):
+        if file.is_file() and not file.name.startswith("."):
+            stat = file.stat()
+            entries.append([str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns])
+    return digest(sorted(entries))

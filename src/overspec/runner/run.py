@@ -10,17 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from overspec.config import Experiment, load_config
-from overspec.errors import ConfigError
+from overspec.errors import ConfigError, OverspecError
+from overspec.metrics.specs import parse_metric
 from overspec.protocols.result import ProtocolResult
 from overspec.registry import Registry
 from overspec.results import ResultRow, ResultStore
-from overspec.runner.plan import Cell, base_of, plan, reference_of, task_of
-
-LOWER_IS_BETTER = ("eer", "hter", "acer", "apcer", "bpcer", "_std")
-
-
-def higher_is_better(metric: str) -> bool:
-    return not any(part in metric for part in LOWER_IS_BETTER)
+from overspec.runner.plan import Cell, plan
 
 
 def wilson_interval(p: float, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -44,32 +39,31 @@ class RunSummary:
 class _Resources:
     """Models and datasets loaded once per run and reused by every cell that needs them."""
 
-    def __init__(self, experiment: Experiment) -> None:
+    def __init__(self, experiment: Experiment, cells: list[Cell]) -> None:
         self.experiment = experiment
+        self.sources = {c.model.name: c.model.entry.source for c in cells}
         self.encoder_key, self.encoder = None, None
         self.datasets: dict[tuple, object] = {}
 
     def model(self, cell: Cell):
-        key = cell.model.model_dump_json()
-        if key != self.encoder_key:
+        if cell.model.fingerprint != self.encoder_key:
             from overspec.models import load_model
 
             self.encoder = None  # free the previous model first
-            encoder = load_model(cell.model.source, device=self.experiment.device or _device())
-            if cell.model.base:  # the config's base overrides the spec's (zero-shot borrows its text tower)
-                sources = {entry.name: entry.source for entry in self.experiment.model_entries()}
-                encoder.settings["base"] = sources.get(cell.model.base, cell.model.base)
-            self.encoder_key, self.encoder = key, encoder
+            encoder = load_model(cell.model.entry.source, device=self.experiment.device or _device())
+            if cell.model.base:  # zero-shot borrows the text tower of the base the plan resolved
+                encoder.settings["base"] = self.sources.get(cell.model.base, encoder.settings.get("base"))
+            self.encoder_key, self.encoder = cell.model.fingerprint, encoder
         return self.encoder
 
     def dataset(self, cell: Cell):
-        key = (cell.dataset, cell.location, cell.protocol == "attack_detection")
+        key = (cell.dataset, cell.location, cell.protocol.name == "attack_detection")
         if key not in self.datasets:
             if cell.task == "general":
                 from overspec.data import load_dataset
 
                 self.datasets[key] = load_dataset(cell.dataset, root=cell.location)
-            elif cell.protocol == "attack_detection":
+            elif cell.protocol.name == "attack_detection":
                 from overspec.data.attack_protocol import load_attack_dataset
 
                 bench = cell.benchmark
@@ -91,20 +85,34 @@ def evaluate_cell(cell: Cell, resources: _Resources) -> ProtocolResult:
     from overspec.protocols import PROTOCOLS
 
     experiment = resources.experiment
-    options = {"batch_size": experiment.batch_size, "num_workers": experiment.workers, "progress": True, **cell.options}
-    return PROTOCOLS.get(cell.protocol)(resources.model(cell), resources.dataset(cell), **options)
+    options = {
+        "batch_size": experiment.batch_size,
+        "num_workers": experiment.workers,
+        "progress": True,
+        **cell.protocol.options,
+    }
+    result = PROTOCOLS.get(cell.protocol.name)(resources.model(cell), resources.dataset(cell), **options)
+    if result.headline_metric != cell.protocol.headline:
+        raise OverspecError(
+            f"{cell.label}: the protocol reported headline {result.headline_metric!r}, the plan resolved "
+            f"{cell.protocol.headline!r}; protocols/specs.py and the protocol disagree"
+        )
+    return result
 
 
 def result_rows(
     cell: Cell, result: ProtocolResult, *, run_id: str, config_hash: str, encoder, dataset_fingerprint: str
 ) -> list[ResultRow]:
+    """One row per metric (counts excluded), plus a ``headline`` row repeating the plan's headline metric; each
+    row carries the identity the plan resolved."""
     metrics = result.metrics
     n = metrics.get("n_test") or metrics.get("n_pairs") or (metrics.get("n_bonafide", 0) + metrics.get("n_attack", 0))
+    headline = cell.protocol.headline
     rows = []
-    for metric, value in [*metrics.items(), ("headline", metrics[result.headline_metric])]:
+    for metric, value in [*metrics.items(), ("headline", metrics[headline])]:
         if metric.startswith("n_"):
             continue
-        name = result.headline_metric if metric == "headline" else metric
+        name = headline if metric == "headline" else metric
         low, high = wilson_interval(value, int(n)) if name in ("acc1", "acc5") else (None, None)
         rows.append(
             ResultRow(
@@ -113,16 +121,21 @@ def result_rows(
                 arch=encoder.arch,
                 dataset=cell.dataset,
                 task=cell.task,
-                protocol=cell.protocol,
+                protocol=cell.protocol.name,
                 metric=metric,
                 value=float(value),
                 ci_low=low,
                 ci_high=high,
                 n=int(n),
-                higher_is_better=higher_is_better(name),
+                higher_is_better=parse_metric(name).higher_is_better,
                 config_hash=config_hash,
-                model_fingerprint=encoder.fingerprint,
+                model_fingerprint=cell.model.fingerprint,
                 dataset_fingerprint=dataset_fingerprint,
+                model_task=cell.model.task,
+                base=cell.model.base,
+                base_fingerprint=cell.model.base_fingerprint,
+                headline_metric=headline,
+                reference=cell.model.reference,
             )
         )
     return rows
@@ -157,12 +170,14 @@ def run_experiment(
     out = Path(out) if out else experiment.output_dir()
     out.mkdir(parents=True, exist_ok=True)
     cells = plan(experiment)
+    planned = [c.key for c in cells]
     if shard is not None:
         index, count = shard
-        if not 0 <= index < count:
-            raise ConfigError(f"--shard {index}/{count}: the index must lie in 0..{count - 1}")
+        if count < 1 or not 0 <= index < count:
+            raise ConfigError(f"--shard {index}/{count}: give I/N with N >= 1 and I in 0..N-1")
         cells = cells[index::count]
     store = ResultStore(out / "results.sqlite")
+    store.record_plan(planned)
     done = store.finished()
     todo = [c for c in cells if c.key not in done]
     already = len(cells) - len(todo)
@@ -170,7 +185,7 @@ def run_experiment(
         todo = todo[:limit]
     log(f"{len(cells)} cells planned, {already} already done, running {len(todo)}")
     position = {cell.key: i for i, cell in enumerate(todo, start=1)}
-    resources = _Resources(experiment)
+    resources = _Resources(experiment, cells)
     predictions = out / "predictions"
 
     def work(cell: Cell) -> None:
@@ -190,15 +205,9 @@ def run_experiment(
         if result.samples:
             predictions.mkdir(exist_ok=True)
             np.savez(predictions / f"{cell.key}.npz", **result.samples)
-        details = {
-            **{k: v for k, v in result.details.items() if _jsonable(v)},
-            "headline_metric": result.headline_metric,
-            "model_task": task_of(cell.model),
-            "base": base_of(cell.model),
-            "reference": reference_of(cell.model),
-        }
+        details = {k: v for k, v in result.details.items() if _jsonable(v)}
         store.add_cell(
-            cell.key, rows, model=cell.model.name, dataset=cell.dataset, protocol=cell.protocol, details=details
+            cell.key, rows, model=cell.model.name, dataset=cell.dataset, protocol=cell.protocol.name, details=details
         )
 
     EXECUTORS.get(executor)(todo, work)

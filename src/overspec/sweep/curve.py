@@ -33,9 +33,6 @@ class SweepPoint:
     knee: bool = False
 
 
-SCALED = ("peft", "finetuned", "interpolate")  # families whose `adapter_scale` scales the update
-
-
 def point_spec(spec, scale: float, *, model: str | None = None, base: str | None = None) -> dict:
     """The spec of the point at ``scale``: the specialist's own update scaled, or, with ``base``, a WiSE-FT
     mix of ``base`` and ``model`` (a zoo name or spec file)."""
@@ -47,10 +44,13 @@ def point_spec(spec, scale: float, *, model: str | None = None, base: str | None
             "target": model,
             "adapter_scale": scale,
         }
+    from overspec.models import FAMILIES
+
     data = spec.model_dump(exclude_none=True)
-    if spec.family in SCALED:
+    update = FAMILIES.get(spec.family).update
+    if update == "adapter_scale":
         data["adapter_scale"] = scale
-    elif spec.family in ("froundation", "madation", "foundpad"):
+    elif update == "lora.scale":
         lora = data.get("lora") or {}
         if "r" not in lora:
             raise ConfigError(f"{spec.label}: give `lora: {{r, alpha}}` in the spec to sweep it")
@@ -102,11 +102,16 @@ def run_sweep(
     log=print,
 ) -> list[SweepPoint]:
     from overspec.analysis.gelo import Record, analyse
-    from overspec.config import TASK_OF_FAMILY
+    from overspec.models import FAMILIES
     from overspec.results import ResultStore
     from overspec.runner import run_experiment
 
     out = Path(out)
+    config = load_config(experiment)
+    if config.general is None:
+        raise ConfigError(
+            f"{experiment}: the sweep's suite has no `general:` datasets, so no point has a GELO; add some"
+        )
     spec = resolve_spec(str(model))
     scales = sorted(set([0.0, 1.0, *scales]))
     (out / "points").mkdir(parents=True, exist_ok=True)
@@ -116,29 +121,33 @@ def run_sweep(
         data = point_spec(spec, s, model=_reference(model), base=_reference(base) if base is not None else None)
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         paths.append(path)
-    config = load_config(experiment)
-    task = task or TASK_OF_FAMILY.get(spec.family) or "fr"
+    family_task = FAMILIES.get(spec.family).task
+    task = task or (family_task if family_task != "general" else "fr")
     names = [f"s={s:g}" for s in scales]
     config.models = [
-        ModelEntry(name=n, spec=str(p), base=names[0], task=task) for n, p in zip(names, paths, strict=True)
+        ModelEntry(name=n, spec=str(p), base=None if n == names[0] else names[0], task=task)
+        for n, p in zip(names, paths, strict=True)
     ]
     run_experiment(config, out=out / "run", log=log)
 
-    store = ResultStore(out / "run" / "results.sqlite")
-    rows = [r for r in store.rows() if r.metric == "headline"]
+    store = ResultStore(out / "run" / "results.sqlite", create=False)
+    rows = [r for r in store.rows(current=True) if r.metric == "headline"]
     store.close()
-    records = [Record(r.model, "", r.dataset, r.protocol, r.value, r.metric, r.higher_is_better, r.task) for r in rows]
-    gelos = {}
-    for result in analyse(records, names[0]) if any(r.task == "general" for r in records) else []:
+    records = [
+        Record(r.model, "", r.dataset, r.protocol, r.value, r.metric, r.higher_is_better, r.task, r.base, r.model_task)
+        for r in rows
+    ]
+    gelos = {names[0]: [1.0]}  # the base against itself
+    for result in analyse(records):
         gelos.setdefault(result.model, []).append(result.gelo)
     points = []
     for name, s, path in zip(names, scales, paths, strict=True):
+        if name not in gelos:
+            raise ConfigError(f"{experiment}: point {name} has no general-suite result to compute its GELO from")
         own = [r for r in rows if r.model == name and r.task == task]
         bio = [r.value if r.higher_is_better else 1 - r.value for r in own]
         points.append(
-            SweepPoint(
-                s, str(path), float(np.mean(gelos.get(name, [1.0]))), float(np.mean(bio)) if bio else float("nan")
-            )
+            SweepPoint(s, str(path), float(np.mean(gelos[name])), float(np.mean(bio)) if bio else float("nan"))
         )
     pareto_front(points)
     knee(points)
@@ -148,9 +157,9 @@ def run_sweep(
 
 
 def _plot(points: list[SweepPoint], out: Path, task: str) -> None:
-    from overspec.report.plots import _pyplot, save
+    from overspec.report.plots import pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(5, 3.8))
     axis.plot([p.biometric for p in points], [p.gelo for p in points], "-o", color="tab:blue")
     for p in points:

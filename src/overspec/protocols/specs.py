@@ -1,0 +1,41 @@
+"""What each protocol is, apart from how it runs: the datasets it takes and its headline metric. The planner
+resolves these once per cell; the protocol functions report the same headline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from overspec.registry import Registry
+
+
+@dataclass(frozen=True)
+class ProtocolInfo:
+    name: str
+    tasks: tuple[str, ...]  # the dataset tasks it evaluates: general, fr, mad, pad
+    headline: Callable[[str, str], str]  # (dataset, task) -> the headline metric key
+    general: bool = False  # a general-suite protocol (GELO is computed over these)
+
+
+def _catalog_headline(dataset: str, task: str) -> str:
+    """The catalog entry's headline metric; top-1 accuracy for a folder outside the catalog."""
+    from overspec.data.catalog import catalog
+
+    return catalog().get(dataset).headline_metric if dataset in catalog() else "acc1"
+
+
+ATTACK_HEADLINES = {"mad": "mean_eer", "pad": "hter"}  # MADation reports EER per attack type, FoundPAD HTER
+
+PROTOCOL_INFO: Registry[ProtocolInfo] = Registry("protocol")
+for _info in (
+    ProtocolInfo("zeroshot", ("general",), _catalog_headline, general=True),
+    ProtocolInfo("linear_probe", ("general",), _catalog_headline, general=True),
+    ProtocolInfo("face_verification", ("fr",), lambda dataset, task: "accuracy"),
+    ProtocolInfo("ijb", ("fr",), lambda dataset, task: "tar_at_far_0.0001"),
+    ProtocolInfo("attack_detection", ("mad", "pad"), lambda dataset, task: ATTACK_HEADLINES[task]),
+):
+    PROTOCOL_INFO.register(_info.name, _info)
+
+
+def general_protocols() -> list[str]:
+    return [name for name in PROTOCOL_INFO if PROTOCOL_INFO.get(name).general]
