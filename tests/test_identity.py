@@ -281,3 +281,23 @@ def test_unknown_metrics_and_families_are_refused_by_the_registries():
     with pytest.raises(ConfigError, match="unknown model family 'froundaton'; did you mean 'froundation'"):
         resolve_spec({"family": "froundaton"})
     assert "finetuned" in FAMILIES and resolve_spec({"family": "finetuned"}).family == "finetuned"
+
+
+def test_analyze_reads_each_models_base_from_the_table_or_the_command_line(two_bases, tmp_path):
+    out = two_bases / "run"
+    summary = json.loads((out / "summary.json").read_text())
+    from_table = json.loads(overspec("analyze", str(out / "results.csv"), "--json").stdout)
+    assert {(r["model"], r["protocol"]): r["gelo"] for r in from_table} == {
+        (m, p): g for p, by_model in summary["gelo"].items() for m, g in by_model.items()
+    }
+    with open(out / "results.csv") as f:
+        rows = [{k: v for k, v in r.items() if k != "base"} for r in csv.DictReader(f)]
+    stripped = tmp_path / "no_base.csv"
+    with open(stripped, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    given = overspec("analyze", str(stripped), "--base", "fr-b=clip-b", "--base", "fr-l=clip-l", "--json")
+    assert json.loads(given.stdout) == from_table
+    none = overspec("analyze", str(stripped))
+    assert none.returncode == 2 and "no model has a base; add a base column, or give --base MODEL=BASE" in none.stderr
