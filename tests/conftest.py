@@ -15,6 +15,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory):
+    """Module- and session-scoped fixtures run before a test's own cache is set: they get this private one,
+    never the user's cache."""
+    patch = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("session_cache")
+    patch.setenv("OVERSPEC_CACHE", str(root / "cache"))
+    patch.setenv("OVERSPEC_WEIGHTS", str(root / "weights"))
+    yield root
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own feature cache and weights folder."""

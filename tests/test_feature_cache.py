@@ -148,3 +148,58 @@ def test_unreadable_image_names_the_file(clip_file, tmp_path):
     for workers in (0, 1):
         with pytest.raises(DataError, match=r"cannot read image .*broken.png"):
             extract_features(encoder, ImageFiles([tmp_path / "broken.png"]), num_workers=workers, progress=False)
+
+
+def _entry(root: Path) -> Path:
+    (final,) = list((root / "features").rglob("features.npy"))
+    return final
+
+
+@pytest.mark.parametrize("damage", ["flipped_bytes", "other_shape", "truncated", "no_record"])
+def test_a_damaged_cache_entry_is_recomputed_never_served(clip_file, face_dir, tmp_path, capfd, damage):
+    """Flipped bytes, an array of another shape, a truncated file or a missing checksum record: each is moved
+    aside, reported in one line naming the file, and the right features are computed again."""
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    images = face_copies(face_dir)
+    expected = extract_features(encoder, images, batch_size=16, num_workers=0, progress=False)
+    final = _entry(tmp_path / "cache")
+    raw = bytearray(final.read_bytes())
+    if damage == "flipped_bytes":
+        raw[-40:-30] = bytes(b ^ 0xFF for b in raw[-40:-30])
+        final.write_bytes(bytes(raw))
+    elif damage == "other_shape":
+        np.save(final, np.zeros((3, 7), np.float32))
+    elif damage == "truncated":
+        final.write_bytes(bytes(raw[: len(raw) // 2]))
+    else:
+        final.with_name("features.npy.json").unlink()
+    capfd.readouterr()
+    calls = counting(encoder)
+    again = extract_features(encoder, images, batch_size=16, num_workers=0, progress=False)
+    err = capfd.readouterr().err
+    np.testing.assert_array_equal(again, expected)
+    assert calls["n"] == len(images)  # recomputed, not served
+    (line,) = [line for line in err.splitlines() if line.startswith("overspec:")]
+    assert str(final) in line and "moved aside as .corrupt, computing again" in line
+    assert final.with_name("features.npy.corrupt").exists()
+    calls["n"] = 0
+    np.testing.assert_array_equal(extract_features(encoder, images, num_workers=0, progress=False), expected)
+    assert calls["n"] == 0  # the recomputed entry is served
+
+
+def test_a_damaged_chunk_resumes_from_the_last_good_one(clip_file, face_dir, tmp_path):
+    from overspec.features.cache import CacheEntry, FeatureCache
+
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    images = face_copies(face_dir)
+    expected = extract_features(encoder, images, batch_size=8, num_workers=0, progress=False, cache=False)
+    folder = tmp_path / "entry"
+    folder.mkdir()
+    entry = CacheEntry(folder, len(images))
+    for start in range(0, 48, 16):
+        entry.write_chunk(start, expected[start : start + 16])
+    chunk = folder / "rows_000000000016.npy"
+    np.save(chunk, np.ones((16, 5), np.float32))  # wrong width, same name
+    assert entry.resume_row() == 16 and [s for s, _ in entry.chunks()] == [0]
+    assert chunk.with_name(chunk.name + ".corrupt").exists()
+    assert FeatureCache(tmp_path / "c").get("absent") is None

@@ -103,11 +103,19 @@ def evaluate(model, root, digits_folder):
 
 
 @pytest.fixture(scope="module")
-def fr_specialist(face_study, digits_folder):
+def study_cache(tmp_path_factory) -> Path:
+    """The feature cache this module's real-weights tests share."""
+    return tmp_path_factory.mktemp("study_cache")
+
+
+@pytest.fixture(scope="module")
+def fr_specialist(face_study, digits_folder, study_cache):
     """The fine-tuned spec, and base and specialist evaluated once for this module's tests."""
-    spec = finetune(load_finetune_config(face_study / "fr.yaml"), log=lambda line: None)
-    base = evaluate(face_study / "base.yaml", face_study, digits_folder)
-    tuned = evaluate(spec, face_study, digits_folder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OVERSPEC_CACHE", str(study_cache))
+        spec = finetune(load_finetune_config(face_study / "fr.yaml"), log=lambda line: None)
+        base = evaluate(face_study / "base.yaml", face_study, digits_folder)
+        tuned = evaluate(spec, face_study, digits_folder)
     return spec, base, tuned
 
 
@@ -144,11 +152,13 @@ def test_fr_finetune_of_real_weights_gains_its_task_and_loses_generality(fr_spec
 
 
 @pytest.mark.slow
-def test_sweep_ends_are_the_base_and_the_specialist_exactly(fr_specialist, face_study):
+def test_sweep_ends_are_the_base_and_the_specialist_exactly(fr_specialist, face_study, study_cache, monkeypatch):
     """Exact properties only: s = 0 has the base's weights, so it has the base's fingerprint and all its
     features come from the cache; s = 1 is the specialist bit for bit; GELO is the ratio of the suite means."""
     from overspec.features.cache import FeatureCache
     from overspec.sweep import run_sweep
+
+    monkeypatch.setenv("OVERSPEC_CACHE", str(study_cache))
 
     spec, (base_fv, base_lp), (tuned_fv, tuned_lp) = fr_specialist
     base, tuned = load_model(face_study / "base.yaml"), load_model(spec)

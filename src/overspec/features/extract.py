@@ -11,7 +11,7 @@ import numpy as np
 from overspec._hashing import digest
 from overspec._progress import progress_bar
 from overspec.errors import DataError
-from overspec.features.cache import FeatureCache
+from overspec.features.cache import FeatureCache, verified_load
 
 if TYPE_CHECKING:
     from overspec.data.images import ImageSource
@@ -51,7 +51,7 @@ def extract_features(
         preprocess=digest(encoder.preprocess.model_dump()),
         compute=compute_setting(encoder, amp),
     )
-    found = cache.get(key)
+    found = cache.get(key, rows=n)
     if found is not None:
         return found
     meta = {
@@ -62,7 +62,9 @@ def extract_features(
     }
     with cache.open(key, n_rows=n, meta=meta) as entry:
         if entry.final.exists():  # another process finished while we waited for the lock
-            return np.load(entry.final)
+            found = verified_load(entry.final, rows=n)
+            if found is not None:
+                return found
         start = entry.resume_row()
         _compute(encoder, dataset, start, n, batch_size, num_workers, progress, amp, description, entry, chunk_rows)
         return entry.finish()

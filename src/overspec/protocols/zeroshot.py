@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import numpy as np
@@ -12,6 +11,7 @@ from overspec._paths import cache_dir
 from overspec.data.labelled import LabelledDataset
 from overspec.errors import ModelError
 from overspec.features import extract_features
+from overspec.features.cache import atomic_save, verified_load
 from overspec.models.encoder import Encoder
 from overspec.protocols.result import ProtocolResult, classification_metrics, correct_top1
 
@@ -45,8 +45,9 @@ def text_classifier(encoder: Encoder, classnames: list[str], templates: list[str
     text_encoder = _text_tower(encoder)
     key = digest({"text": text_encoder.fingerprint, "classnames": classnames, "templates": templates})
     path = cache_dir() / "text" / f"{key}.npy"
-    if path.exists():
-        return np.load(path)
+    found = verified_load(path) if path.exists() else None
+    if found is not None:
+        return found
     import torch
 
     def encode(texts: list[str]) -> np.ndarray:
@@ -55,10 +56,7 @@ def text_classifier(encoder: Encoder, classnames: list[str], templates: list[str
 
     weights = zero_shot_weights(encode, classnames, templates)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, weights)
-    os.replace(tmp, path)
+    atomic_save(path, weights)
     return weights
 
 
