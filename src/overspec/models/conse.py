@@ -29,9 +29,15 @@ class ConseEncoder(Encoder):
     label_embeddings: np.ndarray | None = None  # (classes, 384), L2-normalised
     top: int = 10
 
+    text_identity: str = ""
+
     @property
     def has_text(self) -> bool:
         return True
+
+    @property
+    def text_fingerprint(self) -> str:
+        return self.text_identity
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self.image_encoder.encode_image(images)
@@ -74,7 +80,8 @@ def load_conse(spec: ModelSpec) -> ConseEncoder:
     sentence = SentenceTransformer(spec.weights, device="cpu")
     labels = [name.split(",")[0].strip() for name in image.classifier.classes]  # "tabby, tabby cat" -> "tabby"
     embeddings = sentence.encode(labels, normalize_embeddings=True, convert_to_numpy=True, batch_size=256)
-    fingerprint = digest({"conse": image.fingerprint, "text": path_sha256(spec.weights), "top": 10})
+    # image features are the classifier's own (ConSE maps them after extraction), so they share its cache entries
+    fingerprint = image.fingerprint
     return ConseEncoder(
         name=spec.label,
         family="conse",
@@ -87,4 +94,5 @@ def load_conse(spec: ModelSpec) -> ConseEncoder:
         image_encoder=image,
         sentence_model=sentence,
         label_embeddings=embeddings,
+        text_identity=digest({"conse": path_sha256(spec.weights), "labels": labels, "top": 10}),
     )

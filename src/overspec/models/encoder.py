@@ -56,6 +56,11 @@ class Encoder:
     def has_text(self) -> bool:
         return False
 
+    @property
+    def text_fingerprint(self) -> str:
+        """What text embeddings depend on (keys the zero-shot classifier cache); the whole model by default."""
+        return self.fingerprint
+
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

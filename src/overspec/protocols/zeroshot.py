@@ -43,7 +43,7 @@ def zero_shot_logits(image_features: np.ndarray, weights: np.ndarray) -> np.ndar
 def text_classifier(encoder: Encoder, classnames: list[str], templates: list[str]) -> np.ndarray:
     """Zero-shot weights of ``encoder``'s text tower, cached by tower fingerprint, class names and templates."""
     text_encoder = _text_tower(encoder)
-    key = digest({"text": text_encoder.fingerprint, "classnames": classnames, "templates": templates})
+    key = digest({"text": text_encoder.text_fingerprint, "classnames": classnames, "templates": templates})
     path = cache_dir() / "text" / f"{key}.npy"
     found = verified_load(path) if path.exists() else None
     if found is not None:
