@@ -156,4 +156,5 @@ def run_attack_detection(
         "threshold_from": "dev EER" if threshold is not None else "test EER",
         "attack_types": list(per_type),
     }
-    return ProtocolResult("attack_detection", data.name, encoder.name, metrics, headline, details)
+    samples = {"score": np.asarray(scores, dtype=np.float64), "bonafide": np.asarray(test.bonafide, dtype=bool)}
+    return ProtocolResult("attack_detection", data.name, encoder.name, metrics, headline, details, samples)
