@@ -83,3 +83,13 @@ def test_the_report_holds_the_numbers_of_results_csv(run):
     text = (out / "report.md").read_text()
     assert "Which data is synthesised" in text and "morphs synthesised by blending" in text
     assert "effnet-fr with **effnet**" in text
+
+
+def test_quickstart_data_made_at_another_scale_is_refused_not_reused(tmp_path):
+    from overspec.errors import DataError
+    from overspec.quickstart.data import build
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / ".complete").write_text('{"scale": 0.15, "seed": 0}\n')
+    with pytest.raises(DataError, match=r'made with \{"scale": 0.15, "seed": 0\}, not \{"scale": 1.0, "seed": 0\}'):
+        build(tmp_path / "data", scale=1.0)

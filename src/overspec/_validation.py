@@ -20,11 +20,43 @@ def read_yaml(path: str | Path, *, what: str = "file") -> object:
     return parse_yaml(path.read_text(), origin=str(path))
 
 
+MAX_NODES = 100_000  # a config or spec is a few hundred nodes; aliases must not expand it beyond this
+
+
 def parse_yaml(text: str, *, origin: str) -> object:
+    """Safe-load YAML. Aliases are shared, not copied, when loading, but everything that walks the document
+    (validation, path checks) walks the expansion; a document that expands past ``MAX_NODES`` (an alias bomb)
+    is refused here, after a walk linear in the document's own size."""
     try:
-        return yaml.safe_load(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if expanded_size(data) > MAX_NODES:
+        raise ConfigError(
+            f"{origin}: the document expands to more than {MAX_NODES:,} values through YAML aliases (&/*); "
+            "write the values out or use fewer nested aliases"
+        )
+    return data
+
+
+def expanded_size(node: object, memo: dict[int, int] | None = None) -> int:
+    """How many values walking ``node`` visits, each shared container counted once per reference; computed
+    with one visit per distinct container (capped, so even a cyclic alias terminates)."""
+    memo = {} if memo is None else memo
+    if not isinstance(node, dict | list):
+        return 1
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = MAX_NODES + 1  # a container reached again while being counted: a cycle
+    children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+    total = 1
+    for child in children:
+        total += expanded_size(child, memo)
+        if total > MAX_NODES:
+            break
+    memo[key] = total
+    return total
 
 
 def validated(model: type[M], data: object, *, origin: str) -> M:

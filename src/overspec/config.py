@@ -17,10 +17,10 @@ biometric:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from overspec._hashing import digest
@@ -115,6 +115,14 @@ class Experiment(BaseModel):
     workers: int | None = None
     device: str | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        """The name becomes a folder (``runs/<name>``): no separators, no leading dot, so it stays inside."""
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+            raise ValueError("use letters, digits, '_', '-' and '.' only (it names the output folder)")
+        return name
+
     @field_validator("models")
     @classmethod
     def _entries(cls, models: list) -> list[ModelEntry]:
@@ -153,7 +161,7 @@ def _check_paths(experiment: Experiment, path: Path) -> None:
             return [s for v in node for s in strings(v)]
         return [node] if isinstance(node, str) else []
 
-    missing = sorted({name for value in strings(yaml.safe_load(path.read_text())) for name in unset_variables(value)})
+    missing = sorted({name for value in strings(read_yaml(path)) for name in unset_variables(value)})
     if missing:
         raise ConfigError(
             f"{path}: uses environment variable(s) {', '.join(missing)}, which are not set; "

@@ -22,16 +22,47 @@ def list_images(folder: str | Path) -> list[Path]:
     return paths
 
 
+MAX_PIXELS = 1 << 28  # 268 M pixels (16384 x 16384): larger headers are refused before decoding
+
+
 def open_rgb(source, name: str):
-    """Decode ``source`` (a path or file object) into an RGB PIL image; errors name ``name``."""
+    """Decode ``source`` (a path or file object) into an RGB PIL image; errors name ``name``.
+
+    Every mode Pillow decodes becomes 8-bit RGB with its range scaled, not clipped: 16-bit (``I;16*``, and ``I``
+    holding 16-bit values) by 255/65535; float (``F``) images holding [0, 1] by 255, others as 0-255 values;
+    palette, alpha, CMYK and 1-bit images by Pillow's own conversion. An image over ``MAX_PIXELS`` is refused.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(source) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise DataError(
+                    f"image {name} is {image.width} x {image.height} pixels, over the limit of {MAX_PIXELS:,}; "
+                    "resize it (or remove it from the dataset)"
+                )
             image.load()
-            return image.convert("RGB")
+            return _to_rgb(image)
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, checked when the header is read
+        raise DataError(f"image {name} is over the limit of pixels ({exc}); resize it or remove it") from None
     except (OSError, UnidentifiedImageError) as exc:
         raise DataError(f"cannot read image {name}: {exc}; remove or replace the file") from None
+
+
+def _to_rgb(image):
+    import numpy as np
+    from PIL import Image
+
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        pixels = np.asarray(image, dtype=np.float64)
+        if image.mode == "F":
+            finite = pixels[np.isfinite(pixels)]
+            scale = 255.0 if finite.size and finite.min() >= 0 and finite.max() <= 1 else 1.0
+        else:
+            scale = 255.0 / 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 1.0
+        scaled = np.clip(np.nan_to_num(pixels * scale), 0, 255).round().astype(np.uint8)
+        return Image.fromarray(scaled, mode="L").convert("RGB")
+    return image.convert("RGB")
 
 
 class ImageSource:

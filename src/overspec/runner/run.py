@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,14 +47,14 @@ class _Resources:
         self.datasets: dict[tuple, object] = {}
 
     def model(self, cell: Cell):
-        if cell.model.fingerprint != self.encoder_key:
+        if (cell.model.name, cell.model.fingerprint) != self.encoder_key:
             from overspec.models import load_model
 
             self.encoder = None  # free the previous model first
             encoder = load_model(cell.model.entry.source, device=self.experiment.device or _device())
             if cell.model.base:  # zero-shot borrows the text tower of the base the plan resolved
                 encoder.settings["base"] = self.sources.get(cell.model.base, encoder.settings.get("base"))
-            self.encoder_key, self.encoder = cell.model.fingerprint, encoder
+            self.encoder_key, self.encoder = (cell.model.name, cell.model.fingerprint), encoder
         return self.encoder
 
     def dataset(self, cell: Cell):
@@ -169,6 +170,30 @@ def run_experiment(
         raise ConfigError(f"experiment {experiment.name} lists no models; add some under `models:`")
     out = Path(out) if out else experiment.output_dir()
     out.mkdir(parents=True, exist_ok=True)
+    with _one_writer(out):
+        return _run(experiment, out, limit=limit, shard=shard, executor=executor, report=report, log=log)
+
+
+@contextmanager
+def _one_writer(out: Path):
+    """One ``overspec run`` per run folder at a time: a second one stops at once instead of redoing the work."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(out / ".overspec-run.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(
+            f"{out} is in use by another `overspec run` (lock {lock.lock_file}); wait for it to finish, "
+            "or give this run another --out"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, log) -> RunSummary:
     cells = plan(experiment)
     planned = [c.key for c in cells]
     if shard is not None:
