@@ -74,3 +74,37 @@ def test_an_experiment_name_cannot_leave_the_output_root(tmp_path):
     path = write_yaml(tmp_path / "escape.yaml", {"name": "../../etc", "models": ["clip-vit-b16.openai"]})
     result = overspec("validate", str(path))
     assert result.returncode == 2 and "key 'name': use letters, digits" in result.stderr
+
+
+def test_score_files_with_a_bom_read_and_bad_headers_or_bytes_are_one_line(tmp_path):
+    rows = "score,label\n0.9,1\n0.2,0\n0.8,1\n0.1,0\n"
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + rows.encode())
+    read = overspec("score", "verification", str(tmp_path / "bom.csv"), "--json", "--bootstrap", "0")
+    assert read.returncode == 0, read.stderr
+    (tmp_path / "twice.csv").write_text("score,label,score\n0.9,1,0.1\n0.2,0,0.3\n")
+    (tmp_path / "latin1.csv").write_bytes("score,label\n0.9,1\n0.2,0 é\n".encode("latin-1"))
+    passwd = tmp_path / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n")
+    for name, message in (
+        ("twice.csv", "twice.csv: column(s) score appear more than once in the header"),
+        ("latin1.csv", "latin1.csv: not UTF-8 text (byte "),
+        ("passwd", "passwd: not a score file with the needed columns (missing score, label)"),
+    ):
+        result = overspec("score", "verification", str(tmp_path / name), "--json")
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "root:x" not in result.stderr
+
+
+def test_analyze_refuses_repeated_rows_and_writes_strict_json_for_an_undefined_gelo(tmp_path):
+    import json
+
+    table = "model,dataset,protocol,value\nclip,a,zeroshot,0\nclip,b,zeroshot,0\nft,a,zeroshot,0.5\nft,b,zeroshot,0.2\n"
+    (tmp_path / "zero.csv").write_text(table)
+    result = overspec("analyze", str(tmp_path / "zero.csv"), "--baseline", "clip", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "NaN" not in result.stdout and "Infinity" not in result.stdout
+    (found,) = json.loads(result.stdout)
+    assert found["gelo"] is None and found["gelo_undefined"] == "the base's mean over the suite is 0"
+    (tmp_path / "twice.csv").write_text(table + "ft,a,zeroshot,0.6\n")
+    repeated = overspec("analyze", str(tmp_path / "twice.csv"), "--baseline", "clip")
+    assert repeated.returncode == 2 and "twice.csv, line 6: repeats line 4 (ft, a, zeroshot)" in repeated.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -13,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from overspec import __version__
+from overspec._json import strict_dumps
 from overspec.errors import OverspecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -39,7 +39,7 @@ def main(
 
 def _print_rows(rows: list[dict], title: str, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(rows, indent=1))
+        print(strict_dumps(rows, indent=1))
         return
     table = Table(title=title)
     for column in rows[0] if rows else ["name"]:
@@ -149,7 +149,7 @@ def evaluate(
         options["k_shot"] = k_shot
     result = PROTOCOLS.get(protocol.value)(encoder, data, **options)
     if as_json:
-        print(json.dumps(result.as_json(), indent=1))
+        print(strict_dumps(result.as_json(), indent=1))
         return
     table = Table(title=f"{protocol.value}: {encoder.name} on {data.name}")
     table.add_column("metric")
@@ -227,7 +227,7 @@ def analyze(
 
     results = analyse(assign_bases(read_table(results_csv), baseline=baseline, pairs=base or [], origin=results_csv))
     if as_json:
-        print(json.dumps([r.as_json() for r in results], indent=1))
+        print(strict_dumps([r.as_json() for r in results], indent=1))
         return
     table = Table(title="GELO against each model's base")
     for column in ("model", "arch", "protocol", "base", "GELO", "95% interval", "mean", "base mean", "datasets", "p"):
@@ -337,7 +337,7 @@ def sweep(
         log=lambda line: err.print(line, markup=False, highlight=False),
     )
     if as_json:
-        print(json.dumps([p.__dict__ for p in points], indent=1))
+        print(strict_dumps([p.__dict__ for p in points], indent=1))
         return
     table = Table(title=f"sweep of {model}")
     for column in ("scale", "GELO", "biometric", "Pareto", "knee", "spec"):
@@ -388,7 +388,7 @@ def score(
         scores_csv, kind.value, higher_means_positive=positive, threshold=threshold, n_bootstrap=bootstrap
     )
     if as_json:
-        print(json.dumps(report, indent=1))
+        print(strict_dumps(report, indent=1))
         return
     table = Table(title=f"{kind.value} scores: {scores_csv}")
     table.add_column("metric")

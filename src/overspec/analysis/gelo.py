@@ -75,6 +75,7 @@ class GeloResult:
             "protocol": self.protocol,
             "baseline": self.baseline,
             "gelo": self.gelo,
+            **({} if np.isfinite(self.gelo) else {"gelo_undefined": "the base's mean over the suite is 0"}),
             "mean": self.mean,
             "base_mean": self.base_mean,
             "n_datasets": self.n_datasets,
@@ -102,10 +103,14 @@ def read_table(path: str | Path) -> list[Record]:
         value_column = "value" if "value" in columns else "value_percent"
         rows = list(numbered)
     use_headline = "metric" in columns and any(r.get("metric") == "headline" for _, r in rows)
-    records = []
+    records, seen = [], {}
     for line, row in rows:
         if use_headline and row.get("metric") != "headline":
             continue
+        key = (row["model"], row.get("arch") or "", row["dataset"], row["protocol"], row.get("metric") or "")
+        if key in seen:
+            raise DataError(f"{path}, line {line}: repeats line {seen[key]} ({', '.join(k for k in key if k)})")
+        seen[key] = line
         try:
             value = float(row[value_column])
         except ValueError:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from overspec import __version__
+from overspec._json import strict_dumps
 from overspec.analysis.gelo import GeloResult, Record, analyse, biometric_gains, missing_bases, read_table
 from overspec.errors import DataError
 from overspec.protocols.specs import general_protocols
@@ -229,7 +229,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
         "biometric_gains": [g.__dict__ for g in gains],
         "overspec_version": __version__,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    (out / "summary.json").write_text(strict_dumps(summary, indent=1, default=str))
     figure_files += sorted(p for p in figures.glob("*.png") if p not in figure_files)  # e.g. a sweep's curve
     notes = (out / "NOTES.md").read_text().splitlines() if (out / "NOTES.md").exists() else []
     intro = _intro(bases, no_gelo, gains)
