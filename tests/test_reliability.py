@@ -108,3 +108,31 @@ def test_analyze_refuses_repeated_rows_and_writes_strict_json_for_an_undefined_g
     (tmp_path / "twice.csv").write_text(table + "ft,a,zeroshot,0.6\n")
     repeated = overspec("analyze", str(tmp_path / "twice.csv"), "--baseline", "clip")
     assert repeated.returncode == 2 and "twice.csv, line 6: repeats line 4 (ft, a, zeroshot)" in repeated.stderr
+
+
+def test_a_read_only_cache_is_read_and_no_cache_writes_nothing(tmp_path, clip_file, face_dir, monkeypatch):
+    import os
+
+    from overspec.data import ImageFiles
+    from overspec.features import extract_features
+    from overspec.models import load_model
+
+    spec = write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": str(clip_file)})
+    cache = tmp_path / "cache"
+    env = {**os.environ, "OVERSPEC_CACHE": str(cache)}
+    result = overspec(
+        "embed", str(spec), str(face_dir), "--out", str(tmp_path / "f.npy"), "--workers", "0", "--no-cache", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert not cache.exists()  # neither features nor the weights' digest memo
+
+    monkeypatch.setenv("OVERSPEC_CACHE", str(cache))
+    encoder = load_model(spec)
+    images = ImageFiles(sorted(face_dir.glob("*.png")))
+    expected = extract_features(encoder, images, num_workers=0, progress=False)
+    before = sorted(p for p in cache.rglob("*"))
+    monkeypatch.setenv("OVERSPEC_CACHE_WRITE", "0")  # a read-only cache (as a read-only folder is for non-root)
+    np.testing.assert_array_equal(extract_features(encoder, images, num_workers=0, progress=False), expected)
+    other = ImageFiles(sorted(face_dir.glob("*.png"))[:3])
+    np.testing.assert_allclose(extract_features(encoder, other, num_workers=0, progress=False), expected[:3], atol=1e-5)
+    assert sorted(p for p in cache.rglob("*")) == before  # read, computed, nothing written

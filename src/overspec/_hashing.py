@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from overspec._paths import cache_dir
+from overspec._paths import cache_dir, cache_writable
 
 
 def digest(obj: object) -> str:
@@ -27,10 +27,14 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
     value = h.hexdigest()
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
-    tmp.write_text(value)
-    os.replace(tmp, memo)
+    if cache_writable():
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+            tmp.write_text(value)
+            os.replace(tmp, memo)
+        except OSError:  # a full or read-only disk: the digest is still right, only not remembered
+            pass
     return value
 
 

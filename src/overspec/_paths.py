@@ -35,6 +35,17 @@ def cache_dir() -> Path:
     return Path(os.environ.get("OVERSPEC_CACHE") or platformdirs.user_cache_dir("overspec"))
 
 
+def cache_writable() -> bool:
+    """Whether overspec may write its cache: not when ``OVERSPEC_CACHE_WRITE=0`` (what ``--no-cache`` sets), nor
+    when the cache folder (or the nearest existing folder above it) is read-only; then it is only read."""
+    if os.environ.get("OVERSPEC_CACHE_WRITE", "1") == "0":
+        return False
+    folder = cache_dir()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return os.access(folder, os.W_OK)
+
+
 def weights_dir() -> Path:
     """Where zoo entries look for weights by default: ``$OVERSPEC_WEIGHTS``, else ``<cache>/weights``."""
     return Path(os.environ.get("OVERSPEC_WEIGHTS") or cache_dir() / "weights")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -102,6 +103,8 @@ def embed(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")] = False,
 ) -> None:
     """Embed every image under IMAGES in sorted path order; the paths go to OUT with suffix .paths.txt."""
+    if no_cache:
+        os.environ["OVERSPEC_CACHE_WRITE"] = "0"  # the weights' digest memo is not written either
     import numpy as np
 
     from overspec.data import ImageFiles, list_images

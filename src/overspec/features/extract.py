@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from overspec._hashing import digest
+from overspec._paths import cache_writable
 from overspec._progress import progress_bar
 from overspec.errors import DataError
 from overspec.features.cache import FeatureCache, verified_load
@@ -54,6 +55,8 @@ def extract_features(
     found = cache.get(key, rows=n)
     if found is not None:
         return found
+    if not cache_writable():  # read-only: compute, and leave the cache as it is
+        return _compute(encoder, dataset, 0, n, batch_size, num_workers, progress, amp, description, None, chunk_rows)
     meta = {
         "model": encoder.name,
         "model_fingerprint": encoder.fingerprint,
