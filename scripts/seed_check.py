@@ -1,6 +1,7 @@
 """Run a statistical test under many seeds and count how often it passes: the evidence that it cannot flake.
 
-    python scripts/seed_check.py tests/test_finetune.py::test_fr_finetune_of_real_weights_gains_its_task_and_loses_generality --seeds 20
+    python scripts/seed_check.py --seeds 20 \
+        tests/test_finetune.py::test_fr_finetune_of_real_weights_gains_its_task_and_loses_generality
 
 Each seed runs in a fresh pytest process with OVERSPEC_TEST_SEED set (the test's data, views and training all
 follow it) and its own cache; one line per seed, then the pass count.
@@ -28,14 +29,15 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as cache:
             env = {**os.environ, "OVERSPEC_TEST_SEED": str(seed), "OVERSPEC_CACHE": cache, "HF_HUB_OFFLINE": "1"}
             run = subprocess.run(
-                [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "slow", args.test],
+                [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-m", "slow", args.test],
                 env=env,
                 capture_output=True,
                 text=True,
             )
         ok = run.returncode == 0
         passed += ok
-        last = [line for line in run.stdout.splitlines() if line.strip()][-1:] or ["(no output)"]
+        stats = [line for line in run.stdout.splitlines() if "STATS" in line]  # a line the test prints, if any
+        last = stats[-1:] or [line for line in run.stdout.splitlines() if line.strip()][-1:] or ["(no output)"]
         print(f"seed {seed}: {'pass' if ok else 'FAIL'} in {time.perf_counter() - start:.0f} s  {last[0]}", flush=True)
         if not ok:
             print("\n".join(line for line in run.stdout.splitlines() if line.startswith("E ")), flush=True)

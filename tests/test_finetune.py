@@ -28,7 +28,8 @@ EFFNET = BASE  # EfficientNet-Lite0 with real ImageNet weights at 96 px, as the 
 # statistical test below under 20 seeds.
 SEED = int(os.environ.get("OVERSPEC_TEST_SEED", "0"))
 N_PAIRS = 300
-N_PATCHES = (30, 50)  # per photo: train, test (950 test patches in all)
+LR_BACKBONE, EPOCHS = 4e-4, 12  # at 2e-4 x 8 epochs the probe fell by 1 point in some seeds, too little to test
+N_PATCHES = (30, 30)  # per photo: train, test (570 test patches in all)
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +71,9 @@ def face_study(tmp_path_factory, digits_folder):
             "output": "out_fr",
             "method": "full",
             "head": {"kind": "cosface", "scale": 30, "margin": 0.2},
-            "epochs": 8,
+            "epochs": EPOCHS,
             "batch_size": 30,
-            "lr_backbone": 2e-4,
+            "lr_backbone": LR_BACKBONE,
             "lr_head": 0.02,
             "warmup_epochs": 0.5,
             "seed": SEED,
@@ -136,19 +137,25 @@ def test_fr_finetune_of_real_weights_gains_its_task_and_loses_generality(fr_spec
     """A short full FR fine-tune of ImageNet EfficientNet-Lite0 on real faces. Both claims are tested against
     their sampling noise, not a fixed number: verification AUC rises, with the lower end of a paired bootstrap
     interval over the 300 held-out pairs above 0; linear-probe accuracy on natural photo patches drops, with an
-    exact paired McNemar p < 0.05 over the 950 test patches. scripts/seed_check.py runs this under 20 seeds
-    (data, views and training all follow the seed)."""
+    exact paired McNemar p < 0.05 over the 570 test patches. It cannot flake on one machine (every seed is fixed)
+    and holds across seeds: scripts/seed_check.py reruns it with the data, views and training of other seeds
+    (figures in the closing note of the session that wrote it; seed 2 gave AUC 0.900 -> 0.981, lower bound
+    +0.049, and photos 79.9 % -> 69.5 %, p = 5e-16)."""
     from overspec.analysis.gelo import paired_accuracy_test
 
     spec, (base_fv, base_lp), (tuned_fv, tuned_lp) = fr_specialist
     assert yaml.safe_load(spec.read_text())["family"] == "finetuned"
     genuine = base_fv.samples["genuine"].astype(bool)
     assert np.array_equal(genuine, tuned_fv.samples["genuine"].astype(bool)) and genuine.sum() == N_PAIRS // 2
-    assert paired_auc_gain_low(tuned_fv.samples["score"], base_fv.samples["score"], genuine) > 0
+    low = paired_auc_gain_low(tuned_fv.samples["score"], base_fv.samples["score"], genuine)
     before, after = base_lp["photos"], tuned_lp["photos"]
-    assert after.headline < before.headline
     _, p_value = paired_accuracy_test(after.samples["correct"], before.samples["correct"], seed=0)
-    assert p_value < 0.05
+    print(
+        f"STATS seed={SEED} auc {base_fv.metrics['auc']:.4f}->{tuned_fv.metrics['auc']:.4f} (gain low {low:+.4f}) "
+        f"photos {before.headline:.4f}->{after.headline:.4f} (McNemar p {p_value:.2g})"
+    )
+    assert low > 0
+    assert after.headline < before.headline and p_value < 0.05
 
 
 @pytest.mark.slow
