@@ -136,3 +136,33 @@ def test_a_read_only_cache_is_read_and_no_cache_writes_nothing(tmp_path, clip_fi
     other = ImageFiles(sorted(face_dir.glob("*.png"))[:3])
     np.testing.assert_allclose(extract_features(encoder, other, num_workers=0, progress=False), expected[:3], atol=1e-5)
     assert sorted(p for p in cache.rglob("*")) == before  # read, computed, nothing written
+
+
+def test_an_image_rewritten_with_its_old_size_and_mtime_gets_new_features(clip_file, face_dir, tmp_path):
+    """``cp`` of other bytes of the same size, then ``touch -r`` to restore the mtime: a path + size + mtime key
+    would serve the old features."""
+    import os
+
+    from overspec.data import ImageFiles
+    from overspec.features import extract_features
+    from overspec.models import load_model
+
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for png in sorted(face_dir.glob("*.png")):  # BMP: the same pixel size always gives the same file size
+        Image.open(png).convert("RGB").save(folder / f"{png.stem}.bmp")
+    paths = sorted(folder.glob("*.bmp"))
+    before = extract_features(encoder, ImageFiles(paths, root=folder), num_workers=0, progress=False)
+    target = paths[0]
+    stat = target.stat()
+    pixels = np.asarray(Image.open(target)).copy()
+    Image.fromarray(255 - pixels).save(tmp_path / "other.bmp")
+    data = (tmp_path / "other.bmp").read_bytes()
+    assert len(data) == stat.st_size
+    with open(target, "r+b") as f:  # in place: same inode
+        f.write(data)
+    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert target.stat().st_mtime_ns == stat.st_mtime_ns
+    after = extract_features(encoder, ImageFiles(paths, root=folder), num_workers=0, progress=False)
+    assert not np.allclose(after[0], before[0]) and np.array_equal(after[1:], before[1:])

@@ -1,4 +1,4 @@
-"""Content hashes of weight files and directories, memoised by (path, size, mtime) in the cache."""
+"""Content hashes of weight files, directories and image files, memoised in the cache."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ def digest(obj: object) -> str:
 
 
 def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes; rehashing a multi-GB checkpoint on every load is avoided by a memo."""
+    """sha256 of a file's bytes; rehashing a multi-GB checkpoint on every load is avoided by a memo keyed by
+    path, size, mtime, ctime and inode (a rewrite in place with the old mtime restored still changes ctime)."""
     path = Path(path).resolve()
     stat = path.stat()
-    memo = cache_dir() / "filehash" / digest([str(path), stat.st_size, stat.st_mtime_ns])
+    memo = cache_dir() / "filehash" / digest([str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino])
     if memo.exists():
         return memo.read_text().strip()
     h = hashlib.sha256()
@@ -45,3 +46,44 @@ def path_sha256(path: str | Path) -> str:
         return file_sha256(path)
     files = sorted(p for p in path.rglob("*") if p.is_file())
     return digest([[str(p.relative_to(path)), file_sha256(p)] for p in files])
+
+
+def content_digests(paths: list[Path]) -> list[str]:
+    """BLAKE2b of each file's bytes, read once and remembered by (path, size, mtime, ctime, inode) in
+    ``<cache>/content.sqlite``. The ctime and inode catch a file rewritten in place with its old size and mtime
+    restored (``cp`` + ``touch -r``; ``rsync -t`` writes a new inode): both change on any write and cannot be set
+    back. ``OVERSPEC_VERIFY=content`` digests every file again on every call."""
+    import sqlite3
+
+    keys = []
+    for path in paths:
+        stat = os.stat(path)
+        keys.append(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}")
+    remembered: dict[str, str] = {}
+    db = None
+    if os.environ.get("OVERSPEC_VERIFY") != "content" and cache_writable():
+        try:
+            cache_dir().mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(cache_dir() / "content.sqlite"), timeout=60)
+            db.execute("CREATE TABLE IF NOT EXISTS digests (key TEXT PRIMARY KEY, digest TEXT)")
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                query = f"SELECT key, digest FROM digests WHERE key IN ({','.join('?' * len(chunk))})"
+                remembered.update(db.execute(query, chunk).fetchall())
+        except sqlite3.Error:  # an unreadable memo is only a slower run
+            db = None
+    found, new = [], []
+    for path, key in zip(paths, keys, strict=True):
+        if key not in remembered:
+            with open(path, "rb") as f:
+                remembered[key] = hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+            new.append((key, remembered[key]))
+        found.append(remembered[key])
+    if db is not None:
+        try:
+            with db:
+                db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?)", new)
+        except sqlite3.Error:
+            pass
+        db.close()
+    return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from overspec._hashing import digest
+from overspec._hashing import content_digests, digest
 from overspec.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -117,8 +117,9 @@ class Subset(ImageSource):
 
 
 class ImageFiles(ImageSource):
-    """Images read from ``paths``. The fingerprint covers each path (relative to ``root``), size and
-    modification time, so a changed file invalidates cached features without hashing every image."""
+    """Images read from ``paths``. The fingerprint covers each path (relative to ``root``) and a digest of its
+    bytes, read once per file and remembered (``_hashing.content_digests``): a file replaced by other bytes of the
+    same size and mtime gets new features, and a dataset copied elsewhere keeps its cached ones."""
 
     def __init__(self, paths: Sequence[str | Path], *, root: str | Path | None = None) -> None:
         self.paths = [Path(p) for p in paths]
@@ -132,12 +133,12 @@ class ImageFiles(ImageSource):
 
     @property
     def fingerprint(self) -> str:
-        entries = []
-        for path in self.paths:
-            stat = path.stat()
-            name = str(path.relative_to(self.root)) if self.root else str(path.resolve())
-            entries.append([name, stat.st_size, stat.st_mtime_ns])
-        return digest({"source": "files", "entries": entries})
+        names = [str(p.relative_to(self.root)) if self.root else str(p.resolve()) for p in self.paths]
+        try:
+            contents = content_digests(self.paths)
+        except OSError as exc:
+            raise DataError(f"cannot read image {exc.filename}: {exc.strerror}; remove or replace the file") from None
+        return digest({"source": "files", "entries": [list(e) for e in zip(names, contents, strict=True)]})
 
 
 class Flipped(ImageSource):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from overspec._hashing import digest, path_sha256
+from overspec._hashing import content_digests, digest, path_sha256
 from overspec.config import BiometricBenchmark, Experiment, ModelEntry
 from overspec.errors import ConfigError
 
@@ -141,7 +141,7 @@ def resolve_models(experiment: Experiment) -> dict[str, ModelIdentity]:
 
 def data_fingerprint(location: str | None) -> str:
     """Content of a benchmark file (sha256, remembered by path, size and mtime) or of a dataset folder (every
-    file's relative path, size and modification time)."""
+    file's relative path and a digest of its bytes, read once and remembered: ``_hashing.content_digests``)."""
     if location is None:
         return "none"
     path = Path(location)
@@ -149,9 +149,6 @@ def data_fingerprint(location: str | None) -> str:
         return path_sha256(path)
     if not path.is_dir():
         return f"missing:{location}"
-    entries = []
-    for file in path.rglob("*"):
-        if file.is_file() and not file.name.startswith("."):
-            stat = file.stat()
-            entries.append([str(file.relative_to(path)), stat.st_size, stat.st_mtime_ns])
-    return digest(sorted(entries))
+    files = sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+    names = [str(f.relative_to(path)) for f in files]
+    return digest([list(e) for e in zip(names, content_digests(files), strict=True)])
