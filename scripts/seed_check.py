@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,7 @@ def main() -> int:
             )
         ok = run.returncode == 0
         passed += ok
-        stats = [line for line in run.stdout.splitlines() if "STATS" in line]  # a line the test prints, if any
+        stats = [line for line in run.stdout.splitlines() if re.search(r"STATS seed=\d", line)]  # the test's summary
         last = stats[-1:] or [line for line in run.stdout.splitlines() if line.strip()][-1:] or ["(no output)"]
         print(f"seed {seed}: {'pass' if ok else 'FAIL'} in {time.perf_counter() - start:.0f} s  {last[0]}", flush=True)
         if not ok:

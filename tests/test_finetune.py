@@ -28,8 +28,8 @@ EFFNET = BASE  # EfficientNet-Lite0 with real ImageNet weights at 96 px, as the 
 # statistical test below under 20 seeds.
 SEED = int(os.environ.get("OVERSPEC_TEST_SEED", "0"))
 N_PAIRS = 300
-LR_BACKBONE, EPOCHS = 4e-4, 12  # at 2e-4 x 8 epochs the probe fell by 1 point in some seeds, too little to test
-N_PATCHES = (30, 30)  # per photo: train, test (570 test patches in all)
+LR_BACKBONE, EPOCHS = 2e-4, 8  # stronger recipes broke verification in some seeds (see the test's docstring)
+N_PATCHES = (30, 50)  # per photo: train, test (950 test patches in all)
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +137,10 @@ def test_fr_finetune_of_real_weights_gains_its_task_and_loses_generality(fr_spec
     """A short full FR fine-tune of ImageNet EfficientNet-Lite0 on real faces. Both claims are tested against
     their sampling noise, not a fixed number: verification AUC rises, with the lower end of a paired bootstrap
     interval over the 300 held-out pairs above 0; linear-probe accuracy on natural photo patches drops, with an
-    exact paired McNemar p < 0.05 over the 570 test patches. It cannot flake on one machine (every seed is fixed)
-    and holds across seeds: scripts/seed_check.py reruns it with the data, views and training of other seeds
-    (figures in the closing note of the session that wrote it; seed 2 gave AUC 0.900 -> 0.981, lower bound
-    +0.049, and photos 79.9 % -> 69.5 %, p = 5e-16)."""
+    exact paired McNemar p < 0.05 over the 950 test patches. Every seed is fixed, so on one machine it cannot
+    flake. Across seeds (scripts/seed_check.py) it is not yet robust: seed 2 loses only 1 point on the probe
+    (p = 0.30); a stronger recipe (lr 4e-4, 12 epochs) makes the drop large (seed 2: 79.9 -> 69.5 %, p = 5e-16)
+    but breaks verification in seed 0, and lr 1e-3 in seed 2. Issue #13 holds the figures."""
     from overspec.analysis.gelo import paired_accuracy_test
 
     spec, (base_fv, base_lp), (tuned_fv, tuned_lp) = fr_specialist
