@@ -3,10 +3,12 @@ Training (``overspec.finetune``) builds on these; loading a model never imports 
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
 from overspec.models.encoder import Encoder
-from overspec.models.split_attention import split_attention
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def adapter_layout(encoder: Encoder) -> str:
@@ -23,6 +25,8 @@ def adapter_layout(encoder: Encoder) -> str:
 def prepare(encoder: Encoder, layout: str) -> None:
     """Make ``encoder.module``'s layout match the one an adapter was trained on."""
     if layout == "split_attention":
+        from overspec.models.split_attention import split_attention
+
         split_attention(encoder.module)
 
 
