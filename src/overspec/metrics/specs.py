@@ -105,6 +105,3 @@ def parse_metric(key: str) -> MetricKey:
                 return MetricKey(spec, point, match["attack"], aggregate.rstrip("_") if aggregate else None)
     raise DataError(f"metric {key!r} is not a registered metric; registered: {', '.join(METRICS.names())}")
 
-
-def higher_is_better(key: str) -> bool:
-    return parse_metric(key).higher_is_better
