@@ -104,4 +104,3 @@ def parse_metric(key: str) -> MetricKey:
             if (point is None) == (spec.parameter is None):
                 return MetricKey(spec, point, match["attack"], aggregate.rstrip("_") if aggregate else None)
     raise DataError(f"metric {key!r} is not a registered metric; registered: {', '.join(METRICS.names())}")
-
