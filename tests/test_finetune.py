@@ -140,9 +140,10 @@ def test_fr_finetune_of_real_weights_gains_its_task(fr_specialist):
     Seeds 0-19 (scripts/seed_check.py; data, views and training all follow the seed): the gain held in 20 of 20,
     its lower bound between +0.009 and +0.094. What the fine-tune does to the linear probe on natural photo patches
     is printed, not asserted, because it is not stable: from -7.1 to +3.0 points, a significant drop (McNemar
-    p < 0.05) in 10 of 20 seeds and a significant rise in seed 9 (81.4 -> 84.3 %, p = 0.004). Stronger recipes made the drop large but
-    broke verification in some seeds (lr 4e-4 x 12 epochs: seed 0; lr 1e-3: seed 2). How GELO measures the change
-    is checked exactly by the sweep test below; that this toy fine-tune forgets is not a property to assert.
+    p < 0.05) in 10 of 20 seeds and a significant rise in seed 9 (81.4 -> 84.3 %, p = 0.004). Stronger recipes
+    made the drop large but broke verification in some seeds (lr 4e-4 x 12 epochs: seed 0; lr 1e-3: seed 2). How
+    GELO measures the change is checked exactly by the sweep test below; that this toy fine-tune forgets is not a
+    property to assert.
     """
     from overspec.analysis.gelo import paired_accuracy_test
 
