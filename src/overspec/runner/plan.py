@@ -70,10 +70,11 @@ def plan(experiment: Experiment) -> list[Cell]:
     from overspec.protocols.specs import PROTOCOL_INFO
 
     identities = resolve_models(experiment)
+    evaluations = _evaluations(experiment)
     fingerprints: dict[str | None, str] = {}
     cells = []
     for entry in experiment.model_entries():
-        for dataset, protocol, task, location, options, bench in _evaluations(experiment):
+        for dataset, protocol, task, location, options, bench in evaluations:
             if entry.protocols and protocol not in entry.protocols:
                 continue
             if location not in fingerprints:
