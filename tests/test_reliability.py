@@ -166,3 +166,113 @@ def test_an_image_rewritten_with_its_old_size_and_mtime_gets_new_features(clip_f
     assert target.stat().st_mtime_ns == stat.st_mtime_ns
     after = extract_features(encoder, ImageFiles(paths, root=folder), num_workers=0, progress=False)
     assert not np.allclose(after[0], before[0]) and np.array_equal(after[1:], before[1:])
+
+
+def test_analyze_warns_of_mixed_scales_and_of_a_model_sharing_no_dataset_with_its_base(tmp_path):
+    mixed = (
+        "model,dataset,protocol,value\nclip,a,zeroshot,0.8\nclip,b,zeroshot,0.6\nft,a,zeroshot,75\nft,b,zeroshot,0.5\n"
+    )
+    (tmp_path / "mixed.csv").write_text(mixed)
+    result = overspec("analyze", str(tmp_path / "mixed.csv"), "--baseline", "clip")
+    assert result.returncode == 0, result.stderr
+    assert "mixed.csv: value mixes scales: line 4 has 75 (a percentage?) and line 2 0.8 (a fraction?)" in result.stderr
+
+    apart = "model,dataset,protocol,value\nclip,a,zeroshot,0.8\nft,b,zeroshot,0.5\nft2,a,zeroshot,0.7\n"
+    (tmp_path / "apart.csv").write_text(apart)
+    result = overspec("analyze", str(tmp_path / "apart.csv"), "--baseline", "clip")
+    assert result.returncode == 0, result.stderr
+    assert "ft and its base clip share no zeroshot dataset (b vs a); no GELO for it" in result.stderr
+    assert "scales" not in result.stderr
+
+
+def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_temporary_files(tmp_path, clip_file, face_dir):
+    """A file-size limit (what ``ulimit -f`` sets) makes the kernel refuse writes exactly as a full disk does:
+    a short write, then an error. numpy's own ``np.save`` loses that error and left a truncated cache file."""
+    import os
+    import resource
+    import signal
+
+    spec = write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": str(clip_file)})
+    cache = tmp_path / "cache"
+    env = {**os.environ, "OVERSPEC_CACHE": str(cache)}
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of the process being killed
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))  # 12 x 32 float32 features need 1,664 bytes
+
+    args = ("embed", str(spec), str(face_dir), "--out", str(tmp_path / "f.npy"), "--workers", "0")
+    refused = overspec(*args, env=env, preexec_fn=small_files)
+    assert refused.returncode == 2, refused.stderr
+    (line,) = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: cannot write {cache}") and "rows_000000000000.npy: the file size limit" in line
+    assert "Traceback" not in refused.stderr
+    assert not [p for p in cache.rglob("*") if ".tmp" in p.name or p.name.startswith("rows_")]
+    again = overspec(*args, env=env)  # the space is back: the same command completes
+    assert again.returncode == 0, again.stderr
+    assert np.load(tmp_path / "f.npy").shape == (12, 32)
+
+
+def test_garbage_model_files_and_a_hostile_face_bin_are_one_line(tmp_path, face_dir):
+    import pickle
+    import zipfile
+
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(np.random.default_rng(0).bytes(3000))
+    onnx_spec = write_yaml(
+        tmp_path / "onnx.yaml",
+        {"family": "onnx", "weights": str(garbage), "preprocess": {"mean": [0, 0, 0], "std": [1, 1, 1]}},
+    )
+    forged = tmp_path / "forged.pt"
+    marker = tmp_path / "executed"
+    with zipfile.ZipFile(forged, "w") as archive:  # a TorchScript-looking archive whose code would touch a file
+        archive.writestr("archive/code/__torch__.py", f"import os\nos.system('touch {marker}')\n")
+        archive.writestr("archive/data.pkl", b"not a pickle")
+    script_spec = write_yaml(tmp_path / "forged.yaml", {"family": "openai_clip", "weights": str(forged)})
+    for spec, expected in (
+        (onnx_spec, f"{garbage} is not an ONNX model (DecodeError"),
+        (script_spec, f"{forged} looks like a TorchScript archive but cannot be read as one"),
+    ):
+        result = overspec("embed", str(spec), str(face_dir), "--out", str(tmp_path / "f.npy"), "--workers", "0")
+        assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+    assert not marker.exists()
+
+    class Rot13:  # unpickles as _codecs.encode("...", "rot13"): a global the .bin reader allows, with another codec
+        def __reduce__(self):
+            import _codecs
+
+            return _codecs.encode, ("ABC", "rot13")
+
+    hostile = tmp_path / "lfw.bin"
+    hostile.write_bytes(pickle.dumps(([Rot13(), Rot13()], [True]), protocol=2))
+    from overspec.data.insightface_bin import read_bin
+
+    with pytest.raises(DataError, match=r"lfw.bin: the file asks for the text codec 'rot13'"):
+        read_bin(hostile)
+
+
+def test_a_corrupt_results_store_is_one_line(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.sqlite").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+    result = overspec("report", str(run))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{run / 'results.sqlite'}: not a readable results store" in result.stderr
+
+
+def test_a_one_class_dataset_is_refused_and_classes_without_images_are_named(tmp_path, capfd):
+    from overspec.data import load_dataset
+
+    digits = np.asarray(Image.new("RGB", (8, 8), (10, 20, 30)))
+    for split, classes in (("train", ("cat", "dog", "emu")), ("test", ("cat", "dog"))):
+        for name in classes:
+            (tmp_path / "three" / split / name).mkdir(parents=True)
+            Image.fromarray(digits).save(tmp_path / "three" / split / name / "a.png")
+    (tmp_path / "three" / "test" / "emu").mkdir()  # an empty class folder
+    data = load_dataset(tmp_path / "three")
+    assert data.classnames == ["cat", "dog", "emu"] and len(data.split("test")) == 2
+    assert "three (test): 1 of 3 classes have no images (emu); they count in no accuracy" in capfd.readouterr().err
+
+    (tmp_path / "one" / "test" / "cat").mkdir(parents=True)
+    Image.fromarray(digits).save(tmp_path / "one" / "test" / "cat" / "a.png")
+    with pytest.raises(DataError, match=r"one: only one class \('cat'\); classification needs at least two"):
+        load_dataset(tmp_path / "one")

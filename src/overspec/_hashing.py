@@ -7,7 +7,9 @@ import json
 import os
 from pathlib import Path
 
+from overspec._atomic import atomic_write
 from overspec._paths import cache_dir, cache_writable
+from overspec.errors import StorageError
 
 
 def digest(obj: object) -> str:
@@ -31,10 +33,8 @@ def file_sha256(path: str | Path) -> str:
     if cache_writable():
         try:
             memo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
-            tmp.write_text(value)
-            os.replace(tmp, memo)
-        except OSError:  # a full or read-only disk: the digest is still right, only not remembered
+            atomic_write(memo, value)
+        except (OSError, StorageError):  # a full or read-only disk: the digest is still right, only not remembered
             pass
     return value
 

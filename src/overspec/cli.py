@@ -418,8 +418,15 @@ def _default_device() -> str:
 
 def run() -> None:
     """Entry point: an OverspecError becomes one line on stderr and exit code 2, never a traceback."""
+    from overspec._atomic import disk_refused, storage_error
+
     try:
-        app()
+        try:
+            app()
+        except OSError as exc:  # a write anywhere (report, plots, tables) that the disk refuses
+            if not disk_refused(exc):
+                raise
+            raise storage_error(Path(exc.filename or "a file"), exc) from None
     except OverspecError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)

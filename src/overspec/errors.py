@@ -40,3 +40,7 @@ class UnknownNameError(OverspecError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class StorageError(OverspecError):
+    """A file cannot be written (disk full, read-only, no permission): names the file and the fix."""

@@ -11,8 +11,8 @@ def overspec_command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from overspec.cli import run; run()", *args]
 
 
-def overspec(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(overspec_command(*args), capture_output=True, text=True, timeout=timeout, env=env)
+def overspec(*args: str, env: dict | None = None, timeout: int = 300, **options) -> subprocess.CompletedProcess:
+    return subprocess.run(overspec_command(*args), capture_output=True, text=True, timeout=timeout, env=env, **options)
 
 
 def run_command(config: Path, out: Path) -> list[str]:

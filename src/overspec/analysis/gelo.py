@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from overspec._csv import csv_rows
+from overspec._warn import warn
 from overspec.errors import DataError
 from overspec.metrics.specs import parse_metric
 
@@ -103,7 +104,7 @@ def read_table(path: str | Path) -> list[Record]:
         value_column = "value" if "value" in columns else "value_percent"
         rows = list(numbered)
     use_headline = "metric" in columns and any(r.get("metric") == "headline" for _, r in rows)
-    records, seen = [], {}
+    records, seen, scales = [], {}, {}
     for line, row in rows:
         if use_headline and row.get("metric") != "headline":
             continue
@@ -126,6 +127,8 @@ def read_table(path: str | Path) -> list[Record]:
                 higher = parse_metric(metric).higher_is_better
             except DataError as exc:
                 raise DataError(f"{path}, line {line}: {exc}; add a higher_is_better column") from None
+        if value_column == "value" and (metric == "headline" or _fraction_metric(metric)):
+            scales.setdefault(value > 1.0, (line, value))
         records.append(
             Record(
                 row["model"],
@@ -140,7 +143,20 @@ def read_table(path: str | Path) -> list[Record]:
                 row.get("model_task") or "general",
             )
         )
+    if len(scales) == 2:
+        (low_line, low), (high_line, high) = scales[False], scales[True]
+        warn(
+            f"{path}: {value_column} mixes scales: line {high_line} has {high:g} (a percentage?) and line "
+            f"{low_line} {low:g} (a fraction?); give every value in one unit, or GELO mixes them"
+        )
     return records
+
+
+def _fraction_metric(metric: str) -> bool:
+    try:
+        return parse_metric(metric).spec.unit == "fraction"
+    except DataError:
+        return False
 
 
 def assign_bases(
@@ -211,6 +227,10 @@ def analyse(
         base = {d: v for (m, a, p, d), v in table.items() if (m, a, p) == (baseline, base_arch, protocol)}
         suite = sorted(set(mine) & set(base))
         if not suite:
+            warn(
+                f"{model}{f' ({arch})' if arch else ''} and its base {baseline} share no {protocol} dataset "
+                f"({', '.join(sorted(mine)[:3])} vs {', '.join(sorted(base)[:3])}); no GELO for it"
+            )
             continue
         x, b = np.array([mine[d] for d in suite]), np.array([base[d] for d in suite])
         changes = [

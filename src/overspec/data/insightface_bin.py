@@ -26,10 +26,15 @@ class _BytesAndBooleansOnly(pickle.Unpickler):
         # Python 3 writes bytes under pickle protocol 2 as _codecs.encode(text, "latin1"): a pure conversion,
         # the one global allowed. Python 2's files (insightface's own) need none.
         if (module, name) == ("_codecs", "encode"):
-            import codecs
-
-            return codecs.encode
+            return _latin1_bytes
         raise pickle.UnpicklingError(f"the file asks for the Python object {module}.{name}")
+
+
+def _latin1_bytes(text: str, encoding: str = "utf-8") -> bytes:
+    """``_codecs.encode`` as Python 3's pickler uses it; any other codec is not something a .bin needs."""
+    if encoding.lower().replace("-", "") not in ("latin1", "iso88591"):
+        raise pickle.UnpicklingError(f"the file asks for the text codec {encoding!r} (only latin1 encodes bytes)")
+    return text.encode("latin1")
 
 
 def read_bin(path: str | Path) -> tuple[list[bytes], np.ndarray]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from overspec._warn import warn
 from overspec.data.catalog import CatalogEntry, catalog
 from overspec.data.labelled import LabelledDataset, LabelledSplit, seeded_split
 from overspec.data.sources import SOURCES
@@ -39,12 +40,7 @@ def load_dataset(dataset: str | Path, *, root: str | Path | None = None) -> Labe
     if not classnames:
         raise DataError(f"{folder}: no class names found; add classnames.txt (one name per line, in label order)")
     splits = _named_splits(splits, entry, folder)
-    for split_name, split in splits.items():
-        if len(split) and (split.labels.min() < 0 or split.labels.max() >= len(classnames)):
-            raise DataError(
-                f"{folder} ({split_name}): labels reach {split.labels.max()} but there are "
-                f"{len(classnames)} class names"
-            )
+    _check_classes(splits, classnames, folder)
     return LabelledDataset(
         name=entry.name if entry else (text if root is not None else folder.name),
         classnames=list(classnames),
@@ -53,6 +49,27 @@ def load_dataset(dataset: str | Path, *, root: str | Path | None = None) -> Labe
         headline_metric=entry.headline_metric if entry else "acc1",
         source=source,
     )
+
+
+def _check_classes(splits: dict[str, LabelledSplit], classnames: list[str], folder: Path) -> None:
+    """Labels in range; a one-class dataset refused (every accuracy on it is 100 %); classes without images said."""
+    if len(classnames) < 2:
+        raise DataError(
+            f"{folder}: only one class ({classnames[0]!r}); classification needs at least two class folders or names"
+        )
+    for split_name, split in splits.items():
+        if len(split) and (split.labels.min() < 0 or split.labels.max() >= len(classnames)):
+            raise DataError(
+                f"{folder} ({split_name}): labels reach {split.labels.max()} but there are "
+                f"{len(classnames)} class names"
+            )
+        empty = [classnames[i] for i in sorted(set(range(len(classnames))) - set(split.labels.tolist()))]
+        if empty:
+            consequence = "the linear probe never sees them" if split_name != "test" else "they count in no accuracy"
+            warn(
+                f"{folder} ({split_name}): {len(empty)} of {len(classnames)} classes have no images "
+                f"({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''}); {consequence}"
+            )
 
 
 def _read(folder: Path, entry: CatalogEntry | None):

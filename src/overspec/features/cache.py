@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from overspec._atomic import atomic_open, atomic_write
 from overspec._hashing import digest
 from overspec._paths import cache_dir
 from overspec.errors import CacheError
@@ -43,16 +44,17 @@ def atomic_save(path: Path, array: np.ndarray) -> None:
     """Write ``array`` and its sidecar (shape, dtype, checksum); the array is renamed into place last, so a
     visible array always has its sidecar."""
     record = {"shape": list(array.shape), "dtype": str(array.dtype), "blake2b": checksum(array)}
-    _atomic_write(_sidecar(path), json.dumps(record).encode())
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    atomic_write(_sidecar(path), json.dumps(record))
+    contiguous = np.ascontiguousarray(array)
     try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        with atomic_open(path) as f:
+            # header + raw bytes (what np.save writes) through Python's write, which raises on a short write;
+            # np.save's C-level tofile loses a full disk's error in stdio buffering and leaves a truncated file
+            np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(contiguous))
+            f.write(memoryview(contiguous).cast("B"))
+    except BaseException:
+        _sidecar(path).unlink(missing_ok=True)
+        raise
 
 
 def verified_load(path: Path, *, rows: int | None = None) -> np.ndarray | None:
@@ -91,15 +93,6 @@ def quarantine(path: Path) -> None:
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -184,7 +177,5 @@ class FeatureCache:
                         f"cache entry {folder} was started for {stored.get('n_rows')} rows, now {n_rows}; delete it"
                     )
             else:
-                tmp = folder / f".meta.{os.getpid()}.tmp"
-                tmp.write_text(json.dumps({**meta, "n_rows": n_rows}, indent=1, default=str))
-                os.replace(tmp, meta_file)
+                atomic_write(meta_file, json.dumps({**meta, "n_rows": n_rows}, indent=1, default=str))
             yield CacheEntry(folder, n_rows)

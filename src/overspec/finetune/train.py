@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import yaml
 
+from overspec._atomic import atomic_open
 from overspec._progress import progress_bar
 from overspec.errors import TrainingError
 from overspec.finetune.config import FinetuneConfig
@@ -32,9 +32,8 @@ def _schedule(total: int, warmup: int):
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        torch.save(obj, f)
 
 
 class _Step(torch.nn.Module):

@@ -38,7 +38,14 @@ def load_state_dict(path: str | Path, *, what: str = "checkpoint") -> dict[str, 
         except Exception as exc:  # safetensors raises its own SafetensorError
             raise CheckpointError(f"{what} {path} is not a readable safetensors file: {exc}") from None
     if _is_torchscript(path):
-        return {k: v for k, v in torch.jit.load(str(path), map_location="cpu").state_dict().items()}
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # torch raises RuntimeError from deep in its archive reader
+            raise CheckpointError(
+                f"{what} {path} looks like a TorchScript archive but cannot be read as one "
+                f"({str(exc).split('. ')[0][:160]}); download it again or give a state dict (.pt/.safetensors)"
+            ) from None
+        return {k: v for k, v in module.state_dict().items()}
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -48,7 +48,13 @@ def load_onnx(spec: ModelSpec) -> OnnxEncoder:
             f"{spec.label}: ONNX files carry no preprocessing; give `preprocess: {{mean: [...], std: [...]}}` "
             "(values for pixels in [0, 1]; for raw 0-255 input use mean 0 and std 0.00392157)"
         )
-    graph = _used_inputs_only(Path(spec.weights))
+    try:
+        graph = _used_inputs_only(Path(spec.weights))
+    except Exception as exc:  # protobuf's DecodeError and onnx's checker errors share no base class
+        raise ModelError(
+            f"{spec.label}: {spec.weights} is not an ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "check that the file downloaded completely"
+        ) from None
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
     try:
         options = ort.SessionOptions()

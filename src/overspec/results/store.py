@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sqlite3
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 from overspec import __version__
+from overspec._atomic import atomic_open
 from overspec.errors import DataError
 
 SCHEMA_VERSION = 2
@@ -190,13 +190,11 @@ class ResultStore:
     def export_csv(self, path: str | Path, *, rows: list[ResultRow] | None = None) -> Path:
         """Write ``rows`` (default: the current plan's) as CSV, atomically."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_open(path, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(COLUMNS)
             for row in self.rows(current=True) if rows is None else rows:
                 writer.writerow(["" if v is None else v for v in asdict(row).values()])
-        tmp.replace(path)
         return path
 
     def close(self) -> None:

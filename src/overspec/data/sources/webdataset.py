@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from overspec._atomic import atomic_write
 from overspec._hashing import digest
 from overspec._paths import cache_dir
 from overspec.data.images import ImageSource, open_rgb
@@ -77,9 +78,7 @@ def index_shard(shard: Path) -> list[tuple[int, int, int]]:
         raise DataError(f"{shard}: sample {missing[0]!r} has an image but no .cls label")
     rows = [(images[k][0], images[k][1], labels[k]) for k in sorted(images)]
     memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(rows))
-    os.replace(tmp, memo)
+    atomic_write(memo, json.dumps(rows))
     return rows
 
 
