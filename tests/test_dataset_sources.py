@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import struct
-import tarfile
 
 import numpy as np
 import pytest
 
-from helpers.data import DIGIT_NAMES, digit_images
+from helpers.data import DIGIT_NAMES, digit_images, write_webdataset
 from overspec.data import load_dataset
 from overspec.data.labelled import seeded_split
 from overspec.errors import DataError, UnknownNameError
@@ -25,24 +23,6 @@ def test_folder_layout(digits_folder):
     assert np.bincount(data.split("train").labels).tolist() == [30] * 10
 
 
-def write_webdataset(root, per_class=6):
-    for split, offset in (("train", 0), ("test", 40)):
-        (root / split).mkdir(parents=True)
-        samples = digit_images(per_class, offset)
-        for shard in range(2):
-            with tarfile.open(root / split / f"{shard}.tar", "w") as tar:
-                for i, (image, label) in enumerate(samples[shard::2]):
-                    key = f"s{shard}_{i:05d}"
-                    buffer = io.BytesIO()
-                    image.save(buffer, format="PNG")
-                    for name, payload in ((f"{key}.png", buffer.getvalue()), (f"{key}.cls", str(label).encode())):
-                        info = tarfile.TarInfo(name)
-                        info.size = len(payload)
-                        tar.addfile(info, io.BytesIO(payload))
-    (root / "classnames.txt").write_text("\n".join(DIGIT_NAMES))
-    (root / "zeroshot_classification_templates.txt").write_text("a photo of the number: {c}.\n")
-
-
 def test_clip_benchmark_webdataset_layout(tmp_path):
     write_webdataset(tmp_path / "wds")
     data = load_dataset(str(tmp_path / "wds"))
@@ -52,7 +32,8 @@ def test_clip_benchmark_webdataset_layout(tmp_path):
     expected = {(np.asarray(img).tobytes(), lab) for img, lab in digit_images(6, 40)}
     got = {(np.asarray(test.images.load(i)).tobytes(), int(test.labels[i])) for i in range(len(test))}
     assert got == expected
-    # the catalog name with --root uses the catalog's class names and templates
+    # the catalog name with --root uses the catalog's class names (the shard's are checked against them)
+    (tmp_path / "wds" / "classnames.txt").write_text("\n".join(str(d) for d in range(10)))
     mnist = load_dataset("mnist", root=tmp_path / "wds")
     assert mnist.classnames == ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
     assert mnist.templates == ['a photo of the number: "{c}".']
@@ -135,3 +116,33 @@ def test_missing_and_unknown_datasets_say_what_to_do(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="nothing readable"):
         load_dataset(str(tmp_path / "empty"))
+
+
+def test_caltech101_webdataset_labels_get_the_shards_class_order_and_a_mismatch_is_refused(tmp_path, monkeypatch):
+    """CLIP_benchmark's wds_vtab-caltech101 numbers classes alphabetically (its ``caltech101_vtab`` names); the
+    catalog listed OpenAI's order only, so 67 of 102 labels were named wrongly (label 4, 'background', became
+    'motorbike'). The shard's classnames.txt is now checked against the catalog's order for that source."""
+    from overspec.data.catalog import catalog
+
+    entry = catalog().get("caltech101")
+    alphabetical = entry.classnames_for("webdataset")
+    assert sum(a != b for a, b in zip(alphabetical, entry.classnames, strict=True)) == 67
+    labels = [alphabetical.index(name) for name in ("background", "accordion", "motorbike", "yin and yang symbol")]
+    write_webdataset(tmp_path / "wds", classnames=alphabetical, labels=labels)
+    data = load_dataset("caltech101", root=tmp_path / "wds")
+    test = data.split("test")
+    assert {data.classnames[label] for label in test.labels} == {
+        "background",
+        "accordion",
+        "motorbike",
+        "yin and yang symbol",
+    }
+    assert entry.classnames[4] == "motorbike" and alphabetical[4] == "background"  # what the old catalog did
+
+    old = entry.model_copy(update={"class_orders": {}})  # the catalog before the fix
+    monkeypatch.setattr(catalog(), "get", lambda name: old if name == "caltech101" else entry)
+    with pytest.raises(DataError) as found:
+        load_dataset("caltech101", root=tmp_path / "wds")
+    message = str(found.value)
+    assert message.startswith(f"caltech101: {tmp_path / 'wds' / 'classnames.txt'} and the catalog (catalog/caltech101")
+    assert "67 of 102 labels differ, first label 0 is 'accordion' there and 'background' in the catalog" in message

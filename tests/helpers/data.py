@@ -49,6 +49,34 @@ def digit_images(per_class: int, offset: int = 0):
     return out
 
 
+def write_webdataset(root: Path, per_class: int = 6, *, classnames=DIGIT_NAMES, labels=None) -> None:
+    """CLIP_benchmark's webdataset layout: ``train/`` and ``test/`` tar shards of ``KEY.png`` + ``KEY.cls``, and
+    ``classnames.txt``. ``labels``: relabel the digits (sample i gets ``labels[i % len(labels)]``)."""
+    import tarfile
+
+    for split, offset in (("train", 0), ("test", 40)):
+        (root / split).mkdir(parents=True)
+        samples = digit_images(per_class, offset)
+        if labels is not None:
+            samples = [(image, labels[i % len(labels)]) for i, (image, _) in enumerate(samples)]
+        for shard in range(2):
+            with tarfile.open(root / split / f"{shard}.tar", "w") as tar:
+                for i, (image, label) in enumerate(samples[shard::2]):
+                    key = f"s{shard}_{i:05d}"
+                    for name, payload in ((f"{key}.png", png_bytes(image)), (f"{key}.cls", str(label).encode())):
+                        info = tarfile.TarInfo(name)
+                        info.size = len(payload)
+                        tar.addfile(info, io.BytesIO(payload))
+    (root / "classnames.txt").write_text("\n".join(classnames))
+    (root / "zeroshot_classification_templates.txt").write_text("a photo of the number: {c}.\n")
+
+
+def png_bytes(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def jpeg_bytes(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=95)

@@ -59,7 +59,14 @@ class CatalogEntry(BaseModel):
     in_study: bool = False
     aliases: list[str] = Field(default_factory=list)  # other names papers use (e.g. Flowers102, SST2)
     sources: Sources = Field(default_factory=Sources)
+    # a source whose labels number the classes in another order than `classnames` (e.g. CLIP_benchmark's VTAB
+    # copy of Caltech-101 is alphabetical): its order, a permutation of `classnames`
+    class_orders: dict[Literal["webdataset", "huggingface", "torchvision"], list[str]] = Field(default_factory=dict)
     notes: str | None = None
+
+    def classnames_for(self, source: str) -> list[str]:
+        """The class names in the order ``source``'s labels use."""
+        return self.class_orders.get(source, self.classnames)
 
     @field_validator("templates")
     @classmethod
@@ -75,6 +82,9 @@ class CatalogEntry(BaseModel):
             raise ValueError(f"num_classes is {self.num_classes} but {len(self.classnames)} classnames are listed")
         if "test" not in self.splits:
             raise ValueError("splits needs a test split")
+        for source, names in self.class_orders.items():
+            if sorted(names) != sorted(self.classnames):
+                raise ValueError(f"class_orders.{source} must list the same names as classnames, reordered")
         return self
 
 

@@ -36,7 +36,11 @@ def load_dataset(dataset: str | Path, *, root: str | Path | None = None) -> Labe
     if not folder.is_dir():
         raise DataError(missing_message(entry, folder))
     splits, names, templates, source = _read(folder, entry)
-    classnames = entry.classnames if entry else names
+    classnames = names
+    if entry is not None:
+        classnames = entry.classnames_for(source)
+        if names and source in ("webdataset", "huggingface"):
+            _check_class_order(entry, source, classnames, names, folder)
     if not classnames:
         raise DataError(f"{folder}: no class names found; add classnames.txt (one name per line, in label order)")
     splits = _named_splits(splits, entry, folder)
@@ -49,6 +53,27 @@ def load_dataset(dataset: str | Path, *, root: str | Path | None = None) -> Labe
         headline_metric=entry.headline_metric if entry else "acc1",
         source=source,
     )
+
+
+def _check_class_order(entry: CatalogEntry, source: str, ours: list[str], theirs: list[str], folder: Path) -> None:
+    """The data's own class names (a shard's classnames.txt, Hugging Face label names) must be the catalog's, in
+    the catalog's order for that source; otherwise labels get the wrong names (and zero-shot the wrong prompts)."""
+    where = folder / "classnames.txt" if source == "webdataset" else f"{folder} (label feature names)"
+    differ = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if _normal(a) != _normal(b)]
+    if len(ours) != len(theirs) or differ:
+        first = differ[0] if differ else min(len(ours), len(theirs))
+        shown = lambda names: repr(names[first]) if first < len(names) else "nothing"  # noqa: E731
+        raise DataError(
+            f"{entry.name}: {where} and the catalog (catalog/{entry.name}.yaml, "
+            f"{'class_orders.' + source if source in entry.class_orders else 'classnames'}) disagree: "
+            f"{len(differ) + abs(len(ours) - len(theirs))} of {len(ours)} labels differ, first label {first} is "
+            f"{shown(theirs)} there and {shown(ours)} in the catalog. Put that source's order under class_orders."
+            f"{source} in the catalog entry (or fix the data)"
+        )
+
+
+def _normal(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").split())
 
 
 def _check_classes(splits: dict[str, LabelledSplit], classnames: list[str], folder: Path) -> None:

@@ -15,8 +15,8 @@ from overspec.errors import ConfigError
 class LoraSettings(BaseModel):
     """LoRA settings of a checkpoint with unmerged low-rank tensors.
 
-    ``scaling='rslora'`` multiplies ``B @ A`` by ``alpha / sqrt(r)`` (rank-stabilised, what the study's
-    recipe states); ``'standard'`` by ``alpha / r`` (loralib's default). ``scale`` multiplies the update
+    ``scaling='rslora'`` multiplies ``B @ A`` by ``alpha / sqrt(r)`` (rank-stabilised: what the study's
+    recipe states and its three codebases apply, FRoundation since commit e58de4e); ``'standard'`` by ``alpha / r`` (loralib's default). ``scale`` multiplies the update
     once more (1 = the fine-tuned model, 0 = its base), for trade-off sweeps.
     """
 

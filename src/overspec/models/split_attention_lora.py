@@ -8,8 +8,9 @@ read this layout, so this documented converter turns it back into a standard Ope
 
     in_proj_weight = cat(W_q + s·B_q A_q, W_k, W_v + s·B_v A_v),  out_proj = proj,  s = alpha/sqrt(r)
 
-(``lora.scaling: standard`` gives s = alpha/r instead — loralib's default, which FRoundation's published
-``LinearLoRA`` actually applies; pick the one the checkpoint was trained with.) MADation and FoundPAD save
+(``lora.scaling: standard`` gives s = alpha/r instead — loralib's default. FRoundation's ``LinearLoRA`` has
+applied alpha/sqrt(r) unconditionally since commit e58de4e, "Fix clip rslora issue", 2025-04-20, and MADation
+and FoundPAD ship the same loralib, so the study's checkpoints need ``rslora``.) MADation and FoundPAD save
 a separate binary head ``linear`` (2 x D) applied to L2-normalised image embeddings; class 1 is bona fide.
 """
 
