@@ -229,6 +229,7 @@ def test_paper_config_describes_the_study():
     """The study's 8 models, each with its own base of its own architecture, and 36 cells each. The weights are
     stand-in files at the zoo's paths: the plan digests their bytes, it does not load them."""
     from overspec.config import load_config
+    from overspec.data.catalog import catalog
     from overspec.models import resolve_spec
     from overspec.runner import plan
 
@@ -253,6 +254,9 @@ def test_paper_config_describes_the_study():
         and tasks["madation-vit-b16"] == "mad"
         and tasks["clip-vit-b16.openai"] == "general"
     )
+    # the study reports top-1 accuracy on all 14, where the catalog follows the CLIP paper for Flowers & Aircraft
+    assert {c.protocol.headline for c in cells if c.task == "general"} == {"acc1"}
+    assert catalog().get("flowers").headline_metric == "mean_per_class_recall"
     assert {c.protocol.headline for c in cells if c.dataset == "syn_mad22"} == {"mean_eer"}
     assert {c.protocol.headline for c in cells if c.dataset == "celeba_spoof"} == {"hter"}
 

@@ -51,6 +51,12 @@ class GeneralSuite(BaseModel):
     root: str | None = None
     roots: dict[str, str] = Field(default_factory=dict)
     options: dict[str, dict] = Field(default_factory=dict)  # per protocol, e.g. linear_probe: {k_shot: 16}
+    # the metric GELO and the tables use: each catalog entry's own (the CLIP paper's: mean per-class recall for
+    # Aircraft, Flowers, Pets, Caltech-101) or one metric for every dataset (the study: top-1 accuracy)
+    headline: Literal["catalog", "acc1", "mean_per_class_recall"] = "catalog"
+
+    def headline_of(self, resolved: str) -> str:
+        return resolved if self.headline == "catalog" else self.headline
 
     @field_validator("protocols")
     @classmethod

@@ -16,8 +16,9 @@ class LoraSettings(BaseModel):
     """LoRA settings of a checkpoint with unmerged low-rank tensors.
 
     ``scaling='rslora'`` multiplies ``B @ A`` by ``alpha / sqrt(r)`` (rank-stabilised: what the study's
-    recipe states and its three codebases apply, FRoundation since commit e58de4e); ``'standard'`` by ``alpha / r`` (loralib's default). ``scale`` multiplies the update
-    once more (1 = the fine-tuned model, 0 = its base), for trade-off sweeps.
+    recipe states and its three codebases apply, FRoundation since commit e58de4e); ``'standard'`` by
+    ``alpha / r`` (loralib's default). ``scale`` multiplies the update once more (1 = the fine-tuned model,
+    0 = its base), for trade-off sweeps.
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -79,7 +79,10 @@ def plan(experiment: Experiment) -> list[Cell]:
                 continue
             if location not in fingerprints:
                 fingerprints[location] = data_fingerprint(location)
-            spec = ProtocolSpec(protocol, dict(options or {}), PROTOCOL_INFO.get(protocol).headline(dataset, task))
+            headline = PROTOCOL_INFO.get(protocol).headline(dataset, task)
+            if task == "general":
+                headline = experiment.general.headline_of(headline)
+            spec = ProtocolSpec(protocol, dict(options or {}), headline)
             cells.append(Cell(identities[entry.name], dataset, task, location, fingerprints[location], spec, bench))
     return cells
 

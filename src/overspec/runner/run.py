@@ -63,7 +63,9 @@ class _Resources:
             if cell.task == "general":
                 from overspec.data import load_dataset
 
-                self.datasets[key] = load_dataset(cell.dataset, root=cell.location)
+                dataset = load_dataset(cell.dataset, root=cell.location)
+                dataset.headline_metric = self.experiment.general.headline_of(dataset.headline_metric)
+                self.datasets[key] = dataset
             elif cell.protocol.name == "attack_detection":
                 from overspec.data.attack_protocol import load_attack_dataset
 
