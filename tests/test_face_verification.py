@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +156,24 @@ def test_ijb_alignment_pooling_and_tar_at_far(tmp_path, clip_file):
         and result.metrics["tar_at_far_0.1"] >= expected
         and result.headline_metric == "tar_at_far_0.0001"
     )
+
+
+def test_ijb_alignment_equals_insightfaces_norm_crop_within_one_level():
+    """insightface ``recognition/_evaluation_/ijb/ijb_11.py`` (``Embedding.get``), transcribed: scikit-image's
+    SimilarityTransform onto the ArcFace template, then ``cv2.warpAffine(img, M, (112, 112), borderValue=0.0)``."""
+    import cv2
+    from skimage.transform import SimilarityTransform
+
+    from overspec.data.ijb import align_face
+
+    photo = Image.open(Path(__file__).resolve().parents[1] / "examples" / "images" / "astronaut.jpg").convert("RGB")
+    landmarks = np.array([[180.4, 112.9], [242.0, 108.1], [215.2, 150.3], [188.7, 183.0], [238.1, 180.4]])
+    template = np.array(
+        [[30.2946, 51.6963], [65.5318, 51.5014], [48.0252, 71.7366], [33.5493, 92.3655], [62.7299, 92.2041]]
+    )
+    template[:, 0] += 8.0
+    transform = SimilarityTransform()
+    transform.estimate(landmarks, template)
+    expected = cv2.warpAffine(np.asarray(photo), transform.params[0:2, :], (112, 112), borderValue=0.0)
+    ours = np.asarray(align_face(photo, landmarks)).astype(int)
+    assert np.abs(ours - expected).max() <= 1 and ours.std() > 20  # a face, not a blank crop
