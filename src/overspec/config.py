@@ -91,7 +91,13 @@ class BiometricBenchmark(BaseModel):
     path: str
     task: Literal["fr", "mad", "pad"] | None = None
     layout: str = "csv"  # attack_detection: "csv" or a dataset layout (see data/attack_layouts.py)
+    frames_per_video: int | None = Field(None, gt=0)  # frames sampled from each video file (default 25)
     options: dict = Field(default_factory=dict)
+
+    @property
+    def reading(self) -> str:
+        """How the data is read, for the cell's identity: the layout, and the frame sampling when set."""
+        return self.layout if self.frames_per_video is None else f"{self.layout}, {self.frames_per_video} frames"
 
     @model_validator(mode="after")
     def _task(self) -> BiometricBenchmark:

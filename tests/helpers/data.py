@@ -191,3 +191,39 @@ def build_attack_layout(layout, root):
             labels = {}
         return 4, {"a4"}, {"train", "test"}
     raise AssertionError(layout)
+
+
+def write_video(path: Path, frames) -> Path:
+    """``frames`` (PIL RGB images of one size) as a video written by PyAV, losslessly (the PNG codec), so the
+    frames decoded back are these pixels exactly."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = frames[0].size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("png", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.asarray(frame), format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def write_oulu_videos(root: Path, per_split: int = 3, n_frames: int = 9) -> dict[str, list]:
+    """An OULU-NPU release in miniature: ``Train_files/`` and ``Test_files/`` of ``P_S_UU_A.avi`` videos (access
+    1 real, 2 print, 4 replay) whose frames are real LFW faces moving a little (attacks recaptured). Returns each
+    written video's frames by path."""
+    rng = np.random.default_rng(0)
+    written, face = {}, 0
+    for folder in ("Train_files", "Test_files"):
+        for user in range(1, per_split + 1):
+            for access in (1, 2, 4):
+                source = faces()[face % len(faces())]
+                face += 1
+                frames = views(source, rng, n_frames)
+                if access != 1:
+                    frames = [recapture(f) for f in frames]
+                path = root / folder / f"1_1_{user:02d}_{access}.avi"
+                write_video(path, frames)
+                written[path] = frames
+    return written

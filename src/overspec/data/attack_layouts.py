@@ -1,8 +1,10 @@
 """Readers for the layouts the public MAD/PAD datasets ship in, each producing the protocol table.
 
-PAD datasets are videos: like the public code (SSDG, FLIP, FoundPAD), these readers take frames already
-extracted to images, in a folder per video or as files whose names start with the video's name; the
-video's name carries the label. Layouts and naming follow the datasets' releases:
+PAD datasets are videos: these readers take the videos as released (frames are then sampled with PyAV,
+``data/video.py``) or, like the public code (SSDG, FLIP, FoundPAD), frames already extracted to images, in a
+folder per video or as files whose names start with the video's name; the video's name carries the label, and
+frames of one video share its ``video`` id (scores are averaged per video). Layouts and naming follow the
+datasets' releases:
 
 - ``smdd``: ``m15k_t/`` morphs, ``o25k_bf_t/`` bona fide (train release; one attack type).
 - ``syn_mad22``: ``BonaFide/`` + one folder per morphing method (FaceMorpher, MIPGAN_I, MIPGAN_II, OpenCV,
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from overspec.data.attack_samples import AttackSample
 from overspec.data.images import IMAGE_SUFFIXES
+from overspec.data.video import VIDEO_SUFFIXES
 from overspec.errors import DataError
 from overspec.registry import Registry
 
@@ -50,9 +53,10 @@ CELEBA_SPOOF_TYPES = (
 
 
 def images_under(folder: Path) -> list[Path]:
+    """Image and video files under ``folder``, in sorted path order."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
 
 
 def _need(folder: Path, what: str) -> Path:
@@ -102,11 +106,13 @@ def _by_video_name(
     samples = []
     for folder, split in split_dirs.items():
         for path in images_under(root / folder):
-            match = regex.search(str(path.relative_to(root / folder)))
+            relative = str(path.relative_to(root / folder))
+            match = regex.search(relative)
             if match is None:
                 raise DataError(f"{path}: cannot tell the video from its name (expected {pattern})")
             kind = classify(match)
-            samples.append(AttackSample(path, kind == "", kind or "", split))
+            video = f"{folder}/{relative[: match.end()]}"
+            samples.append(AttackSample(path, kind == "", kind or "", split, video=video))
     if not samples:
         raise DataError(f"{root}: no frames under {', '.join(split_dirs)}")
     return samples
@@ -183,8 +189,16 @@ def read_msu_mfsd(root: Path) -> list[AttackSample]:
                 )
             found = re.search(r"(printed_photo|ipad_video|iphone_video)", str(path))
             kind = "" if label == "real" else (found.group(1) if found else "attack")
-            samples.append(AttackSample(path, label == "real", kind, split))
+            samples.append(AttackSample(path, label == "real", kind, split, video=_msu_video(path)))
     return samples
+
+
+def _msu_video(path: Path) -> str:
+    """MSU-MFSD frames are named ``<video>_<frame>.<ext>`` or sit in a folder per video; a video is itself."""
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return str(path)
+    stem = re.sub(r"[_-]?(?:frame)?[_-]?\d+$", "", path.stem)
+    return str(path.parent / stem) if stem and stem != path.stem else str(path.parent)
 
 
 @LAYOUTS.register("celeba_spoof")

@@ -1,4 +1,5 @@
-"""MAD/PAD data as one protocol table: ``path, label (bonafide|attack), attack_type, split (train|dev|test)``.
+"""MAD/PAD data as one protocol table: ``path, label (bonafide|attack), attack_type, split (train|dev|test)`` and
+an optional ``video`` (frames of one video share it; their scores are averaged per video).
 
 ``read_protocol_csv`` reads that table from a CSV (paths relative to the CSV's folder); the dataset
 readers in ``data/attack_layouts.py`` build the same table from the layouts the public datasets ship in.
@@ -7,7 +8,7 @@ readers in ``data/attack_layouts.py`` build the same table from the layouts the 
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import numpy as np
 from overspec._csv import csv_rows
 from overspec.data.attack_layouts import LAYOUTS
 from overspec.data.attack_samples import AttackSample, is_bonafide
-from overspec.data.images import ImageFiles
+from overspec.data.images import ImageFiles, ImageSource
+from overspec.data.video import FRAMES_PER_VIDEO, MediaFiles, frame_count, is_video, sampled_frames
 from overspec.errors import DataError
 
 SPLITS = ("train", "dev", "test")
@@ -23,9 +25,10 @@ SPLITS = ("train", "dev", "test")
 
 @dataclass
 class AttackSplit:
-    images: ImageFiles
+    images: ImageSource
     bonafide: np.ndarray
     attack_types: np.ndarray
+    videos: np.ndarray | None = None  # per sample, the video it is a frame of ("" for a still image)
 
     def __len__(self) -> int:
         return len(self.bonafide)
@@ -57,7 +60,8 @@ def read_protocol_csv(path: str | Path) -> list[AttackSample]:
             if not image.is_file():
                 raise DataError(f"{path}, line {line}: image {image} does not exist")
             attack_type = "" if bonafide else ((row.get("attack_type") or "").strip() or "attack")
-            samples.append(AttackSample(image, bonafide, attack_type, split))
+            video = (row.get("video") or "").strip()
+            samples.append(AttackSample(image, bonafide, attack_type, split, video=video))
     if not samples:
         raise DataError(f"{path}: no rows below the header")
     return samples
@@ -78,23 +82,48 @@ def write_protocol_csv(samples: list[AttackSample], path: str | Path) -> Path:
     return path
 
 
-def attack_dataset(samples: list[AttackSample], *, name: str, task: str) -> AttackDataset:
+def attack_dataset(
+    samples: list[AttackSample], *, name: str, task: str, frames_per_video: int = FRAMES_PER_VIDEO
+) -> AttackDataset:
+    samples = expand_videos(samples, frames_per_video)
     splits = {}
     for split in SPLITS:
         chosen = [s for s in samples if s.split == split]
         if chosen:
+            has_frames = any(s.frame is not None for s in chosen)
             splits[split] = AttackSplit(
-                ImageFiles([s.path for s in chosen]),
+                MediaFiles([(s.path, s.frame) for s in chosen]) if has_frames else ImageFiles([s.path for s in chosen]),
                 np.array([s.bonafide for s in chosen]),
                 np.array([s.attack_type for s in chosen], dtype=object),
+                np.array([s.video for s in chosen], dtype=object) if any(s.video for s in chosen) else None,
             )
     if "test" not in splits:
         raise DataError(f"{name}: the protocol has no test rows")
     return AttackDataset(name, task, splits)
 
 
+def expand_videos(samples: list[AttackSample], frames_per_video: int) -> list[AttackSample]:
+    """Each sample whose file is a video becomes ``frames_per_video`` frame samples of that video."""
+    out = []
+    for sample in samples:
+        if not is_video(sample.path):
+            out.append(sample)
+            continue
+        frames = sampled_frames(frame_count(sample.path), frames_per_video)
+        if not frames:
+            raise DataError(f"video {sample.path} has no frames; remove or replace the file")
+        video = sample.video or str(sample.path)
+        out += [replace(sample, video=video, frame=f) for f in frames]
+    return out
+
+
 def load_attack_dataset(
-    source: str | Path, *, layout: str = "csv", task: str = "pad", name: str | None = None
+    source: str | Path,
+    *,
+    layout: str = "csv",
+    task: str = "pad",
+    name: str | None = None,
+    frames_per_video: int = FRAMES_PER_VIDEO,
 ) -> AttackDataset:
     """A protocol CSV (``layout='csv'``) or a dataset folder in one of ``attack_layouts.LAYOUTS``."""
     source = Path(source)
@@ -104,4 +133,4 @@ def load_attack_dataset(
         if not source.is_dir():
             raise DataError(f"{source} is not a folder ({layout} layout)")
         samples = LAYOUTS.get(layout)(source)
-    return attack_dataset(samples, name=name or source.stem, task=task)
+    return attack_dataset(samples, name=name or source.stem, task=task, frames_per_video=frames_per_video)

@@ -17,6 +17,8 @@ class AttackSample:
     bonafide: bool
     attack_type: str  # "" for bona fide
     split: str
+    video: str = ""  # the video the sample is a frame of ("" for a still image: its own group)
+    frame: int | None = None  # the frame to decode when ``path`` is a video file
 
 
 def is_bonafide(label: str, *, where: str) -> bool:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from overspec.data.attack_protocol import AttackDataset
-from overspec.errors import ModelError
+from overspec.data.attack_protocol import AttackDataset, AttackSplit
+from overspec.errors import DataError, ModelError
 from overspec.features import extract_features
 from overspec.metrics import attack_detection_report
 from overspec.metrics.scores import equal_error_point, sweep
@@ -16,6 +16,7 @@ from overspec.protocols.result import ProtocolResult
 from overspec.protocols.specs import ATTACK_HEADLINES
 from overspec.registry import Registry
 
+VIDEO_SCORES = ("mean", "frame")  # frames of a video: one mean score per video, or every frame a sample
 PROMPTS = {  # zero-shot prompt ensembles per class: (bona fide, attack)
     "mad": (
         ["a bona fide face image", "a photo of a real face", "a genuine passport photo of a person"],
@@ -107,11 +108,29 @@ def flat(report) -> dict[str, float]:
     return values
 
 
+def video_level(scores: np.ndarray, split: AttackSplit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(scores, bonafide, attack types)`` with the frames of each video replaced by one sample holding their
+    mean score (FoundPAD ``utils/utils.py`` ``compute_video_score``); still images stay samples of their own."""
+    if split.videos is None:
+        return scores, split.bonafide, split.attack_types
+    keys = np.array([v if v else f"\0{i}" for i, v in enumerate(split.videos)], dtype=object)
+    groups, first, group_of = np.unique(keys, return_index=True, return_inverse=True)
+    sums = np.bincount(group_of, weights=scores, minlength=len(groups))
+    means = sums / np.bincount(group_of, minlength=len(groups))
+    mixed = np.bincount(group_of, weights=split.bonafide.astype(float)) % np.bincount(group_of)
+    if mixed.any():
+        raise DataError(f"video {groups[np.flatnonzero(mixed)[0]]} has both bona fide and attack frames")
+    order = np.sort(first)  # keep the samples' order
+    rank = np.argsort(first)
+    return means[rank], split.bonafide[order], split.attack_types[order]
+
+
 def run_attack_detection(
     encoder: Encoder,
     data: AttackDataset,
     *,
     scorer: str = "auto",
+    video_scores: str = "mean",
     batch_size: int = 64,
     num_workers: int | None = None,
     progress: bool = True,
@@ -134,15 +153,23 @@ def run_attack_detection(
         )
         for split in needed
     }
-    test = data.split("test")
-    scores = score(encoder, features, data)
+    if video_scores not in VIDEO_SCORES:
+        raise DataError(f"video_scores {video_scores!r}: use one of {', '.join(VIDEO_SCORES)}")
+
+    def scored(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        values = score(encoder, {**features, "test": features[split]}, data)
+        if video_scores == "frame":
+            return values, data.split(split).bonafide, data.split(split).attack_types
+        return video_level(values, data.split(split))
+
+    scores, bonafide, types = scored("test")
     threshold = None
     if "dev" in data.splits:
-        dev_scores = score(encoder, {**features, "test": features["dev"]}, data)
-        threshold = equal_error_point(sweep(dev_scores, data.split("dev").bonafide))[1]
-    overall = attack_detection_report(scores, test.bonafide, test.attack_types, threshold=threshold)
+        dev_scores, dev_bonafide, _ = scored("dev")
+        threshold = equal_error_point(sweep(dev_scores, dev_bonafide))[1]
+    overall = attack_detection_report(scores, bonafide, types, threshold=threshold)
     metrics = flat(overall) | {"n_bonafide": overall.n_bonafide, "n_attack": overall.n_attack}
-    per_type = per_attack_reports(scores, test.bonafide, test.attack_types, overall.threshold)
+    per_type = per_attack_reports(scores, bonafide, types, overall.threshold)
     for attack, values in per_type.items():
         metrics |= {f"{k}@{attack}": v for k, v in values.items()}
     for key in SUMMARY_METRICS:
@@ -155,6 +182,7 @@ def run_attack_detection(
         "threshold": overall.threshold,
         "threshold_from": "dev EER" if threshold is not None else "test EER",
         "attack_types": list(per_type),
+        "scored_per": "video" if video_scores == "mean" and data.split("test").videos is not None else "image",
     }
-    samples = {"score": np.asarray(scores, dtype=np.float64), "bonafide": np.asarray(test.bonafide, dtype=bool)}
+    samples = {"score": np.asarray(scores, dtype=np.float64), "bonafide": np.asarray(bonafide, dtype=bool)}
     return ProtocolResult("attack_detection", data.name, encoder.name, metrics, headline, details, samples)

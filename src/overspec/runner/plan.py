@@ -55,7 +55,7 @@ class Cell:
                 "model": [m.name, m.fingerprint, m.task, m.base, m.base_fingerprint],
                 "dataset": [self.dataset, self.task, self.data_fingerprint],
                 "protocol": [self.protocol.name, self.protocol.options, self.protocol.headline],
-                "layout": self.benchmark.layout if self.benchmark else None,
+                "layout": self.benchmark.reading if self.benchmark else None,
             }
         )[:20]
 

@@ -70,8 +70,9 @@ class _Resources:
                 from overspec.data.attack_protocol import load_attack_dataset
 
                 bench = cell.benchmark
+                frames = {"frames_per_video": bench.frames_per_video} if bench.frames_per_video else {}
                 self.datasets[key] = load_attack_dataset(
-                    bench.path, layout=bench.layout, task=bench.task, name=bench.name
+                    bench.path, layout=bench.layout, task=bench.task, name=bench.name, **frames
                 )
             else:
                 self.datasets[key] = cell.location  # face_verification / ijb read their own files
