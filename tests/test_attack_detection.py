@@ -103,3 +103,21 @@ def test_each_scorer_on_a_real_image_protocol(mad_protocol, tmp_path):
         e @ text_classifier(encoder, ["b"], PROMPTS["mad"][0]) - e @ text_classifier(encoder, ["a"], PROMPTS["mad"][1])
     ).ravel()
     assert prompt.metrics["auc"] == pytest.approx(attack_detection_report(direct, test.bonafide).auc)
+
+
+def test_foundpads_own_test_lists_read_as_protocol_files(tmp_path):
+    """FoundPAD's lists (``image_path,label``; e.g. ``cross_domain_cropface/mco_ca/test.csv``) have no split
+    column: every row is a test sample."""
+    from helpers.data import recapture
+
+    rows = ["image_path,label"]
+    for i, face in enumerate(faces()[:6]):
+        live, spoof = tmp_path / "crops" / f"live_{i}.png", tmp_path / "crops" / f"spoof_{i}.png"
+        save(face, live)
+        save(recapture(face), spoof)
+        rows += [f"{live},bonafide", f"{spoof},attack"]
+    (tmp_path / "test.csv").write_text("\n".join(rows) + "\n")
+    data = load_attack_dataset(tmp_path / "test.csv", task="pad")
+    assert list(data.splits) == ["test"]
+    test = data.split("test")
+    assert len(test) == 12 and test.bonafide.sum() == 6 and set(test.attack_types[~test.bonafide]) == {"attack"}

@@ -47,16 +47,23 @@ class AttackDataset:
 
 
 def read_protocol_csv(path: str | Path) -> list[AttackSample]:
+    """Rows of a protocol CSV. FoundPAD's own lists (``image_path,label``, e.g. its
+    ``cross_domain_cropface/mco_ca/test.csv`` of CelebA-Spoof face crops) read as they are: ``image_path`` names
+    the path column, and a file without a ``split`` column is a test set."""
     path = Path(path)
-    required = ("path", "label", "split")
-    with csv_rows(path, what="protocol file", required=required, expected="path,label,attack_type,split") as (_, rows):
+    required = (("path", "image_path"), "label")
+    with csv_rows(path, what="protocol file", required=required, expected="path,label,attack_type,split") as (
+        columns,
+        rows,
+    ):
+        path_column = "path" if "path" in columns else "image_path"
         samples = []
         for line, row in rows:
             bonafide = is_bonafide(row["label"] or "", where=f"{path}, line {line}")
-            split = (row["split"] or "").strip().lower()
+            split = (row["split"] or "").strip().lower() if "split" in columns else "test"
             if split not in SPLITS:
                 raise DataError(f"{path}, line {line}: split {row['split']!r} is not one of {', '.join(SPLITS)}")
-            image = (path.parent / row["path"].strip()).resolve()
+            image = (path.parent / (row[path_column] or "").strip()).resolve()
             if not image.is_file():
                 raise DataError(f"{path}, line {line}: image {image} does not exist")
             attack_type = "" if bonafide else ((row.get("attack_type") or "").strip() or "attack")
