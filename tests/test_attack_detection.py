@@ -104,6 +104,22 @@ def test_each_scorer_on_a_real_image_protocol(mad_protocol, tmp_path):
     ).ravel()
     assert prompt.metrics["auc"] == pytest.approx(attack_detection_report(direct, test.bonafide).auc)
 
+    # MADation's zero-shot test (src/training/trainer.py, ``test_clip``), transcribed: the text features of
+    # ["face image morphing attack", "bona-fide presentation"] and the image features, each L2-normalised; the
+    # score is softmax(100 * image @ text.T)[:, 1]
+    from overspec.protocols.zeroshot import _text_tower
+
+    study = PROTOCOLS.get("attack_detection")(
+        encoder, mad_protocol, scorer="prompt", prompts="study", num_workers=0, progress=False
+    )
+    with torch.no_grad():
+        text = _text_tower(encoder).encode_text(["face image morphing attack", "bona-fide presentation"]).float()
+    text = text / text.norm(dim=-1, keepdim=True)
+    image = features.float() / features.float().norm(dim=-1, keepdim=True)
+    reference = (100.0 * image @ text.T).softmax(dim=-1)[:, 1].numpy()
+    assert study.details["prompts"] == "study"
+    np.testing.assert_allclose(study.samples["score"], reference, rtol=1e-5, atol=1e-7)
+
 
 def test_foundpads_own_test_lists_read_as_protocol_files(tmp_path):
     """FoundPAD's lists (``image_path,label``; e.g. ``cross_domain_cropface/mco_ca/test.csv``) have no split
@@ -121,3 +137,5 @@ def test_foundpads_own_test_lists_read_as_protocol_files(tmp_path):
     assert list(data.splits) == ["test"]
     test = data.split("test")
     assert len(test) == 12 and test.bonafide.sum() == 6 and set(test.attack_types[~test.bonafide]) == {"attack"}
+    # a frame's video, as FoundPAD's trainer derives it: the file name up to its last "_"
+    assert test.videos[0] == str((tmp_path / "crops" / "live").resolve())

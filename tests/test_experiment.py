@@ -258,6 +258,9 @@ def test_paper_config_describes_the_study():
     assert {c.protocol.headline for c in cells if c.task == "general"} == {"acc1"}
     assert catalog().get("flowers").headline_metric == "mean_per_class_recall"
     assert {c.protocol.headline for c in cells if c.dataset == "syn_mad22"} == {"mean_eer"}
+    # MAD and PAD: a model's own head, else the study's zero-shot prompts
+    attack_options = [c.protocol.options for c in cells if c.protocol.name == "attack_detection"]
+    assert attack_options and all(o == {"fallback": "prompt", "prompts": "study"} for o in attack_options)
     assert {c.protocol.headline for c in cells if c.dataset == "celeba_spoof"} == {"hter"}
 
 
@@ -289,3 +292,16 @@ def test_shards_merge_in_any_order_into_the_same_store(tmp_path):
         merged.append(sorted((r.cell, r.value) for r in target.rows()))
         assert target.finished() == {"c1", "c2", "c3"}
     assert merged[0] == merged[1] == [("c1", 0.5), ("c2", 0.7), ("c3", 0.1)]
+
+
+def test_an_option_a_protocol_does_not_take_is_refused_before_any_work():
+    from overspec.errors import ConfigError
+    from overspec.protocols import check_options
+
+    check_options("attack_detection", {"scorer": "prompt", "prompts": "study", "video_scores": "frame"}, where="b")
+    with pytest.raises(
+        ConfigError,
+        match=r"benchmark mad: 'promts' is not an option of protocol attack_detection; "
+        r"its options: scorer, fallback, video_scores, prompts",
+    ):
+        check_options("attack_detection", {"promts": "study"}, where="benchmark mad")

@@ -49,7 +49,8 @@ class AttackDataset:
 def read_protocol_csv(path: str | Path) -> list[AttackSample]:
     """Rows of a protocol CSV. FoundPAD's own lists (``image_path,label``, e.g. its
     ``cross_domain_cropface/mco_ca/test.csv`` of CelebA-Spoof face crops) read as they are: ``image_path`` names
-    the path column, and a file without a ``split`` column is a test set."""
+    the path column, a file without a ``split`` column is a test set, and without a ``video`` column a frame's
+    video is FoundPAD's (``<folder>/<name up to its last "_">``, as its trainer's ``test_model`` derives it)."""
     path = Path(path)
     required = (("path", "image_path"), "label")
     with csv_rows(path, what="protocol file", required=required, expected="path,label,attack_type,split") as (
@@ -68,6 +69,8 @@ def read_protocol_csv(path: str | Path) -> list[AttackSample]:
                 raise DataError(f"{path}, line {line}: image {image} does not exist")
             attack_type = "" if bonafide else ((row.get("attack_type") or "").strip() or "attack")
             video = (row.get("video") or "").strip()
+            if not video and path_column == "image_path":
+                video = str(image.parent / image.stem.rsplit("_", 1)[0])
             samples.append(AttackSample(image, bonafide, attack_type, split, video=video))
     if not samples:
         raise DataError(f"{path}: no rows below the header")

@@ -11,3 +11,21 @@ PROTOCOLS.register("linear_probe", "overspec.protocols.linear_probe:run_linear_p
 PROTOCOLS.register("face_verification", "overspec.protocols.face_verification:run_face_verification")
 PROTOCOLS.register("ijb", "overspec.protocols.ijb:run_ijb")
 PROTOCOLS.register("attack_detection", "overspec.protocols.attack_detection:run_attack_detection")
+
+RUN_OPTIONS = ("batch_size", "num_workers", "progress")  # set by the runner, not by a config
+
+
+def check_options(protocol: str, options: dict, *, where: str) -> None:
+    """Refuse an option the protocol does not take, before any work starts (not a TypeError hours in)."""
+    import inspect
+
+    from overspec.errors import ConfigError
+
+    parameters = inspect.signature(PROTOCOLS.get(protocol)).parameters
+    known = [p.name for p in parameters.values() if p.kind == p.KEYWORD_ONLY and p.name not in RUN_OPTIONS]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"{where}: {', '.join(map(repr, unknown))} is not an option of protocol {protocol}; "
+            f"its options: {', '.join(known)}"
+        )

@@ -17,7 +17,15 @@ from overspec.protocols.specs import ATTACK_HEADLINES
 from overspec.registry import Registry
 
 VIDEO_SCORES = ("mean", "frame")  # frames of a video: one mean score per video, or every frame a sample
-PROMPTS = {  # zero-shot prompt ensembles per class: (bona fide, attack)
+# The study's own zero-shot prompts, one per class, scored as softmax(100 cos) of bona fide: MADation's
+# ``test_clip`` (src/training/trainer.py: ["face image morphing attack", "bona-fide presentation"]) and its PAD
+# counterpart for FoundPAD ("biometric presentation attack").
+STUDY_PROMPTS = {
+    "mad": ("bona-fide presentation", "face image morphing attack"),
+    "pad": ("bona-fide presentation", "biometric presentation attack"),
+}
+PROMPT_SETS = ("ensemble", "study")
+PROMPTS = {  # overspec's zero-shot prompt ensembles per class: (bona fide, attack)
     "mad": (
         ["a bona fide face image", "a photo of a real face", "a genuine passport photo of a person"],
         [
@@ -51,7 +59,7 @@ SCORERS: Registry = Registry("attack scorer")
 
 
 @SCORERS.register("head")
-def head_scores(encoder: Encoder, features: dict[str, np.ndarray], data: AttackDataset) -> np.ndarray:
+def head_scores(encoder: Encoder, features: dict[str, np.ndarray], data: AttackDataset, **_) -> np.ndarray:
     """The model's own head: softmax probability of bona fide."""
     import torch
 
@@ -62,7 +70,7 @@ def head_scores(encoder: Encoder, features: dict[str, np.ndarray], data: AttackD
 
 
 @SCORERS.register("probe")
-def probe_scores(encoder: Encoder, features: dict[str, np.ndarray], data: AttackDataset) -> np.ndarray:
+def probe_scores(encoder: Encoder, features: dict[str, np.ndarray], data: AttackDataset, **_) -> np.ndarray:
     """Logistic regression on frozen features of the training split (l2 chosen on a validation carve-out):
     the logit of bona fide minus that of attack."""
     import torch
@@ -79,10 +87,15 @@ def probe_scores(encoder: Encoder, features: dict[str, np.ndarray], data: Attack
 
 
 @SCORERS.register("prompt")
-def prompt_scores(encoder: Encoder, features: dict[str, np.ndarray], data: AttackDataset) -> np.ndarray:
-    """Zero-shot: cosine to the bona fide prompt ensemble minus cosine to the attack ensemble."""
+def prompt_scores(
+    encoder: Encoder, features: dict[str, np.ndarray], data: AttackDataset, *, prompts: str = "ensemble", **_
+) -> np.ndarray:
+    """Zero-shot. ``ensemble``: cosine to the bona fide prompt ensemble minus cosine to the attack ensemble;
+    ``study``: the study's single prompts, the softmax over 100 x cosine of bona fide (float32, as MADation)."""
     from overspec.protocols.zeroshot import text_classifier
 
+    if prompts == "study":
+        return _study_prompt_scores(encoder, features["test"], data.task)
     bonafide, attack = PROMPTS[data.task]
     # each class is one prompt ensemble: classes x templates, the template being the prompt itself
     weights_b = text_classifier(encoder, ["bonafide"], bonafide)
@@ -90,6 +103,19 @@ def prompt_scores(encoder: Encoder, features: dict[str, np.ndarray], data: Attac
     test = encoder.to_text_space(features["test"])
     e = test / np.linalg.norm(test, axis=1, keepdims=True)
     return (e @ weights_b - e @ weights_a).ravel()
+
+
+def _study_prompt_scores(encoder: Encoder, test: np.ndarray, task: str) -> np.ndarray:
+    import torch
+
+    from overspec.protocols.zeroshot import text_classifier
+
+    bonafide, attack = STUDY_PROMPTS[task]
+    # one prompt per class, used as is (the template is "{c}"): columns attack, bona fide as in the reference
+    text = torch.from_numpy(text_classifier(encoder, [attack, bonafide], ["{c}"]).astype(np.float32))
+    image = torch.from_numpy(encoder.to_text_space(test).astype(np.float32))
+    image = image / image.norm(dim=-1, keepdim=True)
+    return (100.0 * image @ text).softmax(dim=-1)[:, 1].numpy()
 
 
 def per_attack_reports(scores, bonafide, types, threshold):
@@ -130,16 +156,20 @@ def run_attack_detection(
     data: AttackDataset,
     *,
     scorer: str = "auto",
+    fallback: str = "probe",
     video_scores: str = "mean",
+    prompts: str = "ensemble",
     batch_size: int = 64,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:
-    """MAD/PAD metrics of ``encoder`` on ``data``'s test split. The decision threshold for HTER/ACER is the
+    """MAD/PAD metrics of ``encoder`` on ``data``'s test split, scored by ``scorer`` (``auto``: the model's head,
+    else ``fallback``); ``prompts`` picks the prompt scorer's prompts; ``video_scores`` whether a video's frames
+    count once (their mean) or each. The decision threshold for HTER/ACER is the
     development split's EER threshold when the protocol has one (else the test EER threshold)."""
-    if scorer == "auto":
+    if scorer == "auto":  # the model's own head; else ``fallback`` (a probe needs a train split)
         has_head = encoder.head is not None and encoder.head.positive == "bonafide"
-        scorer = "head" if has_head else ("probe" if "train" in data.splits else "prompt")
+        scorer = "head" if has_head else ("probe" if fallback == "probe" and "train" in data.splits else "prompt")
     score = SCORERS.get(scorer)
     needed = ["test"] + (["train"] if scorer == "probe" else []) + (["dev"] if "dev" in data.splits else [])
     features = {
@@ -155,9 +185,11 @@ def run_attack_detection(
     }
     if video_scores not in VIDEO_SCORES:
         raise DataError(f"video_scores {video_scores!r}: use one of {', '.join(VIDEO_SCORES)}")
+    if prompts not in PROMPT_SETS:
+        raise DataError(f"prompts {prompts!r}: use one of {', '.join(PROMPT_SETS)}")
 
     def scored(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        values = score(encoder, {**features, "test": features[split]}, data)
+        values = score(encoder, {**features, "test": features[split]}, data, prompts=prompts)
         if video_scores == "frame":
             return values, data.split(split).bonafide, data.split(split).attack_types
         return video_level(values, data.split(split))
@@ -179,6 +211,7 @@ def run_attack_detection(
     headline = ATTACK_HEADLINES[data.task]
     details = {
         "scorer": scorer,
+        **({"prompts": prompts} if scorer == "prompt" else {}),
         "threshold": overall.threshold,
         "threshold_from": "dev EER" if threshold is not None else "test EER",
         "attack_types": list(per_type),

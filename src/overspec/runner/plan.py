@@ -90,6 +90,7 @@ def plan(experiment: Experiment) -> list[Cell]:
 def _evaluations(experiment: Experiment) -> list[tuple]:
     """(dataset, protocol, task, location, options, benchmark) of every evaluation each model gets."""
     from overspec.data.catalog import catalog
+    from overspec.protocols import check_options
 
     found = []
     general = experiment.general
@@ -99,7 +100,10 @@ def _evaluations(experiment: Experiment) -> list[tuple]:
                 if protocol == "linear_probe" and name in catalog() and "train" not in catalog().get(name).splits:
                     continue
                 found.append((name, protocol, "general", general.root_of(name), general.options.get(protocol), None))
+    for protocol, options in general.options.items() if general is not None else []:
+        check_options(protocol, options, where=f"general.options.{protocol}")
     for bench in experiment.biometric:
+        check_options(bench.protocol, bench.options, where=f"benchmark {bench.name}")
         found.append((bench.name, bench.protocol, bench.task, bench.path, bench.options, bench))
     return found
 
