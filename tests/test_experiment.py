@@ -305,3 +305,18 @@ def test_an_option_a_protocol_does_not_take_is_refused_before_any_work():
         r"its options: scorer, fallback, video_scores, prompts",
     ):
         check_options("attack_detection", {"promts": "study"}, where="benchmark mad")
+
+
+def test_the_reports_notes_render_as_markdown(completed_run, tmp_path):
+    import shutil
+
+    out = shutil.copytree(completed_run, tmp_path / "run")
+    (out / "NOTES.md").write_text(
+        "## What this run is\n\nFaces from ``lfw_subset``:\n\n- real photos\n- simulated attacks <script>x</script>\n"
+    )
+    result = overspec("report", str(out))
+    assert result.returncode == 0, result.stderr
+    html = (out / "report.html").read_text()
+    assert "<h2>What this run is</h2>" in html and "<code>lfw_subset</code>" in html
+    assert "<li>real photos</li>" in html and "&lt;script&gt;" in html and "<script>" not in html
+    assert "## " not in html and "<figcaption>" in html

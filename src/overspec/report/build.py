@@ -270,21 +270,32 @@ def _write_markdown(out: Path, sections, figure_files, intro: list[str], notes) 
     return path
 
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
+STYLE = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#222;
+line-height:1.45}
+h1,h2,h3{line-height:1.2}code{background:#f4f4f4;padding:0 3px;border-radius:3px;font-size:90%}
 table{border-collapse:collapse;margin:1rem 0;font-size:13px}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}thead{background:#f2f2f2}.note{font-size:12px;color:#555}
-img{max-width:100%;margin:1rem 0;border:1px solid #eee}"""
+figure{margin:1.5rem 0}figcaption{font-size:13px;color:#555}img{max-width:100%;border:1px solid #eee}
+@media print{body{margin:0;max-width:none;font-size:11pt}table,figure{break-inside:avoid}
+h2,h3{break-after:avoid}}"""
+
+
+def render_markdown(text: str) -> str:
+    """CommonMark (with tables) to HTML by markdown-it-py; raw HTML in the text is shown, not run."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
 def _write_html(out: Path, sections, figure_files, intro: list[str], notes) -> Path:
     images = "".join(
-        f"<figure><img alt='{f.stem}' src='data:image/png;base64,"
-        f"{base64.b64encode(f.read_bytes()).decode()}'/></figure>"
+        f"<figure><img alt='{html.escape(f.stem)}' src='data:image/png;base64,"
+        f"{base64.b64encode(f.read_bytes()).decode()}'/><figcaption>{html.escape(f.stem.replace('_', ' '))}"
+        "</figcaption></figure>"
         for f in figure_files
     )
-    lines = intro + [line for line in notes if line.strip()]
-    intro = "".join(f"<p>{html.escape(line).replace('**', '')}</p>" for line in lines)
+    intro = render_markdown("\n".join([*intro, "", *notes]))
     body = "".join(table.html() for _, table in sections)
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>overspec report</title><style>{STYLE}</style>"
