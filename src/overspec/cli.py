@@ -192,17 +192,33 @@ def run_command(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory (default: the config's output).")] = None,
     limit: Annotated[int | None, typer.Option(help="Run at most N unfinished cells.")] = None,
     shard: Annotated[str | None, typer.Option(help="Run shard I of N (I/N), e.g. for SLURM job arrays.")] = None,
-    executor: Annotated[str, typer.Option(help="How cells run: local.")] = "local",
+    executor: Annotated[
+        str | None, typer.Option(help="How cells run: local or ray (default: the config's executor.name).")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster: auto or ray://HOST:PORT (default: start one here).")
+    ] = None,
+    cpus_per_cell: Annotated[float | None, typer.Option(help="Ray: CPUs per model worker.")] = None,
+    gpus_per_cell: Annotated[float | None, typer.Option(help="Ray: GPUs per model worker.")] = None,
 ) -> None:
     """Plan, evaluate (skipping finished cells), store, analyse and report."""
+    from overspec._validation import validated
+    from overspec.config import ExecutorSettings, load_config
     from overspec.runner import run_experiment
 
+    experiment = load_config(config)
+    given = {"name": executor, "address": address, "cpus_per_cell": cpus_per_cell, "gpus_per_cell": gpus_per_cell}
+    settings = validated(
+        ExecutorSettings,
+        experiment.executor.model_dump() | {k: v for k, v in given.items() if v is not None},
+        origin="the executor options",
+    )
     summary = run_experiment(
-        config,
+        experiment,
         out=out_dir,
         limit=limit,
         shard=_shard(shard),
-        executor=executor,
+        executor=settings,
         log=lambda line: err.print(line, markup=False, highlight=False),
     )
     err.print(

@@ -115,6 +115,18 @@ class BiometricBenchmark(BaseModel):
         return self
 
 
+class ExecutorSettings(BaseModel):
+    """How cells run: ``local`` (this process) or ``ray`` (a Ray cluster at ``address``, or one started for the
+    run); the Ray resources each model's worker asks for, and how often a died worker's cell is retried."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["local", "ray"] = "local"
+    address: str | None = None  # "auto" or "ray://HOST:PORT"; none: a Ray instance on this machine
+    cpus_per_cell: float = Field(1, gt=0)
+    gpus_per_cell: float = Field(0, ge=0)
+    max_retries: int = Field(2, ge=0)
+
+
 class Experiment(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -126,6 +138,7 @@ class Experiment(BaseModel):
     batch_size: int = Field(64, gt=0)
     workers: int | None = None
     device: str | None = None
+    executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     @field_validator("name")
     @classmethod
@@ -145,7 +158,7 @@ class Experiment(BaseModel):
 
     @property
     def config_hash(self) -> str:
-        return digest(self.model_dump())[:16]
+        return digest(self.model_dump(exclude={"executor"}))[:16]  # where cells ran does not change a number
 
     def output_dir(self) -> Path:
         return Path(expand(self.output.replace("${name}", self.name)))

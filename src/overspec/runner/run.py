@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from overspec.config import Experiment, load_config
+from overspec.config import ExecutorSettings, Experiment, load_config
 from overspec.errors import ConfigError, OverspecError
 from overspec.metrics.specs import parse_metric
 from overspec.protocols.result import ProtocolResult
-from overspec.registry import Registry
 from overspec.results import ResultRow, ResultStore
+from overspec.runner.executors import EXECUTORS, Job
 from overspec.runner.plan import Cell, plan
 
 
@@ -145,14 +145,42 @@ def result_rows(
     return rows
 
 
-EXECUTORS: Registry[Callable] = Registry("executor")
+@dataclass
+class CellOutcome:
+    """What evaluating a cell gives, wherever it ran; only the driver turns it into stored rows."""
+
+    rows: list[ResultRow]
+    samples: dict[str, np.ndarray]
+    details: dict
+    headline: float
+    seconds: float
+    node: str
 
 
-@EXECUTORS.register("local")
-def local_executor(cells: list[Cell], work: Callable[[Cell], None]) -> None:
-    """One cell after another in this process (models stay loaded between consecutive cells)."""
-    for cell in cells:
-        work(cell)
+def compute_cell(cell: Cell, resources: _Resources, *, run_id: str, config_hash: str) -> CellOutcome:
+    """Evaluate ``cell`` (models and datasets reused from ``resources``) into its rows, without touching the store."""
+    import socket
+    import time
+
+    start = time.perf_counter()
+    result = evaluate_cell(cell, resources)
+    rows = result_rows(
+        cell,
+        result,
+        run_id=run_id,
+        config_hash=config_hash,
+        encoder=resources.encoder,
+        dataset_fingerprint=_dataset_fingerprint(resources.dataset(cell)),
+    )
+    details = {k: v for k, v in result.details.items() if _jsonable(v)}
+    return CellOutcome(
+        rows,
+        dict(result.samples or {}),
+        details,
+        float(result.metrics[cell.protocol.headline]),
+        time.perf_counter() - start,
+        socket.gethostname(),
+    )
 
 
 def run_experiment(
@@ -161,7 +189,7 @@ def run_experiment(
     out: str | Path | None = None,
     limit: int | None = None,
     shard: tuple[int, int] | None = None,
-    executor: str = "local",
+    executor: str | ExecutorSettings | None = None,
     report: bool = True,
     log: Callable[[str], None] = print,
 ) -> RunSummary:
@@ -169,6 +197,9 @@ def run_experiment(
     ``results.csv`` and build the report. Rerunning skips finished cells; ``shard=(i, n)`` runs every n-th
     cell from the i-th, so SLURM array jobs can share one plan; stores merge in any order."""
     experiment = load_config(config) if not isinstance(config, Experiment) else config
+    if isinstance(executor, str):
+        executor = experiment.executor.model_copy(update={"name": executor})
+    executor = executor or experiment.executor
     if not experiment.models:
         raise ConfigError(f"experiment {experiment.name} lists no models; add some under `models:`")
     out = Path(out) if out else experiment.output_dir()
@@ -212,33 +243,24 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
     if limit is not None:
         todo = todo[:limit]
     log(f"{len(cells)} cells planned, {already} already done, running {len(todo)}")
-    position = {cell.key: i for i, cell in enumerate(todo, start=1)}
-    resources = _Resources(experiment, cells)
     predictions = out / "predictions"
 
-    def work(cell: Cell) -> None:
-        log(f"[{position[cell.key]}/{len(todo)}] {cell.label}")
-        result = evaluate_cell(cell, resources)
-        encoder = resources.encoder
-        dataset = resources.dataset(cell)
-        fingerprint = _dataset_fingerprint(dataset)
-        rows = result_rows(
-            cell,
-            result,
-            run_id=experiment.name,
-            config_hash=experiment.config_hash,
-            encoder=encoder,
-            dataset_fingerprint=fingerprint,
-        )
-        if result.samples:
+    def commit(cell: Cell, outcome: CellOutcome) -> None:
+        """The driver's half: a cell's per-sample arrays, then its rows and completion mark in one transaction."""
+        if outcome.samples:
             predictions.mkdir(exist_ok=True)
-            np.savez(predictions / f"{cell.key}.npz", **result.samples)
-        details = {k: v for k, v in result.details.items() if _jsonable(v)}
+            np.savez(predictions / f"{cell.key}.npz", **outcome.samples)
         store.add_cell(
-            cell.key, rows, model=cell.model.name, dataset=cell.dataset, protocol=cell.protocol.name, details=details
+            cell.key,
+            outcome.rows,
+            model=cell.model.name,
+            dataset=cell.dataset,
+            protocol=cell.protocol.name,
+            details=outcome.details,
         )
 
-    EXECUTORS.get(executor)(todo, work)
+    job = Job(experiment, cells, todo, commit, log)
+    EXECUTORS.get(executor.name)(job, executor)
     store.export_csv(out / "results.csv")
     store.close()
     if report:
