@@ -14,7 +14,7 @@ from rich.table import Table
 
 from overspec import __version__
 from overspec._json import strict_dumps
-from overspec.errors import OverspecError
+from overspec.errors import ConfigError, OverspecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console()
@@ -136,6 +136,9 @@ def evaluate(
     root: Annotated[Path | None, typer.Option(help="Folder holding a catalog dataset's files.")] = None,
     as_json: JsonFlag = False,
     k_shot: Annotated[int | None, typer.Option(help="Linear probe on k examples per class.")] = None,
+    probe_recipe: Annotated[
+        str | None, typer.Option(help="Linear-probe recipe: lbfgs (default), clip_benchmark or clip_paper.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
     workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
     device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
@@ -144,12 +147,19 @@ def evaluate(
     from overspec.data import load_dataset
     from overspec.models import load_model
     from overspec.protocols import PROTOCOLS
+    from overspec.protocols.probe_recipes import PROBE_RECIPES
 
+    if probe_recipe is not None and protocol != ProtocolName.linear_probe:
+        raise ConfigError("--probe-recipe applies to --protocol linear_probe only")
+    if probe_recipe is not None and probe_recipe not in PROBE_RECIPES:
+        raise ConfigError(f"--probe-recipe: {PROBE_RECIPES.unknown_message(probe_recipe)}")
     data = load_dataset(dataset, root=root)
     encoder = load_model(model, device=device or _default_device())
     options = {"batch_size": batch_size, "num_workers": workers, "progress": not as_json}
     if k_shot and protocol == ProtocolName.linear_probe:
         options["k_shot"] = k_shot
+    if probe_recipe is not None:
+        options["recipe"] = probe_recipe
     result = PROTOCOLS.get(protocol.value)(encoder, data, **options)
     if as_json:
         print(strict_dumps(result.as_json(), indent=1))
@@ -159,7 +169,9 @@ def evaluate(
     table.add_column("value")
     for key, value in result.metrics.items():
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    for key in ("l2", "sklearn_C", "validation_acc1"):
+    if "recipe" in result.details:
+        table.add_row("recipe", result.details["recipe"])
+    for key in ("l2", "sklearn_C", "weight_decay", "C", "validation_acc1"):
         if key in result.details:
             table.add_row(key, f"{result.details[key]:.4g}")
     out.print(table)

@@ -9,6 +9,7 @@ general:
   datasets: [food101, cifar10, ...]
   root: ${OVERSPEC_DATA}          # dataset <name> lives in <root>/<name> (roots: overrides per dataset)
   protocols: [zeroshot, linear_probe]
+  probe_recipe: clip_benchmark    # lbfgs (default), clip_benchmark or clip_paper; see docs/conventions.md
 biometric:
   - {name: lfw, protocol: face_verification, path: ${FACES}/lfw.bin}
   - {name: ijbc, protocol: ijb, path: ${IJB}/IJBC, options: {which: ijbc}}
@@ -57,6 +58,24 @@ class GeneralSuite(BaseModel):
 
     def headline_of(self, resolved: str) -> str:
         return resolved if self.headline == "catalog" else self.headline
+
+    probe_recipe: str = "lbfgs"  # a name of overspec.protocols.probe_recipes.PROBE_RECIPES
+
+    @field_validator("probe_recipe")
+    @classmethod
+    def _recipe(cls, name: str) -> str:
+        from overspec.protocols.probe_recipes import PROBE_RECIPES
+
+        if name not in PROBE_RECIPES:
+            raise ValueError(PROBE_RECIPES.unknown_message(name))
+        return name
+
+    @field_validator("options")
+    @classmethod
+    def _recipe_in_one_place(cls, options: dict[str, dict]) -> dict[str, dict]:
+        if "recipe" in options.get("linear_probe", {}):
+            raise ValueError("set the probe recipe with general.probe_recipe, not options.linear_probe.recipe")
+        return options
 
     @field_validator("protocols")
     @classmethod

@@ -75,7 +75,7 @@ def probe_scores(encoder: Encoder, features: dict[str, np.ndarray], data: Attack
     the logit of bona fide minus that of attack."""
     import torch
 
-    from overspec.protocols.linear_probe import fit_probe
+    from overspec.protocols.probe_recipes.lbfgs import fit_probe
 
     if "train" not in features:
         raise ModelError(f"scorer probe needs a train split in {data.name}")

@@ -1,14 +1,14 @@
-"""Linear probe on frozen features: multinomial logistic regression, l2 picked on a validation split."""
+"""Linear probe on frozen features: a named recipe (``probe_recipes``) fits a linear classifier on train."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from overspec.data.labelled import LabelledDataset, seeded_split
-from overspec.errors import DataError
+from overspec.data.labelled import LabelledDataset
 from overspec.features import extract_features
 from overspec.models.encoder import Encoder
-from overspec.protocols.logistic import LogisticModel, PathResult, Problem, fit_logistic, regularisation_path
+from overspec.protocols.probe_recipes import DEFAULT_RECIPE, PROBE_RECIPES
+from overspec.protocols.probe_recipes.lbfgs import fit_probe  # noqa: F401 (its home before recipes)
 from overspec.protocols.result import ProtocolResult, classification_metrics, correct_top1
 
 
@@ -19,33 +19,6 @@ def k_shot_indices(labels: np.ndarray, k: int, *, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(chosen))
 
 
-def fit_probe(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    n_classes: int,
-    *,
-    val_fraction: float = 0.2,
-    seed: int = 0,
-    device: str = "cpu",
-    final_tolerance: float = 1e-3,
-) -> tuple[LogisticModel, PathResult, int]:
-    """Validation split carved from train (class-stratified, seeded), l2 path on it, refit on train+val at
-    the chosen l2 (to gradient ``final_tolerance``, warm-started). Returns (model, path, validation size)."""
-    import torch
-
-    fit_rows, val_rows = seeded_split(y_train, test_fraction=val_fraction, seed=seed)
-    if len(val_rows) == 0:
-        raise DataError("the training split is too small to carve a validation split (each class needs 2+ images)")
-    xt = torch.as_tensor(x_train, dtype=torch.float32, device=device)
-    yt = torch.as_tensor(y_train, dtype=torch.long, device=device)
-    path_problem = Problem(xt[fit_rows], yt[fit_rows], n_classes)
-    chosen = regularisation_path(path_problem, xt[val_rows], yt[val_rows])
-    final = fit_logistic(
-        Problem(xt, yt, n_classes, like=path_problem), chosen.l2, init=chosen.model, tolerance=final_tolerance
-    )
-    return final, chosen, len(val_rows)
-
-
 def probe(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -53,35 +26,22 @@ def probe(
     y_test: np.ndarray,
     n_classes: int,
     *,
+    recipe: str = DEFAULT_RECIPE,
     val_fraction: float = 0.2,
     seed: int = 0,
     device: str = "cpu",
-    final_tolerance: float = 1e-3,
 ) -> tuple[dict, dict]:
-    """Pure probe on arrays (``fit_probe``), the test split touched once. Returns ``(metrics, details)``."""
-    import torch
-
-    final, chosen, n_validation = fit_probe(
-        x_train,
-        y_train,
-        n_classes,
-        val_fraction=val_fraction,
-        seed=seed,
-        device=device,
-        final_tolerance=final_tolerance,
+    """Pure probe on arrays by the named ``recipe`` (``PROBE_RECIPES``), the test split touched once.
+    Returns ``(metrics, details)``."""
+    fitted = PROBE_RECIPES.get(recipe)(
+        x_train, y_train, x_test, n_classes, val_fraction=val_fraction, seed=seed, device=device
     )
-    with torch.no_grad():
-        logits = final.logits(torch.as_tensor(x_test, dtype=torch.float32, device=device)).cpu().numpy()
-    metrics = classification_metrics(logits, y_test)
+    metrics = classification_metrics(fitted.logits, y_test)
     details = {
-        "correct": correct_top1(logits, y_test),
-        "l2": chosen.l2,
-        "sklearn_C": 1.0 / (chosen.l2 * len(y_train)),
-        "validation_acc1": chosen.validation_accuracy,
-        "l2_path": [[l2, acc] for l2, acc, _ in chosen.path],
-        "lbfgs_iterations": sum(i for _, _, i in chosen.path) + final.iterations,
+        "recipe": recipe,
+        "correct": correct_top1(fitted.logits, y_test),
+        **fitted.details,
         "n_train": int(len(y_train)),
-        "n_validation": n_validation,
     }
     return metrics, details
 
@@ -91,12 +51,15 @@ def run_linear_probe(
     dataset: LabelledDataset,
     *,
     k_shot: int | None = None,
+    recipe: str = DEFAULT_RECIPE,
     seed: int = 0,
     batch_size: int = 64,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:
-    """Linear-probe accuracy of ``encoder``'s frozen features on ``dataset`` (train -> test)."""
+    """Linear-probe accuracy of ``encoder``'s frozen features on ``dataset`` (train -> test) by ``recipe``.
+    Features do not depend on the recipe, so every recipe reads the same cached features."""
+    PROBE_RECIPES.get(recipe)  # an unknown name fails before any feature is extracted
     train, test = dataset.split("train"), dataset.split("test")
 
     def features(split, name):
@@ -118,7 +81,14 @@ def run_linear_probe(
         x_train, y_train = x_train[rows], y_train[rows]
     x_test = features(test, "test")
     metrics, details = probe(
-        x_train, y_train, x_test, test.labels, len(dataset.classnames), seed=seed, device=str(encoder.device)
+        x_train,
+        y_train,
+        x_test,
+        test.labels,
+        len(dataset.classnames),
+        recipe=recipe,
+        seed=seed,
+        device=str(encoder.device),
     )
     details["k_shot"] = k_shot
     correct = details.pop("correct")

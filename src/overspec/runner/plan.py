@@ -99,7 +99,10 @@ def _evaluations(experiment: Experiment) -> list[tuple]:
             for protocol in general.protocols:
                 if protocol == "linear_probe" and name in catalog() and "train" not in catalog().get(name).splits:
                     continue
-                found.append((name, protocol, "general", general.root_of(name), general.options.get(protocol), None))
+                options = dict(general.options.get(protocol) or {})
+                if protocol == "linear_probe":  # the recipe is part of the cell's identity, default included
+                    options["recipe"] = general.probe_recipe
+                found.append((name, protocol, "general", general.root_of(name), options, None))
     for protocol, options in general.options.items() if general is not None else []:
         check_options(protocol, options, where=f"general.options.{protocol}")
     for bench in experiment.biometric:
