@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from overspec._timing import Phases
 from overspec.quickstart.data import build
 
 BASE = {
@@ -110,10 +111,13 @@ def quickstart(
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    phases = Phases()
     log(f"building the data in {out / 'data'}")
-    data = build(out / "data", scale=scale)
+    with phases("build data"):
+        data = build(out / "data", scale=scale)
     (out / "data" / "base.yaml").write_text(yaml.safe_dump(BASE))
-    adapters = specialists(out / "data", retrain=retrain, log=log)
+    with phases("specialists"):
+        adapters = specialists(out / "data", retrain=retrain, log=log)
     if export_adapters is not None:
         for task, folder in adapters.items():
             target = Path(export_adapters) / task
@@ -142,7 +146,8 @@ def quickstart(
         }
     )
     (out / "NOTES.md").write_text(_notes(datasets))
-    run_experiment(experiment, out=out, log=log, report=False)
+    with phases("evaluate"):
+        run_experiment(experiment, out=out, log=log, report=False)
     if sweep:
         suite = _write(
             out / "sweep_suite.yaml",
@@ -159,10 +164,14 @@ def quickstart(
                 ],
             },
         )
-        run_sweep(out / "models" / "fr.yaml", suite, scales=[0.5], out=out / "sweep", task="fr", log=log)
+        with phases("sweep"):
+            run_sweep(out / "models" / "fr.yaml", suite, scales=[0.5], out=out / "sweep", task="fr", log=log)
         for suffix in ("png", "svg"):
             (out / "figures").mkdir(exist_ok=True)
             shutil.copy(out / "sweep" / f"sweep.{suffix}", out / "figures" / f"sweep_fr.{suffix}")
+    log(phases.line())
+    with open(out / "NOTES.md", "a") as notes:  # the report shows how long each phase took on this machine
+        notes.write(f"\nOn this machine, {phases.line()}.\n")
     return build_report(out)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from overspec._timing import Phases
 from overspec.config import ExecutorSettings, Experiment, load_config
 from overspec.errors import ConfigError, OverspecError
 from overspec.metrics.specs import parse_metric
@@ -35,6 +36,7 @@ class RunSummary:
     ran: int
     skipped: int
     store: Path
+    phases: dict[str, float]
 
 
 class _Resources:
@@ -45,6 +47,7 @@ class _Resources:
         self.sources = {c.model.name: c.model.entry.source for c in cells}
         self.encoder_key, self.encoder = None, None
         self.datasets: dict[tuple, object] = {}
+        self.phases = Phases()
 
     def model(self, cell: Cell):
         if (cell.model.name, cell.model.fingerprint) != self.encoder_key:
@@ -95,7 +98,13 @@ def evaluate_cell(cell: Cell, resources: _Resources) -> ProtocolResult:
         "progress": True,
         **cell.protocol.options,
     }
-    result = PROTOCOLS.get(cell.protocol.name)(resources.model(cell), resources.dataset(cell), **options)
+    phases = resources.phases
+    with phases("load models"):
+        encoder = resources.model(cell)
+    with phases("read data"):
+        dataset = resources.dataset(cell)
+    with phases("evaluate"):
+        result = PROTOCOLS.get(cell.protocol.name)(encoder, dataset, **options)
     if result.headline_metric != cell.protocol.headline:
         raise OverspecError(
             f"{cell.label}: the protocol reported headline {result.headline_metric!r}, the plan resolved "
@@ -155,6 +164,7 @@ class CellOutcome:
     headline: float
     seconds: float
     node: str
+    phases: dict[str, float]
 
 
 def compute_cell(cell: Cell, resources: _Resources, *, run_id: str, config_hash: str) -> CellOutcome:
@@ -163,6 +173,7 @@ def compute_cell(cell: Cell, resources: _Resources, *, run_id: str, config_hash:
     import time
 
     start = time.perf_counter()
+    before = dict(resources.phases.seconds)
     result = evaluate_cell(cell, resources)
     rows = result_rows(
         cell,
@@ -180,6 +191,7 @@ def compute_cell(cell: Cell, resources: _Resources, *, run_id: str, config_hash:
         float(result.metrics[cell.protocol.headline]),
         time.perf_counter() - start,
         socket.gethostname(),
+        {k: v - before.get(k, 0.0) for k, v in resources.phases.seconds.items()},
     )
 
 
@@ -228,7 +240,9 @@ def _one_writer(out: Path):
 
 
 def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, log) -> RunSummary:
-    cells = plan(experiment)
+    phases = Phases()
+    with phases("plan"):
+        cells = plan(experiment)
     planned = [c.key for c in cells]
     if shard is not None:
         index, count = shard
@@ -247,6 +261,7 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
 
     def commit(cell: Cell, outcome: CellOutcome) -> None:
         """The driver's half: a cell's per-sample arrays, then its rows and completion mark in one transaction."""
+        phases.add(outcome.phases)
         if outcome.samples:
             predictions.mkdir(exist_ok=True)
             np.savez(predictions / f"{cell.key}.npz", **outcome.samples)
@@ -261,13 +276,16 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
 
     job = Job(experiment, cells, todo, commit, log)
     EXECUTORS.get(executor.name)(job, executor)
-    store.export_csv(out / "results.csv")
-    store.close()
+    with phases("store and export"):
+        store.export_csv(out / "results.csv")
+        store.close()
     if report:
         from overspec.report import build_report
 
-        build_report(out)
-    return RunSummary(out, len(cells), len(todo), already, out / "results.sqlite")
+        with phases("report"):
+            build_report(out)
+    log(phases.line())
+    return RunSummary(out, len(cells), len(todo), already, out / "results.sqlite", dict(phases.seconds))
 
 
 def _dataset_fingerprint(dataset) -> str:
