@@ -109,13 +109,13 @@ def test_eval_command_json(digits_folder, clip_file, tmp_path):
         overspec("eval", str(spec), str(digits_folder), "--protocol", "zeroshot", "--json", "--workers", "0").stdout
     )
     assert {"acc1", "acc5", "mean_per_class_recall", "n_test"} <= set(zs) and zs["n_test"] == 150
-    lp = json.loads(
+    both = json.loads(  # two protocols in one process: a list, the zero-shot one unchanged
         overspec(
             "eval",
             str(spec),
             str(digits_folder),
             "--protocol",
-            "linear_probe",
+            "zeroshot,linear_probe",
             "--json",
             "--workers",
             "0",
@@ -123,6 +123,8 @@ def test_eval_command_json(digits_folder, clip_file, tmp_path):
             "5",
         ).stdout
     )
+    assert both[0] == zs
+    lp = both[1]
     direct = PROTOCOLS.get("linear_probe")(
         load_model(spec), load_dataset(str(digits_folder)), k_shot=5, num_workers=0, progress=False
     )

@@ -123,16 +123,13 @@ def embed(
     err.print(f"wrote {features.shape[0]} x {features.shape[1]} features to {out_file} and paths to {paths_file}")
 
 
-class ProtocolName(StrEnum):
-    zeroshot = "zeroshot"
-    linear_probe = "linear_probe"
-
-
 @app.command("eval")
 def evaluate(
     model: Annotated[str, typer.Argument(help="A zoo name or a model spec YAML file.")],
     dataset: Annotated[str, typer.Argument(help="A catalog name (see `overspec datasets`) or a dataset folder.")],
-    protocol: Annotated[ProtocolName, typer.Option(help="Which protocol to run.")] = ProtocolName.zeroshot,
+    protocol: Annotated[
+        str, typer.Option(help="Protocols, comma-separated: zeroshot, linear_probe (one forward pass for all).")
+    ] = "zeroshot",
     root: Annotated[Path | None, typer.Option(help="Folder holding a catalog dataset's files.")] = None,
     as_json: JsonFlag = False,
     k_shot: Annotated[int | None, typer.Option(help="Linear probe on k examples per class.")] = None,
@@ -143,38 +140,46 @@ def evaluate(
     workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
     device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
 ) -> None:
-    """Evaluate MODEL on DATASET with one protocol; metrics are fractions."""
+    """Evaluate MODEL on DATASET with one or more protocols, loading both once; metrics are fractions (with
+    several protocols, --json prints a list)."""
     from overspec.data import load_dataset
     from overspec.models import load_model
     from overspec.protocols import PROTOCOLS
     from overspec.protocols.probe_recipes import PROBE_RECIPES
+    from overspec.protocols.specs import general_protocols
 
-    if probe_recipe is not None and protocol != ProtocolName.linear_probe:
+    protocols = [p.strip() for p in protocol.split(",") if p.strip()]
+    unknown = [p for p in protocols if p not in general_protocols()]
+    if unknown or not protocols:
+        raise ConfigError(f"--protocol {protocol!r}: use one or more of {', '.join(general_protocols())}")
+    if probe_recipe is not None and "linear_probe" not in protocols:
         raise ConfigError("--probe-recipe applies to --protocol linear_probe only")
     if probe_recipe is not None and probe_recipe not in PROBE_RECIPES:
         raise ConfigError(f"--probe-recipe: {PROBE_RECIPES.unknown_message(probe_recipe)}")
     data = load_dataset(dataset, root=root)
     encoder = load_model(model, device=device or _default_device())
-    options = {"batch_size": batch_size, "num_workers": workers, "progress": not as_json}
-    if k_shot and protocol == ProtocolName.linear_probe:
-        options["k_shot"] = k_shot
-    if probe_recipe is not None:
-        options["recipe"] = probe_recipe
-    result = PROTOCOLS.get(protocol.value)(encoder, data, **options)
+    common = {"batch_size": batch_size, "num_workers": workers, "progress": not as_json}
+    probe = {"k_shot": k_shot} if k_shot else {}
+    probe |= {"recipe": probe_recipe} if probe_recipe is not None else {}
+    results = [  # features are extracted once and cached, so a second protocol reuses them
+        PROTOCOLS.get(name)(encoder, data, **common, **(probe if name == "linear_probe" else {})) for name in protocols
+    ]
     if as_json:
-        print(strict_dumps(result.as_json(), indent=1))
+        shown = [r.as_json() for r in results]
+        print(strict_dumps(shown[0] if len(shown) == 1 else shown, indent=1))
         return
-    table = Table(title=f"{protocol.value}: {encoder.name} on {data.name}")
-    table.add_column("metric")
-    table.add_column("value")
-    for key, value in result.metrics.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-    if "recipe" in result.details:
-        table.add_row("recipe", result.details["recipe"])
-    for key in ("l2", "sklearn_C", "weight_decay", "C", "validation_acc1"):
-        if key in result.details:
-            table.add_row(key, f"{result.details[key]:.4g}")
-    out.print(table)
+    for name, result in zip(protocols, results, strict=True):
+        table = Table(title=f"{name}: {encoder.name} on {data.name}")
+        table.add_column("metric")
+        table.add_column("value")
+        for key, value in result.metrics.items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        if "recipe" in result.details:
+            table.add_row("recipe", result.details["recipe"])
+        for key in ("l2", "sklearn_C", "weight_decay", "C", "validation_acc1"):
+            if key in result.details:
+                table.add_row(key, f"{result.details[key]:.4g}")
+        out.print(table)
 
 
 @app.command()
