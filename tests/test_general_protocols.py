@@ -132,3 +132,22 @@ def test_eval_command_json(digits_folder, clip_file, tmp_path):
     assert lp["k_shot"] == 5 and lp["n_train"] == 50 and lp["acc1"] > 0.1  # 10 classes: chance is 0.1
     bad = overspec("eval", str(spec), "cifar11", "--json")
     assert bad.returncode == 2 and "did you mean 'cifar10'" in bad.stderr
+
+
+def test_the_chunked_probe_objective_fits_the_same_model():
+    """The objective in row chunks (what keeps ImageNet-1k train features within GPU memory) is the same function:
+    the same L-BFGS path gives the same model, here with 7-row chunks of a 300-row problem."""
+    import torch
+
+    from overspec.protocols.logistic import Problem, fit_logistic
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 300)
+    x = torch.from_numpy((rng.normal(size=(300, 16)) + np.eye(5, 16)[y] * 2).astype(np.float32))
+    labels = torch.from_numpy(y)
+    whole, chunked = Problem(x, labels, 5), Problem(x, labels, 5, chunk_rows=7)
+    assert whole.chunk_rows >= 300 and chunked.chunk_rows == 7
+    for l2 in (1e-1, 1e-3):
+        a, b = fit_logistic(whole, l2, tolerance=1e-6), fit_logistic(chunked, l2, tolerance=1e-6)
+        torch.testing.assert_close(b.weight, a.weight, atol=2e-4, rtol=1e-3)
+        torch.testing.assert_close(b.bias, a.bias, atol=2e-4, rtol=1e-3)
