@@ -183,11 +183,62 @@ def evaluate(
 
 
 @app.command()
+def fetch(
+    names: Annotated[list[str] | None, typer.Argument(help="Catalog datasets, zoo models or benchmarks.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Fetch what this experiment needs and lacks.")] = None,
+    split: Annotated[str, typer.Option(help="Dataset splits, comma-separated.")] = "test,train",
+    root: Annotated[Path | None, typer.Option(help="Datasets go to ROOT/<name> (default $OVERSPEC_DATA).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files and bytes; download nothing.")] = False,
+) -> None:
+    """Download published data and weights into the layout overspec reads, and check them; for what is not
+    downloadable (study checkpoints, biometric sets) print where to get it and where to put it."""
+    from overspec.fetch import fetch as fetch_items
+    from overspec.fetch.plan import human
+
+    if not names and config is None:
+        raise typer.BadParameter("name what to fetch (e.g. mnist clip-vit-b16.openai) or pass --config CONFIG")
+    outcome = fetch_items(
+        names,
+        config=config,
+        splits=tuple(s for s in split.split(",") if s),
+        root=root,
+        dry_run=dry_run,
+        log=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True),
+    )
+    if dry_run:
+        for transfer in outcome.transfers:
+            for f in transfer.files:
+                print(f"{f.size:>14}  {transfer.local(f)}")
+        total = sum(t.total_bytes for t in outcome.transfers)
+        pending = sum(f.size for t in outcome.transfers for f in t.pending())
+        print(
+            f"{sum(len(t.files) for t in outcome.transfers)} files, {human(total)} ({total} bytes); "
+            f"{human(pending)} not yet here"
+        )
+    for item in outcome.manual:
+        err.print("by hand: " + item.instructions(), markup=False, highlight=False, soft_wrap=True)
+    if not dry_run and not outcome.done and not outcome.manual:
+        err.print("nothing to fetch: everything the config reads is here", markup=False, highlight=False)
+
+
+@app.command()
 def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
-    """Check an experiment config: schema, model names, dataset folders and benchmark files."""
+    """Check an experiment config: schema, model names, and every weights file, dataset folder and benchmark
+    file it reads (all missing ones listed, each with where to get it)."""
     from overspec.config import load_config
+    from overspec.errors import ConfigError
+    from overspec.fetch import describe, missing_items
     from overspec.runner import plan
 
+    missing = [item for item in missing_items(config) if not item.present()]
+    for item in missing:
+        err.print(describe(item, config), markup=False, highlight=False, soft_wrap=True)
+    if missing:
+        fetchable = sum(1 for item in missing if hasattr(item, "plan"))
+        raise ConfigError(
+            f"{config}: {len(missing)} file(s) the experiment reads are missing (listed above); "
+            f"`overspec fetch --config {config}` gets the {fetchable} fetchable one(s), the rest say where to get them"
+        )
     experiment = load_config(config)
     cells = plan(experiment)
     print(f"{config}: valid; {len(experiment.model_entries())} models, {len(cells)} cells")
@@ -217,11 +268,17 @@ def run_command(
     ] = None,
     cpus_per_cell: Annotated[float | None, typer.Option(help="Ray: CPUs per model worker.")] = None,
     gpus_per_cell: Annotated[float | None, typer.Option(help="Ray: GPUs per model worker.")] = None,
+    fetch_missing: Annotated[
+        bool, typer.Option("--fetch", help="First fetch the missing data and weights that can be fetched.")
+    ] = False,
 ) -> None:
     """Plan, evaluate (skipping finished cells), store, analyse and report."""
     from overspec._validation import validated
     from overspec.config import ExecutorSettings, load_config
     from overspec.runner import run_experiment
+
+    if fetch_missing:
+        fetch(None, config=config, split="test,train", root=None, dry_run=False)
 
     experiment = load_config(config)
     given = {"name": executor, "address": address, "cpus_per_cell": cpus_per_cell, "gpus_per_cell": gpus_per_cell}

@@ -198,6 +198,16 @@ def load_config(path: str | Path, *, check_paths: bool = True) -> Experiment:
 
 
 def _check_paths(experiment: Experiment, path: Path) -> None:
+    check_variables(path)
+    missing = missing_paths(experiment, path)
+    if missing:
+        more = f" (and {len(missing) - 1} more: `overspec validate {path}` lists them)" if len(missing) > 1 else ""
+        raise ConfigError(missing[0] + more)
+
+
+def check_variables(path: Path) -> None:
+    """Every environment variable the config uses is set (an unset one would leave ``${X}`` in a path)."""
+
     def strings(node):
         if isinstance(node, dict):
             return [s for v in node.values() for s in strings(v)]
@@ -211,21 +221,27 @@ def _check_paths(experiment: Experiment, path: Path) -> None:
             f"{path}: uses environment variable(s) {', '.join(missing)}, which are not set; "
             f"export {missing[0]}=/path/to/... first"
         )
+
+
+def missing_paths(experiment: Experiment, path: Path) -> list[str]:
+    """One line per dataset folder or benchmark file the config names that is not there."""
+    problems = []
     general = experiment.general
     if general is not None:
         for name in general.datasets:
             root = general.root_of(name)
             where = f"general.roots.{name}" if name in general.roots else "general.root"
             if root is None:
-                raise ConfigError(
+                problems.append(
                     f"{path}: key 'general.root': no folder given for dataset {name}; set general.root "
                     "(datasets live in <root>/<name>) or general.roots"
                 )
-            if not Path(root).exists():
-                raise ConfigError(f"{path}: key '{where}': dataset folder {root} for {name} does not exist")
+            elif not Path(root).exists():
+                problems.append(f"{path}: key '{where}': dataset folder {root} for {name} does not exist")
     for index, bench in enumerate(experiment.biometric):
         if not Path(bench.path).exists():
-            raise ConfigError(f"{path}: key 'biometric.{index}.path': {bench.path} ({bench.name}) does not exist")
+            problems.append(f"{path}: key 'biometric.{index}.path': {bench.path} ({bench.name}) does not exist")
+    return problems
 
 
 def _check_models(experiment: Experiment, path: Path) -> None:

@@ -27,6 +27,11 @@ class OfflineError(ModelError):
     """Weights are asked from a hub that cannot be reached; says which file to place where."""
 
 
+class FetchError(OverspecError):
+    """Data or weights cannot be fetched (hub unreachable, download failed, files that fail their checks): says
+    what is missing, the command that fetches it and where the files go."""
+
+
 class TrainingError(OverspecError):
     """Fine-tuning cannot go on (e.g. the loss diverged); says what to change and where the last checkpoint is."""
 

@@ -56,6 +56,8 @@ class CatalogEntry(BaseModel):
         default_factory=lambda: {"train": "train", "test": "test"}
     )
     seeded_split: SeededSplit | None = None
+    # images per split in the published copy (sources.webdataset), where known: `overspec fetch` checks them
+    sizes: dict[Literal["train", "val", "test"], int] = Field(default_factory=dict)
     in_study: bool = False
     aliases: list[str] = Field(default_factory=list)  # other names papers use (e.g. Flowers102, SST2)
     sources: Sources = Field(default_factory=Sources)

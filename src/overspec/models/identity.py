@@ -14,7 +14,7 @@ from overspec.models.spec import ModelSpec
 
 FILE_KEYS = ("weights", "checkpoint", "head")
 NESTED_KEYS = ("base", "target", "image")  # other models a spec builds on
-NOT_CONTENT = {"name", "notes", "source", "reference"}  # labels and prose: the same weights under another name
+NOT_CONTENT = {"name", "notes", "source", "reference", "download"}  # labels, prose, provenance: not content
 
 
 def spec_fingerprint(model: str | Path | dict | ModelSpec) -> str:

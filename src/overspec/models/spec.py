@@ -34,6 +34,17 @@ class LoraSettings(BaseModel):
         return base * self.scale
 
 
+class HubDownload(BaseModel):
+    """Where ``overspec fetch`` gets the ``weights`` file: a hub model repository and a file in it, saved at the
+    spec's ``weights`` path. ``sha256``, when given, is checked after the download (else the hub's own LFS sha256)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str
+    file: str
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
 class ModelSpec(BaseModel):
     """What a model is and where its files are. See docs in README for each family's keys."""
 
@@ -56,6 +67,7 @@ class ModelSpec(BaseModel):
     # peft, finetuned, interpolate: multiplies the fine-tuning update (0 = base, 1 = fine-tuned; WiSE-FT's alpha)
     adapter_scale: float = 1.0
     source: str | None = None
+    download: HubDownload | None = None  # a public copy `overspec fetch` can download to `weights`
     notes: str | None = None
     reference: str | None = None  # how published tables name it, e.g. "FRoundation ViT-B/16"
 

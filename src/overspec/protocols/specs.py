@@ -15,6 +15,7 @@ class ProtocolInfo:
     tasks: tuple[str, ...]  # the dataset tasks it evaluates: general, fr, mad, pad
     headline: Callable[[str, str], str]  # (dataset, task) -> the headline metric key
     general: bool = False  # a general-suite protocol (GELO is computed over these)
+    splits: tuple[str, ...] = ("test",)  # the splits of a general dataset it reads (what `overspec fetch` gets)
 
 
 def _catalog_headline(dataset: str, task: str) -> str:
@@ -29,7 +30,7 @@ ATTACK_HEADLINES = {"mad": "mean_eer", "pad": "hter"}  # MADation reports EER pe
 PROTOCOL_INFO: Registry[ProtocolInfo] = Registry("protocol")
 for _info in (
     ProtocolInfo("zeroshot", ("general",), _catalog_headline, general=True),
-    ProtocolInfo("linear_probe", ("general",), _catalog_headline, general=True),
+    ProtocolInfo("linear_probe", ("general",), _catalog_headline, general=True, splits=("train", "test")),
     ProtocolInfo("face_verification", ("fr",), lambda dataset, task: "accuracy"),
     ProtocolInfo("ijb", ("fr",), lambda dataset, task: "tar_at_far_0.0001"),
     ProtocolInfo("attack_detection", ("mad", "pad"), lambda dataset, task: ATTACK_HEADLINES[task]),

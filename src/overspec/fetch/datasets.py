@@ -1,0 +1,136 @@
+"""Fetching a catalog dataset's published webdataset copy (CLIP_benchmark's ``clip-benchmark/wds_<name>``) into
+the folder the loader reads, and checking what arrived: every shard whole and readable, the shard count of
+``nshards.txt``, the catalog's sizes where known, and the class names (through ``load_dataset``)."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from overspec._atomic import atomic_write
+from overspec._hashing import file_sha256
+from overspec.data.catalog import CatalogEntry, catalog
+from overspec.errors import FetchError
+from overspec.fetch import remote
+from overspec.fetch.plan import Transfer
+
+METADATA = ["classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]
+DONE = Path(".cache") / "overspec" / "fetched.json"  # written once a fetch is verified
+
+
+@dataclass
+class DatasetTarget:
+    """A catalog dataset bound for ``folder`` (``splits``: our split names, mapped to the copy's)."""
+
+    name: str
+    folder: Path
+    splits: tuple[str, ...] = ("test", "train")
+
+    @property
+    def entry(self) -> CatalogEntry:
+        return catalog().get(self.name)
+
+    @property
+    def repo(self) -> str:
+        repo = self.entry.sources.webdataset
+        if not repo:
+            raise FetchError(
+                f"{self.name}: catalog/{self.name}.yaml has no sources.webdataset, so there is no published copy "
+                f"to fetch; put the files in {self.folder} yourself (`overspec datasets` lists what is fetchable)"
+            )
+        return repo
+
+    def present(self) -> bool:
+        """Here and complete: a folder fetch left half done counts as missing."""
+        started = (self.folder / ".cache" / "huggingface").is_dir()
+        return self.folder.is_dir() and any(self.folder.iterdir()) and (not started or (self.folder / DONE).exists())
+
+    def their_splits(self) -> dict[str, str]:
+        return {ours: self.entry.splits.get(ours, ours) for ours in self.splits}
+
+    def patterns(self) -> list[str]:
+        return [f"{theirs}/*" for theirs in self.their_splits().values()] + METADATA
+
+    def plan(self) -> Transfer:
+        files = remote.list_files(self.repo, "dataset", self.patterns())
+        published = {f.path.split("/")[0] for f in files if f.path.endswith(".tar")}
+        if not published:
+            raise FetchError(
+                f"{self.name}: {remote.endpoint()}/datasets/{self.repo} has no shards for split(s) "
+                f"{', '.join(self.their_splits().values())}; pass --split with the splits it has"
+            )
+        return Transfer(self.name, self.repo, "dataset", self.folder, files)
+
+    def fetch(self, transfer: Transfer, log) -> str:
+        remote.download_snapshot(self.repo, "dataset", self.folder, self.patterns())
+        bad = damaged(transfer)
+        for path in bad:  # huggingface_hub trusts a file it wrote once: a damaged one is fetched again
+            log(f"{self.name}: {path} is damaged ({bad[path]}); fetching it again")
+            remote.download_file(self.repo, "dataset", path, self.folder, force=True)
+        still = damaged(transfer)
+        if still:
+            path, why = next(iter(still.items()))
+            raise FetchError(
+                f"{self.name}: {self.folder / path} is still damaged after fetching it again ({why}); the published "
+                f"copy may be broken: report it at {remote.endpoint()}/datasets/{self.repo}/discussions"
+            )
+        counts = self.check_counts(transfer)
+        from overspec.data import load_dataset
+
+        load_dataset(self.name, root=self.folder)  # class names against the catalog's order (DataError)
+        (self.folder / DONE).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.folder / DONE, json.dumps({f.path: f.size for f in transfer.files}, indent=1))
+        shown = ", ".join(f"{split} {n} samples in {shards} shards" for split, (shards, n) in counts.items())
+        return f"{self.name}: {shown}; class names match catalog/{self.name}.yaml ({self.folder})"
+
+    def check_counts(self, transfer: Transfer) -> dict[str, tuple[int, int]]:
+        """Per split of the copy: (shards, samples), checked against nshards.txt and the catalog's sizes."""
+        ours = {theirs: ours for ours, theirs in self.their_splits().items()}
+        counts = {}
+        for split in sorted({f.path.split("/")[0] for f in transfer.files if f.path.endswith(".tar")}):
+            shards = sorted(self.folder.glob(f"{split}/*.tar"))
+            declared = self.folder / split / "nshards.txt"
+            if declared.exists() and int(declared.read_text().strip()) != len(shards):
+                raise FetchError(
+                    f"{self.name}: {declared} says {declared.read_text().strip()} shards but {len(shards)} arrived; "
+                    "run the same `overspec fetch` again"
+                )
+            n = sum(samples_in(shard) for shard in shards)
+            expected = self.entry.sizes.get(ours.get(split, split))
+            if expected is not None and n != expected:
+                raise FetchError(
+                    f"{self.name}: the {split} split has {n} samples but catalog/{self.name}.yaml (sizes."
+                    f"{ours.get(split, split)}) expects {expected}; the copy at {self.folder} is incomplete or another "
+                    "version: delete it and fetch again, or correct the catalog's sizes"
+                )
+            counts[split] = (len(shards), n)
+        return counts
+
+
+def damaged(transfer: Transfer) -> dict[str, str]:
+    """Files that are absent, of the wrong size, of the wrong sha256 (LFS files) or, for shards, unreadable."""
+    bad = {}
+    for f in transfer.files:
+        path = transfer.local(f)
+        if not path.is_file():
+            bad[f.path] = "absent"
+        elif path.stat().st_size != f.size:
+            bad[f.path] = f"{path.stat().st_size} bytes, published {f.size}"
+        elif f.sha256 and file_sha256(path) != f.sha256:
+            bad[f.path] = "sha256 differs from the published one"
+        elif path.suffix == ".tar" and samples_in(path, strict=False) < 0:
+            bad[f.path] = "not a readable tar file"
+    return bad
+
+
+def samples_in(shard: Path, *, strict: bool = True) -> int:
+    """Labelled samples (``.cls`` members) in a shard; -1 for an unreadable one unless ``strict``."""
+    try:
+        with tarfile.open(shard) as tar:
+            return sum(1 for m in tar if m.isfile() and m.name.endswith(".cls"))
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        if strict:
+            raise FetchError(f"cannot read shard {shard} ({exc}); delete it and run `overspec fetch` again") from None
+        return -1
