@@ -51,8 +51,10 @@ def read_score_file(path: str | Path, kind: str) -> ScoreSet:
 
 def _read_fast(path: Path, kind: str, columns: list[str]) -> ScoreSet | None:
     """pandas' C reader; None when any row needs the row-by-row reader's diagnosis (or its leniency)."""
-    import pandas as pd
-
+    try:
+        import pandas as pd
+    except ImportError:  # the row-by-row reader does the same, slower
+        return None
     wanted = ["score", "label", *(c for c in OPTIONAL if c in columns)]
     try:
         frame = pd.read_csv(
@@ -74,14 +76,16 @@ def _read_fast(path: Path, kind: str, columns: list[str]) -> ScoreSet | None:
     except DataError:
         return None
     positive = known[labels.codes] if len(known) else np.zeros(0, dtype=bool)
-    types = videos = None
+    codes, names, videos = None, (), None
     if kind != "verification" and "attack_type" in frame:
         named = frame["attack_type"].cat
-        clean = np.array([str(v).strip() or "attack" for v in named.categories] + ["attack"], dtype=object)
-        types = np.where(positive, "", clean[named.codes])  # code -1 (no categories) reads "attack"
+        cleaned = [str(v).strip() or "attack" for v in named.categories]  # empty means "attack", as rows do
+        names = tuple(sorted({cleaned[c] for c in np.unique(named.codes[~positive])}))
+        lookup = np.array([names.index(c) if c in names else -1 for c in cleaned], dtype=np.int64)
+        codes = np.where(positive, -1, lookup[named.codes])
     if "video" in frame:
         videos = frame["video"].astype(str).to_numpy(dtype=object)
-    return ScoreSet(kind, scores, positive, types, videos)
+    return ScoreSet(kind, scores, positive, codes, names, videos)
 
 
 def _read_rows(path: Path, kind: str) -> ScoreSet:
@@ -101,13 +105,7 @@ def _read_rows(path: Path, kind: str) -> ScoreSet:
             types.append((row.get("attack_type") or "attack").strip() if not positive[-1] else "")
             videos.append(row.get("video") or "")
     has_types = kind != "verification" and "attack_type" in columns
-    return ScoreSet(
-        kind,
-        np.array(scores, dtype=float),
-        np.array(positive, dtype=bool),
-        np.array(types, dtype=object) if has_types else None,
-        np.array(videos, dtype=object) if "video" in columns else None,
-    )
+    return ScoreSet.of(kind, scores, positive, types if has_types else None, videos if "video" in columns else None)
 
 
 def _positive(label: str, kind: str, *, where: str) -> bool:

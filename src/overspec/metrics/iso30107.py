@@ -19,7 +19,7 @@ import numpy as np
 
 from overspec.errors import DataError
 from overspec.metrics.scores import ThresholdSweep, check_scores, equal_error_point, sweep
-from overspec.metrics.verification import roc_auc
+from overspec.metrics.verification import auc_of
 
 OPERATING_POINTS = (0.01, 0.05, 0.10, 0.20)
 
@@ -82,15 +82,14 @@ def attack_detection_report(
     points = sweep(s, b)
     eer_value, eer_threshold, _, _ = equal_error_point(points)
     t = eer_threshold if threshold is None else float(threshold)
-    types = np.full(len(s), "attack", dtype=object) if attack_types is None else np.asarray(attack_types, dtype=object)
-    per_type = apcer_per_attack(s, b, types, t)
     apcer = float((s[~b] >= t).mean())
+    per_type = {"attack": apcer} if attack_types is None else apcer_per_attack(s, b, attack_types, t)
     bpcer = float((s[b] < t).mean())
     worst = max(per_type.values())
     return AttackDetectionReport(
         n_bonafide=int(b.sum()),
         n_attack=int((~b).sum()),
-        auc=roc_auc(s, b),
+        auc=auc_of(points),
         eer=eer_value,
         eer_threshold=eer_threshold,
         threshold=t,

@@ -30,3 +30,10 @@ def dropped_roc(points: ThresholdSweep) -> tuple[np.ndarray, np.ndarray, np.ndar
 def trapezoid_auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
     """``sklearn.metrics.auc(fpr, tpr)`` for an increasing ``fpr``."""
     return float(np.trapezoid(tpr, fpr))
+
+
+def z_scores(scores: np.ndarray) -> np.ndarray:
+    """``(s - np.mean(s)) / np.std(s)``, as MADation's and FoundPAD's ``test_model`` do before their metrics
+    (left as they are when every score is equal)."""
+    spread = np.std(scores)
+    return scores if spread == 0 else (scores - np.mean(scores)) / spread

@@ -11,22 +11,26 @@ as ``src/training/trainer.py`` ``test_model`` uses it: scores are the bona fide 
   ``apcer = fpr[right_index]``, ``bpcer = 1 - tpr[right_index]``, ``hter`` their mean (the threshold is
   tuned on the test scores themselves); ``auc = sklearn.metrics.auc(fpr, tpr)``.
 
-The reference z-scores the (video) scores first; that is monotone and changes no figure here. A video
-whose rows disagree on the label is an error here (the reference would silently take the first label).
+Video scores are z-scored first, as ``trainer.py`` does (monotone, yet its rounding can merge scores a few
+ulps apart into one ROC point). The reference orders videos by ``list(set(ids))``, which changes with
+``PYTHONHASHSEED`` and so moves the z-score's last bits from run to run; here videos keep the order of their
+first row. A video whose rows disagree on the label is an error here (the reference takes the first label).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from overspec.errors import DataError
-from overspec.metrics.conventions._roc import dropped_roc, trapezoid_auc
+from overspec.metrics.conventions._roc import dropped_roc, trapezoid_auc, z_scores
 from overspec.metrics.conventions.base import Convention, ScoreSet
 from overspec.metrics.scores import sweep
 
 
 def foundpad_metrics(data: ScoreSet) -> dict[str, float]:
-    fpr, tpr, _ = dropped_roc(sweep(data.scores, data.positive, what="attack detection scores"))
+    fpr, tpr, _ = dropped_roc(sweep(z_scores(data.scores), data.positive, what="attack detection scores"))
     right = np.nanargmin(np.abs(tpr + fpr - 1.0))
     apcer, bpcer = float(fpr[right]), float(1 - tpr[right])
     return {"auc": trapezoid_auc(fpr, tpr), "eer": apcer, "apcer": apcer, "bpcer": bpcer, "hter": (apcer + bpcer) / 2}
@@ -44,15 +48,8 @@ def video_scores(data: ScoreSet) -> ScoreSet:
     bounds = np.flatnonzero(np.diff(inverse[rows])) + 1
     means = np.array([np.mean(part) for part in np.split(data.scores[rows], bounds)])
     appearance = np.argsort(first, kind="stable")
-    return ScoreSet(
-        kind=data.kind,
-        scores=means[appearance],
-        positive=data.positive[first][appearance],
-        attack_types=None if data.attack_types is None else data.attack_types[first][appearance],
-        videos=data.videos[first][appearance],
-        sign=data.sign,
-        threshold=data.threshold,
-    )
+    rows = first[appearance]
+    return replace(data.subset(rows), scores=means[appearance])
 
 
 FOUNDPAD = Convention(
@@ -62,4 +59,5 @@ FOUNDPAD = Convention(
     summary="per-video mean scores; HTER at the test set's own |FAR-FRR| point on the dropped ROC",
     metrics=foundpad_metrics,
     prepare=video_scores,
+    file_order=True,  # the z-score's mean is summed in file (video) order
 )

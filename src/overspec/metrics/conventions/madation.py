@@ -12,15 +12,15 @@ curve); APCER = fpr, BPCER = 1 - tpr.
 - ``apcer_at_bpcer``: ``get_bpcer_op``: APCER at the *last* index where ``abs(bpcer - op)`` is minimal.
 - ``auc``: ``sklearn.metrics.auc(fpr, tpr)``.
 
-Operating points 0.01, 0.1 and 0.2, as the reference reports. The reference z-scores the scores first;
-that is monotone, so it changes no figure here and is left out.
+Operating points 0.01, 0.1 and 0.2, as the reference reports. Scores are z-scored first, in file order,
+as ``trainer.py`` does: monotone, yet its rounding can merge scores a few ulps apart into one ROC point.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from overspec.metrics.conventions._roc import dropped_roc, trapezoid_auc
+from overspec.metrics.conventions._roc import dropped_roc, trapezoid_auc, z_scores
 from overspec.metrics.conventions.base import Convention, ScoreSet
 from overspec.metrics.scores import sweep
 from overspec.metrics.specs import metric_key
@@ -29,7 +29,7 @@ OPERATING_POINTS = (0.01, 0.1, 0.2)
 
 
 def madation_metrics(data: ScoreSet) -> dict[str, float]:
-    apcer, tpr, _ = dropped_roc(sweep(data.scores, data.positive, what="attack detection scores"))
+    apcer, tpr, _ = dropped_roc(sweep(z_scores(data.scores), data.positive, what="attack detection scores"))
     bpcer = 1 - tpr
     values = {"auc": trapezoid_auc(apcer, tpr), "eer": float(apcer[np.nanargmin(np.abs(tpr + apcer - 1.0))])}
     for op in OPERATING_POINTS:
@@ -45,4 +45,5 @@ MADATION = Convention(
     reference="gurayozgur/MADation src/utils/utils.py@f3e63973 (evaluate_mad_performance)",
     summary="nearest operating point on the dropped ROC (may exceed its target); EER = FAR at |FAR-FRR| min",
     metrics=madation_metrics,
+    file_order=True,  # the z-score's mean is summed in file order
 )
