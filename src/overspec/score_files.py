@@ -55,6 +55,8 @@ def _read_fast(path: Path, kind: str, columns: list[str]) -> ScoreSet | None:
         import pandas as pd
     except ImportError:  # the row-by-row reader does the same, slower
         return None
+    if _has_longer_rows(path, len(columns)):
+        return None  # pandas would drop the extra values silently; the row reader judges them
     wanted = ["score", "label", *(c for c in OPTIONAL if c in columns)]
     try:
         frame = pd.read_csv(
@@ -63,6 +65,7 @@ def _read_fast(path: Path, kind: str, columns: list[str]) -> ScoreSet | None:
             usecols=wanted,
             dtype={"score": "float64"} | {c: "category" for c in wanted[1:]},
             na_filter=False,
+            index_col=False,  # else a trailing comma on every row shifts the columns
             engine="c",
         )
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError):  # a bad number, byte or row
@@ -86,6 +89,24 @@ def _read_fast(path: Path, kind: str, columns: list[str]) -> ScoreSet | None:
     if "video" in frame:
         videos = frame["video"].astype(str).to_numpy(dtype=object)
     return ScoreSet(kind, scores, positive, codes, names, videos)
+
+
+def _has_longer_rows(path: Path, n_columns: int) -> bool:
+    """Whether a line has more commas than the header's columns need (commas inside quotes count too, which
+    only sends such files to the row reader). Reads the bytes in 16 MiB chunks."""
+    carry = 0  # commas so far on the line that crosses into the next chunk
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            buf = np.frombuffer(chunk, dtype=np.uint8)
+            newlines = np.flatnonzero(buf == ord("\n"))
+            per_line = np.bincount(
+                np.searchsorted(newlines, np.flatnonzero(buf == ord(","))), minlength=len(newlines) + 1
+            )
+            per_line[0] += carry
+            if per_line.max() > n_columns - 1:
+                return True
+            carry = per_line[-1]
+    return False
 
 
 def _read_rows(path: Path, kind: str) -> ScoreSet:

@@ -96,6 +96,7 @@ def bootstrap_intervals(
     intervals = {
         name: (full[name] + scale * (low - local[name]), full[name] + scale * (high - local[name]))
         for name, (low, high) in found.items()
+        if name in full and name in local  # e.g. an attack type the subsample missed
     }
     return BootstrapIntervals(intervals, len(rows), n)
 
