@@ -147,3 +147,23 @@ def test_stratified_bootstrap_interval():
     assert bootstrap_ci(statistic, labels, n_resamples=50, seed=2) == bootstrap_ci(
         statistic, labels, n_resamples=50, seed=2
     )
+
+
+def test_bounded_bootstrap_keeps_seeded_intervals_and_rescales_a_subsample():
+    from overspec.metrics.bootstrap import bootstrap_intervals
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=20_000)
+    labels = rng.random(20_000) < 0.3
+
+    def statistic(index):
+        return {"mean1": float(values[index][labels[index]].mean())}
+
+    exact = bootstrap_ci(statistic, labels, n_resamples=200, seed=4)
+    ordered = bootstrap_intervals(statistic, labels, n_resamples=200, seed=4, order=np.argsort(-values))
+    assert ordered.intervals["mean1"] == pytest.approx(exact["mean1"], abs=1e-12) and ordered.rows == 20_000
+    capped = bootstrap_intervals(statistic, labels, n_resamples=200, seed=4, max_rows=4_000)
+    assert capped.rows < 20_000 and "rescaled" in capped.method
+    (low, high), (cap_low, cap_high) = exact["mean1"], capped.intervals["mean1"]
+    assert cap_high - cap_low == pytest.approx(high - low, rel=0.25)
+    assert cap_low < statistic(np.arange(20_000))["mean1"] < cap_high

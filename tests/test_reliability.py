@@ -276,3 +276,27 @@ def test_a_one_class_dataset_is_refused_and_classes_without_images_are_named(tmp
     Image.fromarray(digits).save(tmp_path / "one" / "test" / "cat" / "a.png")
     with pytest.raises(DataError, match=r"one: only one class \('cat'\); classification needs at least two"):
         load_dataset(tmp_path / "one")
+
+
+def test_a_million_score_rows_with_default_options_finish_in_bounded_time(tmp_path):
+    import json
+
+    from overspec.metrics import attack_detection_report
+
+    rng = np.random.default_rng(7)
+    n = 1_000_000
+    bonafide = rng.random(n) < 0.3
+    scores = np.round(np.where(bonafide, rng.normal(0.5, 0.15, n), rng.normal(0.05, 0.12, n)), 4)
+    text = np.char.add(scores.astype(str), np.where(bonafide, ",bonafide", ",attack"))
+    (tmp_path / "big.csv").write_text("score,label\n" + "\n".join(text.tolist()) + "\n")
+    started = time.perf_counter()
+    result = overspec("score", "pad", str(tmp_path / "big.csv"), "--json", timeout=300)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    expected = attack_detection_report(scores, bonafide)
+    assert report["eer"] == expected.eer and report["hter"] == expected.hter and report["auc"] == expected.auc
+    assert report["n_bonafide"] == bonafide.sum() and "subsample" in report["ci_method"]
+    low, high = report["ci"]["eer"]
+    assert low < report["eer"] < high and high - low < 0.01
+    assert seconds < 60, f"took {seconds:.0f} s"

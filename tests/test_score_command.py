@@ -58,6 +58,8 @@ def test_mad_json_with_attack_types_and_reversed_polarity(tmp_path):
         ([(0.5, "bonafide"), (0.2, "bonafide")], "m.csv: no attack rows; both classes are needed"),
         ([(0.5, "bonafide"), (0.2, "fake")], "m.csv, line 3: label 'fake' is not bona fide"),
         ([(0.5, "bonafide"), ("x", "attack")], "m.csv, line 3: score 'x' is not a number"),
+        ([(0.5, "bonafide", ""), (0.2, "attack", 7)], "m.csv, line 3: more values than columns in the header"),
+        ([(0.5, "bonafide", 7), (0.2, "attack")], "m.csv, line 2: more values than columns in the header"),
     ],
 )
 def test_bad_score_files_get_one_line_naming_the_row(tmp_path, rows, message):
@@ -65,3 +67,10 @@ def test_bad_score_files_get_one_line_naming_the_row(tmp_path, rows, message):
     result = overspec("score", "pad", str(path))
     assert result.returncode == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_trailing_commas_do_not_shift_columns(tmp_path):
+    rows = [(0.9, "bonafide", ""), (0.8, "bonafide", ""), (0.3, "attack", ""), (0.1, "attack", "")]
+    path = write_csv(tmp_path / "p.csv", ["score", "label"], rows)
+    report = json.loads(overspec("score", "pad", str(path), "--json", "--bootstrap", "0").stdout)
+    assert report["auc"] == 1.0 and report["n_bonafide"] == 2 and report["eer"] == 0.0

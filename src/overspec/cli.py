@@ -472,13 +472,26 @@ def score(
         float | None, typer.Option(help="Threshold for APCER/BPCER/HTER/ACER (default: the EER threshold).")
     ] = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for 95% intervals (0: none).")] = 1000,
+    bootstrap_rows: Annotated[
+        int, typer.Option(help="Above this many rows, intervals come from a subsample of this size, rescaled.")
+    ] = 200_000,
+    convention: Annotated[
+        str, typer.Option(help="Metric rules: iso (default), insightface, madation or foundpad (docs/conventions.md).")
+    ] = "iso",
 ) -> None:
     """Metrics from a score file: ROC AUC, EER, TAR@FAR (verification) or ISO/IEC 30107-3 (MAD/PAD)."""
     from overspec.score_files import score_report
 
     positive = higher_means in (HigherMeans.genuine, HigherMeans.bonafide)
     report = score_report(
-        scores_csv, kind.value, higher_means_positive=positive, threshold=threshold, n_bootstrap=bootstrap
+        scores_csv,
+        kind.value,
+        higher_means_positive=positive,
+        threshold=threshold,
+        n_bootstrap=bootstrap,
+        convention=convention,
+        max_rows=bootstrap_rows,
+        progress=True,
     )
     if as_json:
         print(strict_dumps(report, indent=1))
@@ -487,17 +500,22 @@ def score(
     table.add_column("metric")
     table.add_column("value")
     table.add_column("95% interval")
-    ci = report.get("ci", {})
-    for key, value in report.items():
-        if key in ("ci", "ci_level"):
-            continue
-        items = value.items() if isinstance(value, dict) else [(None, value)]
-        for name, v in items:
-            label = f"{key} @ {name}" if name is not None else key
-            interval = (ci.get(key, {}).get(name) if name is not None else ci.get(key)) or ""
-            shown = f"{v:.6g}" if isinstance(v, float) else str(v)
-            table.add_row(label, shown, f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "")
+    shown = {k: v for k, v in report.items() if k not in ("ci", "ci_level")}
+    for label, value, interval in _score_rows(shown, report.get("ci", {})):
+        text = f"{value:.6g}" if isinstance(value, float) else str(value)
+        table.add_row(label, text, f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "")
     out.print(table)
+
+
+def _score_rows(values: dict, ci: dict, prefix: str = ""):
+    """``(label, value, interval or None)`` for every leaf of the nested report (``bpcer_at_apcer @ 0.1``)."""
+    for key, value in values.items():
+        label = f"{prefix} @ {key}" if prefix else key
+        interval = ci.get(key) if isinstance(ci, dict) else None
+        if isinstance(value, dict):
+            yield from _score_rows(value, interval if isinstance(interval, dict) else {}, label)
+        else:
+            yield label, value, interval if isinstance(interval, list) else None
 
 
 def _default_device() -> str:

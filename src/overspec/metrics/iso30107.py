@@ -18,21 +18,29 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from overspec.errors import DataError
-from overspec.metrics.scores import check_scores, equal_error_point, sweep
-from overspec.metrics.verification import roc_auc
+from overspec.metrics.scores import ThresholdSweep, check_scores, equal_error_point, sweep
+from overspec.metrics.verification import auc_of
 
 OPERATING_POINTS = (0.01, 0.05, 0.10, 0.20)
 
 
 def bpcer_at_apcer(scores, bonafide, apcer: float) -> float:
     """Lowest BPCER among thresholds with pooled APCER <= ``apcer`` (rejecting everything qualifies)."""
-    points = sweep(scores, bonafide, what="attack detection scores")
-    return float(points.fnr[points.fpr <= apcer + 1e-15].min())
+    return bpcer_at_apcer_of(sweep(scores, bonafide, what="attack detection scores"), apcer)
 
 
 def apcer_at_bpcer(scores, bonafide, bpcer: float) -> float:
     """Lowest pooled APCER among thresholds with BPCER <= ``bpcer`` (accepting everything qualifies)."""
-    points = sweep(scores, bonafide, what="attack detection scores")
+    return apcer_at_bpcer_of(sweep(scores, bonafide, what="attack detection scores"), bpcer)
+
+
+def bpcer_at_apcer_of(points: ThresholdSweep, apcer: float) -> float:
+    """``bpcer_at_apcer`` on an already computed sweep."""
+    return float(points.fnr[points.fpr <= apcer + 1e-15].min())
+
+
+def apcer_at_bpcer_of(points: ThresholdSweep, bpcer: float) -> float:
+    """``apcer_at_bpcer`` on an already computed sweep."""
     return float(points.fpr[points.fnr <= bpcer + 1e-15].min())
 
 
@@ -74,15 +82,14 @@ def attack_detection_report(
     points = sweep(s, b)
     eer_value, eer_threshold, _, _ = equal_error_point(points)
     t = eer_threshold if threshold is None else float(threshold)
-    types = np.full(len(s), "attack", dtype=object) if attack_types is None else np.asarray(attack_types, dtype=object)
-    per_type = apcer_per_attack(s, b, types, t)
     apcer = float((s[~b] >= t).mean())
+    per_type = {"attack": apcer} if attack_types is None else apcer_per_attack(s, b, attack_types, t)
     bpcer = float((s[b] < t).mean())
     worst = max(per_type.values())
     return AttackDetectionReport(
         n_bonafide=int(b.sum()),
         n_attack=int((~b).sum()),
-        auc=roc_auc(s, b),
+        auc=auc_of(points),
         eer=eer_value,
         eer_threshold=eer_threshold,
         threshold=t,
@@ -92,6 +99,6 @@ def attack_detection_report(
         acer=(worst + bpcer) / 2,
         hter=(apcer + bpcer) / 2,
         apcer_per_attack=per_type,
-        bpcer_at_apcer={f"{x:g}": float(points.fnr[points.fpr <= x + 1e-15].min()) for x in operating_points},
-        apcer_at_bpcer={f"{x:g}": float(points.fpr[points.fnr <= x + 1e-15].min()) for x in operating_points},
+        bpcer_at_apcer={f"{x:g}": bpcer_at_apcer_of(points, x) for x in operating_points},
+        apcer_at_bpcer={f"{x:g}": apcer_at_bpcer_of(points, x) for x in operating_points},
     )
