@@ -78,6 +78,23 @@ def test_each_scorer_on_a_real_image_protocol(mad_protocol, tmp_path):
     assert head.metrics["mean_eer"] == pytest.approx(np.mean(per_type))
     assert head.metrics["worst_eer"] == pytest.approx(max(per_type)) and head.headline_metric == "mean_eer"
 
+    # the madation convention: MADation's rules (tested against its transcription in test_conventions.py) on the
+    # whole test set and on each attack type against all bona fide samples
+    from overspec.metrics.conventions import ScoreSet
+    from overspec.metrics.conventions.madation import madation_metrics
+
+    mad = PROTOCOLS.get("attack_detection")(
+        encoder, mad_protocol, scorer="head", convention="madation", num_workers=0, progress=False
+    )
+    overall = madation_metrics(ScoreSet.of("mad", head_scores, test.bonafide))
+    assert mad.metrics["eer"] == overall["eer"] and mad.metrics["bpcer_at_apcer_0.1"] == overall["bpcer_at_apcer_0.1"]
+    eers = []
+    for attack in ("FaceMorpher", "MorDIFF", "OpenCV"):
+        keep = test.bonafide | (test.attack_types == attack)
+        eers.append(madation_metrics(ScoreSet.of("mad", head_scores[keep], test.bonafide[keep]))["eer"])
+        assert mad.metrics[f"eer@{attack}"] == eers[-1]
+    assert mad.metrics["mean_eer"] == pytest.approx(np.mean(eers)) and mad.details["convention"] == "madation"
+
     probe = PROTOCOLS.get("attack_detection")(encoder, mad_protocol, scorer="probe", num_workers=0, progress=False)
     from sklearn.metrics import roc_auc_score
 

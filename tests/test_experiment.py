@@ -115,7 +115,16 @@ def test_run_produces_store_exports_report_and_reruns_without_work(small_study, 
         "mean_eer",
     ) in results
     assert ("clip", "lfw", "face_verification", "accuracy") in results
+    with open(out / "results.csv") as f:
+        conventions = {(r["protocol"], r["convention"]) for r in csv.DictReader(f)}
+    assert conventions == {
+        ("zeroshot", "clip"),
+        ("linear_probe", "lbfgs"),
+        ("face_verification", "iso"),
+        ("attack_detection", "iso"),
+    }  # every row names the rules it follows
     html = (out / "report.html").read_text()
+    assert "Conventions (the rules each number follows): attack_detection <code>iso</code> (syn_mad22)" in html
     assert "data:image/png;base64," in html and "<table>" in html and "http" not in html.replace("http-equiv", "")
     summary = yaml.safe_load((out / "summary.json").read_text())
     assert summary["bases"] == {"fr": "clip", "mad": "clip"} and set(summary["gelo"]["zeroshot"]) == {"fr", "mad"}
@@ -257,7 +266,22 @@ def test_paper_config_describes_the_study():
     assert {c.protocol.headline for c in cells if c.dataset == "syn_mad22"} == {"mean_eer"}
     # MAD and PAD: a model's own head, else the study's zero-shot prompts
     attack_options = [c.protocol.options for c in cells if c.protocol.name == "attack_detection"]
-    assert attack_options and all(o == {"fallback": "prompt", "prompts": "study"} for o in attack_options)
+    assert attack_options and all(
+        o | {"convention": "-"} == {"fallback": "prompt", "prompts": "study", "convention": "-"} for o in attack_options
+    )
+    # every number follows the study's codebases' rules
+    conventions = {(c.dataset, c.protocol.convention) for c in cells if c.task != "general"}
+    assert conventions == {
+        ("lfw", "insightface"),
+        ("cfp_fp", "insightface"),
+        ("agedb_30", "insightface"),
+        ("calfw", "insightface"),
+        ("cplfw", "insightface"),
+        ("ijbb", "insightface"),
+        ("ijbc", "insightface"),
+        ("syn_mad22", "madation"),
+        ("celeba_spoof", "foundpad"),
+    }
     assert {c.protocol.headline for c in cells if c.dataset == "celeba_spoof"} == {"hter"}
 
 

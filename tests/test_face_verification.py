@@ -44,6 +44,21 @@ def test_bin_ten_fold_accuracy_equals_independent_computation(tmp_path, clip_fil
     assert result.metrics["accuracy"] == pytest.approx(np.mean(accuracies))
     assert result.metrics["n_pairs"] == 40 and result.headline_metric == "accuracy"
 
+    # insightface's recognition/arcface_torch/eval/verification.py (calculate_roc), transcribed: squared L2
+    # distance of the flip-summed, normalised embeddings, thresholds np.arange(0, 4, 0.01), np.less, np.argmax
+    insight = PROTOCOLS.get("face_verification")(
+        encoder, tmp_path / "lfw.bin", convention="insightface", num_workers=0, progress=False
+    )
+    dist = np.sum(np.square(e[0::2] - e[1::2]), 1)
+    thresholds, folds = np.arange(0, 4, 0.01), np.array_split(np.arange(len(issame)), 10)
+    reference = []
+    for fold in folds:
+        train = np.setdiff1d(np.arange(len(issame)), fold)
+        train_acc = [(np.less(dist[train], t) == issame[train]).mean() for t in thresholds]
+        reference.append((np.less(dist[fold], thresholds[np.argmax(train_acc)]) == issame[fold]).mean())
+    assert insight.metrics["accuracy"] == pytest.approx(np.mean(reference), abs=1e-12)
+    assert insight.details["convention"] == "insightface" and insight.headline_metric == "accuracy"
+
 
 def test_malicious_bin_is_refused_without_running_anything(tmp_path):
     marker = tmp_path / "ran"
@@ -156,6 +171,26 @@ def test_ijb_alignment_pooling_and_tar_at_far(tmp_path, clip_file):
         and result.metrics["tar_at_far_0.1"] >= expected
         and result.headline_metric == "tar_at_far_0.0001"
     )
+
+    # insightface's recognition/_evaluation_/ijb/ijb_11.py, transcribed: flip test (embeddings of each image and
+    # its mirror summed), norm score kept, features times the detector score, media means summed per template and
+    # normalised, cosine per pair; TAR at the nearest FAR of scikit-learn's roc_curve, flipped
+    from sklearn.metrics import roc_curve
+
+    insight = PROTOCOLS.get("ijb")(encoder, tmp_path / "ijbc", convention="insightface", num_workers=0, progress=False)
+    assert insight.details["flip"] and insight.details["detector_weighting"] and insight.details["norm_score"]
+    with torch.no_grad():
+        mirrored = encoder.encode_image(
+            torch.stack([transform(protocol.images.load(i).transpose(0)) for i in range(len(protocol.templates))])
+        ).numpy()
+    weighted = (embedded + mirrored) * protocol.detector_scores[:, None]
+    ids, pooled = template_features(weighted, protocol.templates, protocol.media)
+    scores = pair_scores(ids, pooled, protocol.pairs)
+    fpr, tpr, _ = roc_curve(genuine, scores)
+    fpr, tpr = np.flipud(fpr), np.flipud(tpr)
+    for target in (1e-4, 1e-2, 1e-1):
+        expected = tpr[min(zip(abs(fpr - target), range(len(fpr)), strict=True))[1]]
+        assert insight.metrics[f"tar_at_far_{target:g}"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_ijb_alignment_equals_insightfaces_norm_crop_within_one_level():

@@ -219,8 +219,9 @@ def test_a_store_written_by_release_0_1_opens_migrated(tmp_path):
     assert (
         rows[("fr", "digits", "acc1")].model_task == "fr" and rows[("clip", "digits", "acc1")].headline_metric == "acc1"
     )
+    assert {r.convention for r in rows.values()} == {"clip"}  # zero-shot had one rule before conventions were named
     with sqlite3.connect(out / "results.sqlite") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     rebuilt = overspec("report", str(out))
     assert rebuilt.returncode == 0, rebuilt.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -234,7 +235,7 @@ def test_a_store_from_a_newer_release_or_a_wrong_path_is_one_line(tmp_path):
 
     with sqlite3.connect(tmp_path / "new.sqlite") as db:
         db.execute("PRAGMA user_version = 9")
-    with pytest.raises(DataError, match=r"newer overspec \(store schema 9, this one reads up to 2\); upgrade"):
+    with pytest.raises(DataError, match=r"newer overspec \(store schema 9, this one reads up to 3\); upgrade"):
         ResultStore(tmp_path / "new.sqlite")
     target = ResultStore(tmp_path / "target.sqlite")
     with pytest.raises(DataError, match=r"typo.sqlite: no results store there"):

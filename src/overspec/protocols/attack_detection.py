@@ -10,7 +10,9 @@ from overspec.data.attack_protocol import AttackDataset, AttackSplit
 from overspec.errors import DataError, ModelError
 from overspec.features import extract_features
 from overspec.metrics import attack_detection_report
+from overspec.metrics.conventions import convention_metrics
 from overspec.metrics.scores import equal_error_point, sweep
+from overspec.metrics.specs import parse_metric
 from overspec.models.encoder import Encoder
 from overspec.protocols.result import ProtocolResult
 from overspec.protocols.specs import ATTACK_HEADLINES
@@ -159,13 +161,15 @@ def run_attack_detection(
     fallback: str = "probe",
     video_scores: str = "mean",
     prompts: str = "ensemble",
+    convention: str = "iso",
     batch_size: int = 64,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:
     """MAD/PAD metrics of ``encoder`` on ``data``'s test split, scored by ``scorer`` (``auto``: the model's head,
     else ``fallback``); ``prompts`` picks the prompt scorer's prompts; ``video_scores`` whether a video's frames
-    count once (their mean) or each. The decision threshold for HTER/ACER is the
+    count once (their mean) or each; ``convention`` the metric rules (``iso``; ``madation`` / ``foundpad``: the
+    study's codebases', ``metrics/conventions/``). The decision threshold for HTER/ACER is the
     development split's EER threshold when the protocol has one (else the test EER threshold)."""
     if scorer == "auto":  # the model's own head; else ``fallback`` (a probe needs a train split)
         has_head = encoder.head is not None and encoder.head.positive == "bonafide"
@@ -199,21 +203,35 @@ def run_attack_detection(
     if "dev" in data.splits:
         dev_scores, dev_bonafide, _ = scored("dev")
         threshold = equal_error_point(sweep(dev_scores, dev_bonafide))[1]
-    overall = attack_detection_report(scores, bonafide, types, threshold=threshold)
-    metrics = flat(overall) | {"n_bonafide": overall.n_bonafide, "n_attack": overall.n_attack}
-    per_type = per_attack_reports(scores, bonafide, types, overall.threshold)
+    if convention == "iso":
+        overall = attack_detection_report(scores, bonafide, types, threshold=threshold)
+        metrics = flat(overall) | {"n_bonafide": overall.n_bonafide, "n_attack": overall.n_attack}
+        per_type = per_attack_reports(scores, bonafide, types, overall.threshold)
+        summarised = SUMMARY_METRICS
+        source = "dev EER" if threshold is not None else "test EER"
+        decision = {"threshold": overall.threshold, "threshold_from": source}
+    else:  # the reference's own rules on the whole test set and on each attack type against all bona fide
+        metrics = convention_metrics(convention, data.task, scores, bonafide)
+        metrics |= {"n_bonafide": int(bonafide.sum()), "n_attack": int((~bonafide).sum())}
+        per_type = {
+            attack: convention_metrics(convention, data.task, scores[keep], bonafide[keep])
+            for attack in sorted(set(types[~bonafide]))
+            for keep in [bonafide | (types == attack)]
+        }
+        summarised = tuple(k for k in next(iter(per_type.values())))
+        decision = {"threshold_from": f"{convention}: each set's own ROC"}
     for attack, values in per_type.items():
         metrics |= {f"{k}@{attack}": v for k, v in values.items()}
-    for key in SUMMARY_METRICS:
+    for key in summarised:
         column = [values[key] for values in per_type.values()]
-        worst = max(column) if key != "auc" else min(column)
+        worst = min(column) if parse_metric(key).higher_is_better else max(column)
         metrics |= {f"mean_{key}": float(np.mean(column)), f"worst_{key}": float(worst)}
     headline = ATTACK_HEADLINES[data.task]
     details = {
         "scorer": scorer,
         **({"prompts": prompts} if scorer == "prompt" else {}),
-        "threshold": overall.threshold,
-        "threshold_from": "dev EER" if threshold is not None else "test EER",
+        "convention": convention,
+        **decision,
         "attack_types": list(per_type),
         "scored_per": "video" if video_scores == "mean" and data.split("test").videos is not None else "image",
     }

@@ -11,6 +11,7 @@ from overspec.data.images import Flipped
 from overspec.data.insightface_bin import load_pairs
 from overspec.features import extract_features
 from overspec.metrics import eer, kfold_accuracy, roc_auc, tar_at_far
+from overspec.metrics.conventions import convention_metrics
 from overspec.models.encoder import Encoder
 from overspec.protocols.result import ProtocolResult
 
@@ -44,34 +45,41 @@ def run_face_verification(
     *,
     flip: bool = True,
     folds: int = 10,
+    convention: str = "iso",
     batch_size: int = 64,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:
     """Embed every image (and its mirror when ``flip``: the two embeddings are summed, as insightface
     does), score each pair by cosine similarity, and report k-fold accuracy with the threshold chosen on
-    the other folds, with AUC, EER and TAR@FAR."""
+    the other folds, with AUC, EER and TAR@FAR (``convention: insightface``: its 10-fold accuracy on a distance
+    grid and its TAR@FAR rule, ``metrics/conventions/insightface.py``)."""
     images, genuine = load_pairs(bin_path)
     name = Path(bin_path).stem
     features = face_embeddings(
         encoder, images, flip=flip, name=name, batch_size=batch_size, num_workers=num_workers, progress=progress
     )
     scores = pair_scores(features)
-    folded = kfold_accuracy(scores, genuine, folds=folds)
-    metrics = {
-        "accuracy": folded.mean,
-        "accuracy_std": folded.std,
-        "auc": roc_auc(scores, genuine),
-        "eer": eer(scores, genuine).eer,
-        "n_pairs": int(len(genuine)),
-    }
-    metrics |= {f"tar_at_far_{t:g}": v for t, v in tar_at_far(scores, genuine, list(FAR_TARGETS)).items()}
+    details = {"flip": flip, "folds": folds, "convention": convention}
+    if convention != "iso":
+        metrics = convention_metrics(convention, "verification", scores, genuine) | {"n_pairs": int(len(genuine))}
+    else:
+        folded = kfold_accuracy(scores, genuine, folds=folds)
+        metrics = {
+            "accuracy": folded.mean,
+            "accuracy_std": folded.std,
+            "auc": roc_auc(scores, genuine),
+            "eer": eer(scores, genuine).eer,
+            "n_pairs": int(len(genuine)),
+        }
+        metrics |= {f"tar_at_far_{t:g}": v for t, v in tar_at_far(scores, genuine, list(FAR_TARGETS)).items()}
+        details["fold_thresholds"] = list(folded.thresholds)
     return ProtocolResult(
         "face_verification",
         name,
         encoder.name,
         metrics,
         "accuracy",
-        {"flip": flip, "folds": folds, "fold_thresholds": list(folded.thresholds)},
+        details,
         {"score": scores, "genuine": np.asarray(genuine, dtype=bool)},  # per pair, in file order
     )

@@ -9,6 +9,7 @@ import numpy as np
 
 from overspec.data.ijb import load_ijb
 from overspec.errors import DataError
+from overspec.metrics.conventions.insightface import roc_metrics
 from overspec.metrics.scores import equal_error_point, sweep
 from overspec.metrics.verification import auc_of, tar_at_far_of
 from overspec.models.encoder import Encoder
@@ -83,13 +84,24 @@ def run_ijb(
     root: str | Path,
     *,
     which: str = "ijbc",
-    flip: bool = False,
-    detector_weighting: bool = False,
+    convention: str = "iso",
+    flip: bool | None = None,
+    detector_weighting: bool | None = None,
+    norm_score: bool = True,
     batch_size: int = 64,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:
-    """TAR@FAR of ``encoder`` on IJB-B or IJB-C 1:1 (headline: TAR at FAR = 1e-4)."""
+    """TAR@FAR of ``encoder`` on IJB-B or IJB-C 1:1 (headline: TAR at FAR = 1e-4).
+
+    ``convention: insightface`` is ``recognition/_evaluation_/ijb/ijb_11.py``'s evaluation: by default the flip
+    test (embeddings of an image and its mirror summed), image features weighted by the detector's face score,
+    norm score kept (``norm_score``: image features not normalised before pooling), and TAR read at the nearest
+    FAR of the dropped ROC. ``iso`` defaults to no flip and no weighting, and takes the highest TAR with FAR at or
+    below the target."""
+    insightface = convention == "insightface"
+    flip = insightface if flip is None else flip
+    detector_weighting = insightface if detector_weighting is None else detector_weighting
     protocol = load_ijb(root, which)
     features = face_embeddings(
         encoder,
@@ -100,14 +112,21 @@ def run_ijb(
         num_workers=num_workers,
         progress=progress,
     )
+    if not norm_score:  # insightface's use_norm_score=False: every image counts alike in its media's mean
+        features = features / np.linalg.norm(features, axis=1, keepdims=True)
     weights = protocol.detector_scores if detector_weighting else None
     ids, pooled = template_features(features, protocol.templates, protocol.media, weights)
     scores = pair_scores(ids, pooled, protocol.pairs)
+    metrics = verification_metrics(scores, protocol.genuine)
+    if insightface:
+        metrics |= roc_metrics(scores, protocol.genuine, FAR_TARGETS)
+    elif convention != "iso":
+        raise DataError(f"IJB scores follow convention iso or insightface, not {convention!r}")
     return ProtocolResult(
         "ijb",
         which,
         encoder.name,
-        verification_metrics(scores, protocol.genuine),
+        metrics,
         "tar_at_far_0.0001",
-        {"flip": flip, "detector_weighting": detector_weighting},
+        {"flip": flip, "detector_weighting": detector_weighting, "norm_score": norm_score, "convention": convention},
     )

@@ -1,5 +1,6 @@
-"""What each protocol is, apart from how it runs: the datasets it takes and its headline metric. The planner
-resolves these once per cell; the protocol functions report the same headline."""
+"""What each protocol is, apart from how it runs: the datasets it takes, its headline metric and the option that
+names its convention (the rules its numbers follow). The planner resolves these once per cell; the protocol
+functions report the same headline."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ class ProtocolInfo:
     headline: Callable[[str, str], str]  # (dataset, task) -> the headline metric key
     general: bool = False  # a general-suite protocol (GELO is computed over these)
     splits: tuple[str, ...] = ("test",)  # the splits of a general dataset it reads (what `overspec fetch` gets)
+    convention_option: str | None = "convention"  # the option naming its convention (None: it has one only)
+    default_convention: str = "iso"
+
+    def convention(self, options: dict) -> str:
+        return (
+            options.get(self.convention_option, self.default_convention)
+            if self.convention_option
+            else (self.default_convention)
+        )
 
 
 def _catalog_headline(dataset: str, task: str) -> str:
@@ -29,8 +39,19 @@ ATTACK_HEADLINES = {"mad": "mean_eer", "pad": "hter"}  # MADation reports EER pe
 
 PROTOCOL_INFO: Registry[ProtocolInfo] = Registry("protocol")
 for _info in (
-    ProtocolInfo("zeroshot", ("general",), _catalog_headline, general=True),
-    ProtocolInfo("linear_probe", ("general",), _catalog_headline, general=True, splits=("train", "test")),
+    # zero-shot has one rule: the CLIP paper's prompt-ensemble classifier (as CLIP_benchmark computes it)
+    ProtocolInfo(
+        "zeroshot", ("general",), _catalog_headline, general=True, convention_option=None, default_convention="clip"
+    ),
+    ProtocolInfo(
+        "linear_probe",
+        ("general",),
+        _catalog_headline,
+        general=True,
+        splits=("train", "test"),
+        convention_option="recipe",
+        default_convention="lbfgs",
+    ),
     ProtocolInfo("face_verification", ("fr",), lambda dataset, task: "accuracy"),
     ProtocolInfo("ijb", ("fr",), lambda dataset, task: "tar_at_far_0.0001"),
     ProtocolInfo("attack_detection", ("mad", "pad"), lambda dataset, task: ATTACK_HEADLINES[task]),

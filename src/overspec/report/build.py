@@ -222,7 +222,9 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
         for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
             (tables / f"{name}.{suffix}").write_text(text)
     bases = {r.model: r.base for r in records if r.base}
+    conventions = sorted({(r.dataset, r.protocol, r.convention) for r in rows if r.convention})
     summary = {
+        "conventions": {f"{dataset}/{protocol}": convention for dataset, protocol, convention in conventions},
         "bases": bases,
         "gelo": gelo_by_protocol,
         "no_gelo": no_gelo,
@@ -232,7 +234,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
     (out / "summary.json").write_text(strict_dumps(summary, indent=1, default=str))
     figure_files += sorted(p for p in figures.glob("*.png") if p not in figure_files)  # e.g. a sweep's curve
     notes = (out / "NOTES.md").read_text().splitlines() if (out / "NOTES.md").exists() else []
-    intro = _intro(bases, no_gelo, gains)
+    intro = _intro(bases, no_gelo, gains) + _conventions_line(conventions)
     _write_markdown(out, sections, figure_files, intro, notes)
     return _write_html(out, sections, figure_files, intro, notes)
 
@@ -259,6 +261,15 @@ def _intro(bases: dict[str, str], no_gelo: dict[str, str], gains) -> list[str]:
             f"{100 * g.base_value:.2f} for its base: gain {100 * g.gain:+.2f} points"
         )
     return lines
+
+
+def _conventions_line(conventions: list[tuple[str, str, str]]) -> list[str]:
+    """Which rules the numbers follow (docs/conventions.md), by protocol and convention."""
+    by_rule: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for dataset, protocol, convention in conventions:
+        by_rule[(protocol, convention)].append(dataset)
+    parts = [f"{protocol} `{rule}` ({', '.join(sets)})" for (protocol, rule), sets in sorted(by_rule.items())]
+    return ["", "Conventions (the rules each number follows): " + "; ".join(parts) + "."] if parts else []
 
 
 def _write_markdown(out: Path, sections, figure_files, intro: list[str], notes) -> Path:

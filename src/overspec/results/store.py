@@ -4,11 +4,13 @@ its export. Values are fractions (accuracy 0.8822, not 88.22), never rounded in 
 Columns: run_id, model, arch, dataset, task (the dataset's: general | fr | mad | pad), protocol, metric, value,
 ci_low, ci_high (95 % interval or empty), n (test samples or pairs), higher_is_better, config_hash,
 model_fingerprint, dataset_fingerprint, overspec_version, created_at, cell (the evaluation cell's key), and the
-identity the planner resolved: model_task (what the model was tuned for), base and base_fingerprint (the model
-it was fine-tuned from), headline_metric (the metric the ``headline`` row repeats), reference (its published
-name). A cell's rows are written in one transaction with its completion mark, so a crash never leaves half a
-cell. Each ``overspec run`` records its plan: exports and reports show the planned cells; rows of cells that are
-no longer planned (a replaced checkpoint, changed options) stay in the store and are listed by ``superseded``.
+identity the planner resolved: model_task (what the model was tuned for), base and base_fingerprint (the model it
+was fine-tuned from), headline_metric (the metric the ``headline`` row repeats), reference (its published name),
+convention (the rules the value follows: ``iso``, ``insightface``, ``madation``, ``foundpad`` for biometric
+protocols, the probe recipe for the linear probe, ``clip`` for zero-shot). A cell's rows are written in one
+transaction with its completion mark, so a crash never leaves half a cell. Each ``overspec run`` records its plan:
+exports and reports show the planned cells; rows of cells that are no longer planned (a replaced checkpoint, changed
+options) stay in the store and are listed by ``superseded``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from overspec import __version__
 from overspec._atomic import atomic_open
 from overspec.errors import DataError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -52,11 +54,14 @@ class ResultRow:
     base_fingerprint: str | None = None
     headline_metric: str | None = None
     reference: str | None = None
+    convention: str | None = None  # the rules the value follows: a metric convention, a probe recipe
 
 
 COLUMNS = [f.name for f in fields(ResultRow)]
 _TYPES = {"value": "REAL", "ci_low": "REAL", "ci_high": "REAL", "n": "INTEGER", "higher_is_better": "INTEGER"}
 _ADDED_IN_2 = ("model_task", "base", "base_fingerprint", "headline_metric", "reference")
+# what every value computed before conventions were named follows: overspec's own rules
+_CONVENTION_BEFORE_3 = {"zeroshot": "clip", "linear_probe": "lbfgs"}
 
 
 class ResultStore:
@@ -91,6 +96,8 @@ class ResultStore:
         with self.db:
             if "results" in tables and version < 2:
                 self._migrate_1_to_2()
+            if "results" in tables and version < 3:
+                self._migrate_2_to_3()
             columns = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
             self.db.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
             self.db.execute(
@@ -119,6 +126,15 @@ class ResultStore:
                     cell,
                 ),
             )
+
+    def _migrate_2_to_3(self) -> None:
+        """Name the convention of every stored value: before schema 3 there was one per protocol."""
+        self.db.execute("ALTER TABLE results ADD COLUMN convention TEXT")
+        self.db.execute(
+            "UPDATE results SET convention = CASE protocol "
+            + " ".join(f"WHEN '{p}' THEN '{c}'" for p, c in _CONVENTION_BEFORE_3.items())
+            + " ELSE 'iso' END"
+        )
 
     def finished(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT cell FROM cells")}

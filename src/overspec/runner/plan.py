@@ -14,7 +14,7 @@ from pathlib import Path
 
 from overspec._hashing import content_digests, digest, path_sha256
 from overspec.config import BiometricBenchmark, Experiment, ModelEntry
-from overspec.errors import ConfigError
+from overspec.errors import ConfigError, OverspecError
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,13 @@ class ProtocolSpec:
     name: str
     options: dict = field(default_factory=dict)
     headline: str = "acc1"  # the metric key GELO, gains and the report's tables use
+
+    @property
+    def convention(self) -> str:
+        """The rules its numbers follow (a metric convention, a probe recipe), resolved into ``options``."""
+        from overspec.protocols.specs import PROTOCOL_INFO
+
+        return PROTOCOL_INFO.get(self.name).convention(self.options)
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ def plan(experiment: Experiment) -> list[Cell]:
 def _evaluations(experiment: Experiment) -> list[tuple]:
     """(dataset, protocol, task, location, options, benchmark) of every evaluation each model gets."""
     from overspec.data.catalog import catalog
+    from overspec.metrics.conventions import convention_for
     from overspec.protocols import check_options
 
     found = []
@@ -107,7 +115,12 @@ def _evaluations(experiment: Experiment) -> list[tuple]:
         check_options(protocol, options, where=f"general.options.{protocol}")
     for bench in experiment.biometric:
         check_options(bench.protocol, bench.options, where=f"benchmark {bench.name}")
-        found.append((bench.name, bench.protocol, bench.task, bench.path, bench.options, bench))
+        options = {"convention": "iso", **bench.options}  # part of the cell's identity, default included
+        try:
+            convention_for(options["convention"], "verification" if bench.task == "fr" else bench.task)
+        except OverspecError as exc:
+            raise ConfigError(f"benchmark {bench.name}: {exc}") from None
+        found.append((bench.name, bench.protocol, bench.task, bench.path, options, bench))
     return found
 
 

@@ -149,6 +149,7 @@ def result_rows(
                 base_fingerprint=cell.model.base_fingerprint,
                 headline_metric=headline,
                 reference=cell.model.reference,
+                convention=cell.protocol.convention,
             )
         )
     return rows

@@ -31,10 +31,15 @@ FOLDS = 10
 
 def insightface_metrics(data: ScoreSet) -> dict[str, float]:
     mean, std = kfold_accuracy(data.scores, data.positive)
-    fpr, tpr, _ = dropped_roc(sweep(data.scores, data.positive, what="verification scores"))
-    values = {"accuracy": mean, "accuracy_std": std, "auc": trapezoid_auc(fpr, tpr)}
+    return {"accuracy": mean, "accuracy_std": std, **roc_metrics(data.scores, data.positive)}
+
+
+def roc_metrics(scores: np.ndarray, genuine: np.ndarray, targets=FAR_TARGETS) -> dict[str, float]:
+    """``auc`` and ``tar_at_far_<target>`` as ``ijb_11.py`` reads them off the dropped ROC (module doc)."""
+    fpr, tpr, _ = dropped_roc(sweep(scores, genuine, what="verification scores"))
+    values = {"auc": trapezoid_auc(fpr, tpr)}
     fpr, tpr = np.flipud(fpr), np.flipud(tpr)
-    for target in FAR_TARGETS:
+    for target in targets:
         values[metric_key("tar_at_far", point=target)] = float(tpr[np.argmin(np.abs(fpr - target))])
     return values
 
