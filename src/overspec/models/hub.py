@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from pathlib import Path
 
 from overspec.errors import ModelError, OfflineError
 
 
 def hub_offline() -> bool:
-    """True when the Hugging Face hub must not or cannot be reached.
+    """True when the Hugging Face hub (``HF_ENDPOINT``'s) must not or cannot be reached: one short probe
+    (``fetch.remote.offline_reason``), because a hub miss otherwise spends ~50 s in retries before failing."""
+    from overspec.fetch.remote import offline_reason
 
-    Probed with one short connect, because a hub miss otherwise spends ~50 s in retries before failing.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes"}:
-        return True
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=3).close()
-    except OSError:
-        return True
-    return False
+    return offline_reason() is not None
 
 
 def open_clip_weights(arch: str, tag: str, *, model_name: str, place_at: str | None = None) -> Path:
