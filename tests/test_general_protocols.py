@@ -151,3 +151,34 @@ def test_the_chunked_probe_objective_fits_the_same_model():
         a, b = fit_logistic(whole, l2, tolerance=1e-6), fit_logistic(chunked, l2, tolerance=1e-6)
         torch.testing.assert_close(b.weight, a.weight, atol=2e-4, rtol=1e-3)
         torch.testing.assert_close(b.bias, a.bias, atol=2e-4, rtol=1e-3)
+
+
+def test_a_rerun_of_eval_is_answered_without_loading_the_model_until_its_inputs_change(
+    digits_folder, clip_file, tmp_path
+):
+    import shutil
+    import subprocess
+    import sys
+
+    spec = tmp_path / "clip.yaml"
+    spec.write_text(f"family: openai_clip\nweights: {clip_file}\n")
+    data = shutil.copytree(digits_folder, tmp_path / "digits")
+    args = ["eval", str(spec), str(data), "--protocol", "zeroshot,linear_probe", "--json", "--workers", "0"]
+    first = overspec(*args)
+    assert first.returncode == 0, first.stderr
+    # the rerun in a process where loading a model, or importing torch, fails
+    guarded = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import overspec.models as m\n"
+        "def refuse(*a, **k): raise SystemExit('the model was loaded')\n"
+        "m.load_model = refuse\n"
+        "from overspec.cli import run; run()"
+    )
+    again = subprocess.run([sys.executable, "-c", guarded, *args], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    # one test image replaced by another (same name): computed again, with the model
+    test_images = sorted((data / "test").rglob("*.png"))
+    shutil.copy(test_images[-1], test_images[0])
+    changed = subprocess.run([sys.executable, "-c", guarded, *args], capture_output=True, text=True, timeout=120)
+    assert changed.returncode != 0 and "the model was loaded" in changed.stderr

@@ -144,9 +144,11 @@ def evaluate(
     several protocols, --json prints a list)."""
     from overspec.data import load_dataset
     from overspec.models import load_model
+    from overspec.models.identity import spec_fingerprint
     from overspec.protocols import PROTOCOLS
     from overspec.protocols.probe_recipes import PROBE_RECIPES
     from overspec.protocols.specs import general_protocols
+    from overspec.results.memo import recall, remember, result_key
 
     protocols = [p.strip() for p in protocol.split(",") if p.strip()]
     unknown = [p for p in protocols if p not in general_protocols()]
@@ -157,19 +159,27 @@ def evaluate(
     if probe_recipe is not None and probe_recipe not in PROBE_RECIPES:
         raise ConfigError(f"--probe-recipe: {PROBE_RECIPES.unknown_message(probe_recipe)}")
     data = load_dataset(dataset, root=root)
-    encoder = load_model(model, device=device or _default_device())
+    device = device or _default_device()
     common = {"batch_size": batch_size, "num_workers": workers, "progress": not as_json}
     probe = {"k_shot": k_shot} if k_shot else {}
     probe |= {"recipe": probe_recipe} if probe_recipe is not None else {}
-    results = [  # features are extracted once and cached, so a second protocol reuses them
-        PROTOCOLS.get(name)(encoder, data, **common, **(probe if name == "linear_probe" else {})) for name in protocols
-    ]
+    options = {name: probe if name == "linear_probe" else {} for name in protocols}
+    identity = {"model": spec_fingerprint(model), "data": data.fingerprint, "compute": device}
+    keys = {name: result_key(protocol=name, options=options[name], **identity) for name in protocols}
+    found = {name: recall(key) for name, key in keys.items()}
+    encoder = None
+    for name in protocols:  # features are extracted once and cached, so a second protocol reuses them
+        if found[name] is None:
+            encoder = encoder or load_model(model, device=device)
+            found[name] = remember(keys[name], PROTOCOLS.get(name)(encoder, data, **common, **options[name]))
+    results = [found[name] for name in protocols]
+    model_name = results[0].model
     if as_json:
         shown = [r.as_json() for r in results]
         print(strict_dumps(shown[0] if len(shown) == 1 else shown, indent=1))
         return
     for name, result in zip(protocols, results, strict=True):
-        table = Table(title=f"{name}: {encoder.name} on {data.name}")
+        table = Table(title=f"{name}: {model_name} on {data.name}")
         table.add_column("metric")
         table.add_column("value")
         for key, value in result.metrics.items():
@@ -519,6 +529,9 @@ def _score_rows(values: dict, ci: dict, prefix: str = ""):
 
 
 def _default_device() -> str:
+    """cuda when torch sees a GPU, else cpu; without an NVIDIA device node, cpu without importing torch (seconds)."""
+    if sys.platform.startswith("linux") and not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/dxg")):
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -32,6 +32,26 @@ class LabelledDataset:
     source: str = ""
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def fingerprint(self) -> str:
+        """Everything a protocol's numbers depend on: each split's images (their content) and labels, the class
+        names, the prompt templates and the headline metric."""
+        import hashlib
+
+        from overspec._hashing import digest
+
+        return digest(
+            {
+                "splits": {
+                    name: [split.images.fingerprint, hashlib.sha256(np.ascontiguousarray(split.labels)).hexdigest()]
+                    for name, split in sorted(self.splits.items())
+                },
+                "classnames": self.classnames,
+                "templates": self.templates,
+                "headline": self.headline_metric,
+            }
+        )
+
     def split(self, name: str) -> LabelledSplit:
         from overspec.errors import DataError
 

@@ -182,7 +182,7 @@ def compute_cell(cell: Cell, resources: _Resources, *, run_id: str, config_hash:
         run_id=run_id,
         config_hash=config_hash,
         encoder=resources.encoder,
-        dataset_fingerprint=_dataset_fingerprint(resources.dataset(cell)),
+        dataset_fingerprint=dataset_fingerprint(resources.dataset(cell)),
     )
     details = {k: v for k, v in result.details.items() if _jsonable(v)}
     return CellOutcome(
@@ -289,7 +289,7 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
     return RunSummary(out, len(cells), len(todo), already, out / "results.sqlite", dict(phases.seconds))
 
 
-def _dataset_fingerprint(dataset) -> str:
+def dataset_fingerprint(dataset) -> str:
     from overspec._hashing import digest
 
     if hasattr(dataset, "splits"):
