@@ -99,7 +99,7 @@ def general_table(
             average.append("")
             gelo_row.append("")
     notes = [
-        f"GELO of {m}: over the {g.n_datasets} datasets it shares with {g.baseline} "
+        f"GELO of {m}: over the {g.n_datasets} dataset{'s' * (g.n_datasets != 1)} it shares with {g.baseline} "
         f"({', '.join(g.datasets)}); 95% interval from a paired bootstrap over {g.interval_over}; "
         f"one-sided Wilcoxon signed-rank p for a drop: {_p(g.p_value)}"
         for m, g in gelos.items()

@@ -53,24 +53,26 @@ def study_gelos() -> dict[tuple[str, str], float]:
     }
 
 
+KEPT = 0.01  # a published GELO within 1 % of 1 counts as generality kept (the study's MAD/PAD values mostly)
+
+
 def reading(g: GeloResult, task: str | None, study: dict) -> str:
-    """Whether the interval says lost, kept or gained generality, and whether the study saw the same."""
+    """Whether the interval says lost, kept or gained generality, and whether the study's specialist for the
+    same task saw the same (its GELO below 1 - ``KEPT``: lost; within ``KEPT`` of 1: kept)."""
     low, high = g.ci
-    if high < 1:
-        verdict, agrees = "below 1: the specialist lost general performance", True
-    elif low > 1:
-        verdict, agrees = "above 1: the specialist gained general performance", False
-    elif low <= 1 <= high:
-        verdict, agrees = "its interval holds 1: no measurable change", None
-    else:
-        verdict, agrees = "no interval", None
+    ours = "lost" if high < 1 else "gained" if low > 1 else "kept" if low <= 1 <= high else None
+    verdict = {
+        "lost": "below 1: the specialist lost general performance",
+        "gained": "above 1: the specialist gained general performance",
+        "kept": "its interval holds 1: no measurable change",
+        None: "no interval",
+    }[ours]
     published = study.get((task, g.protocol))
-    if published is None:
+    if published is None or ours is None:
         return verdict
-    theirs = f"the study's {STUDY_MODELS[task]} ViT-B/16: {published:.3f}"
-    if agrees is None:
-        return f"{verdict} ({theirs})"
-    return f"{verdict}, {'as in' if agrees else 'unlike'} the study ({theirs})"
+    theirs = "lost" if published < 1 - KEPT else "gained" if published > 1 + KEPT else "kept"
+    same = "agrees with" if ours == theirs else "differs from"
+    return f"{verdict}; {same} the study, whose {STUDY_MODELS[task]} ViT-B/16 {theirs} ({published:.3f})"
 
 
 def findings(gelos: dict[str, dict[str, GeloResult]], tasks: dict[str, str], chance: Chance) -> list[str]:
@@ -82,7 +84,7 @@ def findings(gelos: dict[str, dict[str, GeloResult]], tasks: dict[str, str], cha
             interval = f"[{g.ci[0]:.3f}, {g.ci[1]:.3f}]"
             line = (
                 f"{model}, {TITLES.get(protocol, protocol)}: GELO **{g.gelo:.3f}** {interval} "
-                f"(95 % bootstrap over {g.interval_over}; {g.n_datasets} dataset{'s' * (g.n_datasets != 1)}) — "
+                f"(95 % bootstrap over {g.interval_over}; {g.n_datasets} dataset{'s' * (g.n_datasets != 1)}): "
                 f"{reading(g, tasks.get(model), study)}."
             )
             at_chance = chance.flagged(g)
