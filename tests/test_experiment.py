@@ -204,6 +204,14 @@ def test_killed_run_resumes_to_identical_results(small_study, completed_run, tmp
             {"biometric": [{"name": "x", "protocol": "attack_detection", "path": "/x.csv"}]},
             "attack_detection benchmarks need task: mad or pad",
         ),
+        (
+            {"general": {"datasets": ["cifar10"], "root": "/x", "only": {"cifar100": ["zeroshot"]}}},
+            "only.cifar100: cifar100 is not in general.datasets (cifar10)",
+        ),
+        (
+            {"general": {"datasets": ["cifar10"], "root": "/x", "protocols": ["zeroshot"], "only": {"cifar10": []}}},
+            "only.cifar10: give a non-empty subset of general.protocols (zeroshot); got []",
+        ),
     ],
 )
 def test_bad_configs_get_one_clear_line(tmp_path, change, message):
@@ -283,6 +291,14 @@ def test_paper_config_describes_the_study():
         ("celeba_spoof", "foundpad"),
     }
     assert {c.protocol.headline for c in cells if c.dataset == "celeba_spoof"} == {"hter"}
+
+
+def test_only_limits_a_general_dataset_to_some_protocols():
+    from overspec.config import GeneralSuite
+
+    suite = GeneralSuite(datasets=["cifar10", "mnist"], root="/x", only={"mnist": ["linear_probe"]})
+    assert suite.protocols_of("cifar10") == ["zeroshot", "linear_probe"]
+    assert suite.protocols_of("mnist") == ["linear_probe"]
 
 
 def test_shards_merge_in_any_order_into_the_same_store(tmp_path):

@@ -52,6 +52,9 @@ class GeneralSuite(BaseModel):
     root: str | None = None
     roots: dict[str, str] = Field(default_factory=dict)
     options: dict[str, dict] = Field(default_factory=dict)  # per protocol, e.g. linear_probe: {k_shot: 16}
+    # per dataset, a subset of ``protocols`` (e.g. digits: [linear_probe] where no class name means anything
+    # to a zero-shot head); a dataset not named gets every protocol
+    only: dict[str, list[str]] = Field(default_factory=dict)
     # the metric GELO and the tables use: each catalog entry's own (the CLIP paper's: mean per-class recall for
     # Aircraft, Flowers, Pets, Caltech-101) or one metric for every dataset (the study: top-1 accuracy)
     headline: Literal["catalog", "acc1", "mean_per_class_recall"] = "catalog"
@@ -86,6 +89,22 @@ class GeneralSuite(BaseModel):
             if name not in general_protocols():
                 raise ValueError(f"{name!r} is not a general-suite protocol; use {', '.join(general_protocols())}")
         return protocols
+
+    def protocols_of(self, name: str) -> list[str]:
+        return [p for p in self.protocols if p in self.only.get(name, self.protocols)]
+
+    @model_validator(mode="after")
+    def _only(self) -> GeneralSuite:
+        for name, protocols in self.only.items():
+            if name not in self.datasets:
+                raise ValueError(f"only.{name}: {name} is not in general.datasets ({', '.join(self.datasets)})")
+            extra = [p for p in protocols if p not in self.protocols]
+            if extra or not protocols:
+                raise ValueError(
+                    f"only.{name}: give a non-empty subset of general.protocols ({', '.join(self.protocols)}); "
+                    f"got {protocols}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _known(self) -> GeneralSuite:

@@ -8,7 +8,9 @@ architectures (a paper's table: "CLIP" ViT-B/16 and ViT-L/14), the base's rows o
 are used.
 
 The suite is the datasets both models were evaluated on (reported with each result). Uncertainty:
-a paired bootstrap over the suite's datasets gives the GELO interval; a one-sided Wilcoxon signed-rank
+a paired bootstrap over the suite's datasets gives the GELO interval; below ``MIN_DATASETS`` datasets (too
+few distinct resamples) it resamples each dataset's test samples instead, paired, where per-sample outcomes
+of top-1 accuracy exist (``GeloResult.interval_over`` says which); a one-sided Wilcoxon signed-rank
 test over the datasets asks whether the fine-tuned model is worse. Where per-sample outcomes exist
 (runs of ``overspec run``), each dataset's change also gets a paired bootstrap interval and an exact
 McNemar test.
@@ -68,6 +70,7 @@ class GeloResult:
     ci: tuple[float, float]
     p_value: float | None
     changes: list[DatasetChange] = field(default_factory=list)
+    interval_over: str = "datasets"  # what the GELO interval's bootstrap resamples: datasets or test samples
 
     def as_json(self) -> dict:
         return {
@@ -82,6 +85,7 @@ class GeloResult:
             "n_datasets": self.n_datasets,
             "datasets": self.datasets,
             "gelo_ci": list(self.ci),
+            "gelo_ci_over": self.interval_over,
             "p_value_drop": self.p_value,
             "changes": {
                 c.dataset: {
@@ -214,6 +218,7 @@ def analyse(
     """
     general = [r for r in records if r.task == "general"]
     table: dict[tuple, float] = {(r.model, r.arch, r.protocol, r.dataset): r.value for r in general}
+    metrics = {(r.model, r.dataset): r.metric for r in general}
     bases = {(r.model, r.arch): r.base for r in general if r.base}
     results = []
     for model, arch, protocol in sorted({(r.model, r.arch, r.protocol) for r in general}):
@@ -244,6 +249,12 @@ def analyse(
             )
             for d in suite
         ]
+        outcomes = [
+            ((samples or {}).get((model, arch, d, protocol)), (samples or {}).get((baseline, base_arch, d, protocol)))
+            for d in suite
+        ]
+        by_samples = len(suite) < MIN_DATASETS and _per_sample(outcomes, [metrics[(baseline, d)] for d in suite])
+        interval = _bootstrap_samples(outcomes, n_boot, seed) if by_samples else _bootstrap_ratio(x, b, n_boot, seed)
         results.append(
             GeloResult(
                 model,
@@ -255,9 +266,10 @@ def analyse(
                 float(b.mean()),
                 len(suite),
                 suite,
-                _bootstrap_ratio(x, b, n_boot, seed),
+                interval,
                 _wilcoxon_drop(x, b),
                 changes,
+                "test samples" if by_samples else "datasets",
             )
         )
     return results
@@ -282,6 +294,28 @@ def _bootstrap_ratio(x: np.ndarray, b: np.ndarray, n_boot: int, seed: int) -> tu
     index = rng.integers(0, len(x), (n_boot, len(x)))
     ratios = x[index].mean(axis=1) / b[index].mean(axis=1)
     return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+
+
+MIN_DATASETS = 5  # fewer: the GELO interval resamples test samples (paired, within each dataset), not datasets
+
+
+def _per_sample(outcomes: list[tuple], metrics: list[str]) -> bool:
+    """Per-sample top-1 outcomes of both models on every dataset, and top-1 accuracy the headline of each."""
+    return all(m is not None and b is not None and len(m) == len(b) for m, b in outcomes) and set(metrics) <= {"acc1"}
+
+
+def _bootstrap_samples(outcomes: list[tuple], n_boot: int, seed: int) -> tuple[float, float]:
+    """Percentile interval of mean(acc)/mean(base acc) with each dataset's test samples resampled in pairs."""
+    if n_boot < 1:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    mine, base = np.zeros(n_boot), np.zeros(n_boot)
+    for m, b in outcomes:
+        index = rng.integers(0, len(m), (n_boot, len(m)))
+        mine += np.asarray(m, float)[index].mean(axis=1)
+        base += np.asarray(b, float)[index].mean(axis=1)
+    ratios = mine / np.where(base > 0, base, np.nan)
+    return float(np.nanpercentile(ratios, 2.5)), float(np.nanpercentile(ratios, 97.5))
 
 
 def _wilcoxon_drop(x: np.ndarray, b: np.ndarray) -> float | None:

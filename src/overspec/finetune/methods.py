@@ -57,7 +57,9 @@ class FullMethod:
     def export(self, out: Path) -> dict:
         from safetensors.torch import save_file
 
-        save_file({n: p.detach().cpu().contiguous() for n, p in self.named.items()}, str(out / "weights.safetensors"))
+        # only the tensors training changed: a head the loss never reaches (an ImageNet classifier) stays the base's
+        changed = {n: p for n, p in self.named.items() if not torch.equal(p.detach(), self.start[n])}
+        save_file({n: p.detach().cpu().contiguous() for n, p in changed.items()}, str(out / "weights.safetensors"))
         return {"family": "finetuned", "checkpoint": "weights.safetensors"}
 
 

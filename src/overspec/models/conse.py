@@ -79,7 +79,8 @@ def load_conse(spec: ModelSpec) -> ConseEncoder:
         raise ModelError(f"{spec.label}: {image.name} has no label classifier with class names for ConSE")
     sentence = SentenceTransformer(spec.weights, device="cpu")
     labels = [name.split(",")[0].strip() for name in image.classifier.classes]  # "tabby, tabby cat" -> "tabby"
-    embeddings = sentence.encode(labels, normalize_embeddings=True, convert_to_numpy=True, batch_size=256)
+    text_identity = digest({"conse": path_sha256(spec.weights), "labels": labels, "top": 10})
+    embeddings = _label_embeddings(sentence, labels, text_identity)
     # image features are the classifier's own (ConSE maps them after extraction), so they share its cache entries
     fingerprint = image.fingerprint
     return ConseEncoder(
@@ -94,5 +95,22 @@ def load_conse(spec: ModelSpec) -> ConseEncoder:
         image_encoder=image,
         sentence_model=sentence,
         label_embeddings=embeddings,
-        text_identity=digest({"conse": path_sha256(spec.weights), "labels": labels, "top": 10}),
+        text_identity=text_identity,
     )
+
+
+def _label_embeddings(sentence, labels: list[str], key: str) -> np.ndarray:
+    """The labels' sentence embeddings, encoded once per sentence model and label list (every specialist of
+    one classifier shares them) and kept in the cache's ``text`` folder."""
+    from overspec._paths import cache_dir, cache_writable
+    from overspec.features.cache import atomic_save, verified_load
+
+    path = cache_dir() / "text" / f"conse-labels-{key}.npy"
+    found = verified_load(path) if path.exists() else None
+    if found is not None:
+        return found
+    embeddings = sentence.encode(labels, normalize_embeddings=True, convert_to_numpy=True, batch_size=256)
+    if cache_writable():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save(path, embeddings)
+    return embeddings

@@ -91,6 +91,7 @@ def run_linear_probe(
         device=str(encoder.device),
     )
     details["k_shot"] = k_shot
+    details["n_classes"] = len(dataset.classnames)
     correct = details.pop("correct")
     return ProtocolResult(
         "linear_probe", dataset.name, encoder.name, metrics, dataset.headline_metric, details, {"correct": correct}

@@ -104,6 +104,6 @@ def run_zeroshot(
         encoder.name,
         classification_metrics(logits, test.labels),
         dataset.headline_metric,
-        {"n_templates": len(dataset.templates)},
+        {"n_templates": len(dataset.templates), "n_classes": len(dataset.classnames)},
         {"correct": correct_top1(logits, test.labels)},
     )

