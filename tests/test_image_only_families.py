@@ -43,7 +43,9 @@ def test_timm_round_trip_matches_timm_own_pipeline(tmp_path):
     torch.testing.assert_close(ours_in, theirs_in, atol=0, rtol=0)
     with torch.no_grad():
         pooled = model1k.forward_head(model1k.forward_features(theirs_in), pre_logits=True)
-        torch.testing.assert_close(encoder.encode_image(ours_in), pooled, atol=0, rtol=0)
+        # the same function; overspec feeds channels-last batches (faster convolutions on the CPU), whose kernels
+        # sum in another order: equal to float32 rounding, not bit for bit
+        torch.testing.assert_close(encoder.encode_image(ours_in), pooled, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(encoder.head.logits(pooled), model1k(theirs_in), atol=1e-5, rtol=0)
 
 
