@@ -218,7 +218,7 @@ def analyse(
     """
     general = [r for r in records if r.task == "general"]
     table: dict[tuple, float] = {(r.model, r.arch, r.protocol, r.dataset): r.value for r in general}
-    metrics = {(r.model, r.dataset): r.metric for r in general}
+    metrics = {(r.model, r.arch, r.protocol, r.dataset): r.metric for r in general}
     bases = {(r.model, r.arch): r.base for r in general if r.base}
     results = []
     for model, arch, protocol in sorted({(r.model, r.arch, r.protocol) for r in general}):
@@ -253,7 +253,8 @@ def analyse(
             ((samples or {}).get((model, arch, d, protocol)), (samples or {}).get((baseline, base_arch, d, protocol)))
             for d in suite
         ]
-        by_samples = len(suite) < MIN_DATASETS and _per_sample(outcomes, [metrics[(baseline, d)] for d in suite])
+        headlines = [metrics[(baseline, base_arch, protocol, d)] for d in suite]
+        by_samples = len(suite) < MIN_DATASETS and _per_sample(outcomes, headlines)
         interval = _bootstrap_samples(outcomes, n_boot, seed) if by_samples else _bootstrap_ratio(x, b, n_boot, seed)
         results.append(
             GeloResult(

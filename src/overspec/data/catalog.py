@@ -108,16 +108,17 @@ def catalog() -> Registry[CatalogEntry]:
     return registry
 
 
-def _normal(name: str) -> str:
+def normal_name(name: str) -> str:
+    """A name compared without case, spaces or punctuation (dataset names, class names)."""
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
 def canonical_dataset(name: str) -> str:
     """The catalog name for ``name`` given as a catalog name, title or alias (case and punctuation
     ignored), else ``name`` itself: lets tables typed in from papers line up with runs."""
-    wanted = _normal(name)
+    wanted = normal_name(name)
     for entry_name in catalog():
         entry = catalog().get(entry_name)
-        if wanted in {_normal(entry.name), _normal(entry.title), *(_normal(a) for a in entry.aliases)}:
+        if wanted in {normal_name(entry.name), normal_name(entry.title), *(normal_name(a) for a in entry.aliases)}:
             return entry.name
     return name

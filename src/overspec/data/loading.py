@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from overspec._warn import warn
-from overspec.data.catalog import CatalogEntry, catalog
+from overspec.data.catalog import CatalogEntry, catalog, normal_name
 from overspec.data.labelled import LabelledDataset, LabelledSplit, seeded_split
 from overspec.data.sources import SOURCES
 from overspec.errors import DataError, UnknownNameError
@@ -59,7 +59,7 @@ def _check_class_order(entry: CatalogEntry, source: str, ours: list[str], theirs
     """The data's own class names (a shard's classnames.txt, Hugging Face label names) must be the catalog's, in
     the catalog's order for that source; otherwise labels get the wrong names (and zero-shot the wrong prompts)."""
     where = folder / "classnames.txt" if source == "webdataset" else f"{folder} (label feature names)"
-    differ = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if _normal(a) != _normal(b)]
+    differ = [i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if normal_name(a) != normal_name(b)]
     if len(ours) != len(theirs) or differ:
         first = differ[0] if differ else min(len(ours), len(theirs))
         shown = lambda names: repr(names[first]) if first < len(names) else "nothing"  # noqa: E731
@@ -70,10 +70,6 @@ def _check_class_order(entry: CatalogEntry, source: str, ours: list[str], theirs
             f"{shown(theirs)} there and {shown(ours)} in the catalog. Put that source's order under class_orders."
             f"{source} in the catalog entry (or fix the data)"
         )
-
-
-def _normal(name: str) -> str:
-    return " ".join(name.lower().replace("_", " ").split())
 
 
 def _check_classes(splits: dict[str, LabelledSplit], classnames: list[str], folder: Path) -> None:

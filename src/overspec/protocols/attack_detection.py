@@ -10,7 +10,8 @@ from overspec.data.attack_protocol import AttackDataset, AttackSplit
 from overspec.errors import DataError, ModelError
 from overspec.features import extract_features
 from overspec.metrics import attack_detection_report
-from overspec.metrics.conventions import convention_metrics
+from overspec.metrics.conventions import convention_for, convention_metrics
+from overspec.metrics.conventions.foundpad import video_means
 from overspec.metrics.scores import equal_error_point, sweep
 from overspec.metrics.specs import parse_metric
 from overspec.models.encoder import Encoder
@@ -141,16 +142,9 @@ def video_level(scores: np.ndarray, split: AttackSplit) -> tuple[np.ndarray, np.
     mean score (FoundPAD ``utils/utils.py`` ``compute_video_score``); still images stay samples of their own."""
     if split.videos is None:
         return scores, split.bonafide, split.attack_types
-    keys = np.array([v if v else f"\0{i}" for i, v in enumerate(split.videos)], dtype=object)
-    groups, first, group_of = np.unique(keys, return_index=True, return_inverse=True)
-    sums = np.bincount(group_of, weights=scores, minlength=len(groups))
-    means = sums / np.bincount(group_of, minlength=len(groups))
-    mixed = np.bincount(group_of, weights=split.bonafide.astype(float)) % np.bincount(group_of)
-    if mixed.any():
-        raise DataError(f"video {groups[np.flatnonzero(mixed)[0]]} has both bona fide and attack frames")
-    order = np.sort(first)  # keep the samples' order
-    rank = np.argsort(first)
-    return means[rank], split.bonafide[order], split.attack_types[order]
+    keys = np.array([v if v else f"\0{i}" for i, v in enumerate(split.videos)], dtype=object)  # "": its own
+    rows, means = video_means(keys, np.asarray(scores, dtype=np.float64), split.bonafide)
+    return means, split.bonafide[rows], split.attack_types[rows]
 
 
 def run_attack_detection(
@@ -171,6 +165,11 @@ def run_attack_detection(
     count once (their mean) or each; ``convention`` the metric rules (``iso``; ``madation`` / ``foundpad``: the
     study's codebases', ``metrics/conventions/``). The decision threshold for HTER/ACER is the
     development split's EER threshold when the protocol has one (else the test EER threshold)."""
+    if video_scores not in VIDEO_SCORES:
+        raise DataError(f"video_scores {video_scores!r}: use one of {', '.join(VIDEO_SCORES)}")
+    if prompts not in PROMPT_SETS:
+        raise DataError(f"prompts {prompts!r}: use one of {', '.join(PROMPT_SETS)}")
+    convention_for(convention, data.task)  # an unknown convention fails before any image is read
     if scorer == "auto":  # the model's own head; else ``fallback`` (a probe needs a train split)
         has_head = encoder.head is not None and encoder.head.positive == "bonafide"
         scorer = "head" if has_head else ("probe" if fallback == "probe" and "train" in data.splits else "prompt")
@@ -187,10 +186,6 @@ def run_attack_detection(
         )
         for split in needed
     }
-    if video_scores not in VIDEO_SCORES:
-        raise DataError(f"video_scores {video_scores!r}: use one of {', '.join(VIDEO_SCORES)}")
-    if prompts not in PROMPT_SETS:
-        raise DataError(f"prompts {prompts!r}: use one of {', '.join(PROMPT_SETS)}")
 
     def scored(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         values = score(encoder, {**features, "test": features[split]}, data, prompts=prompts)
@@ -218,7 +213,7 @@ def run_attack_detection(
             for attack in sorted(set(types[~bonafide]))
             for keep in [bonafide | (types == attack)]
         }
-        summarised = tuple(k for k in next(iter(per_type.values())))
+        summarised = tuple(next(iter(per_type.values())))
         decision = {"threshold_from": f"{convention}: each set's own ROC"}
     for attack, values in per_type.items():
         metrics |= {f"{k}@{attack}": v for k, v in values.items()}

@@ -11,7 +11,7 @@ from overspec.data.images import Flipped
 from overspec.data.insightface_bin import load_pairs
 from overspec.features import extract_features
 from overspec.metrics import eer, kfold_accuracy, roc_auc, tar_at_far
-from overspec.metrics.conventions import convention_metrics
+from overspec.metrics.conventions import convention_for, convention_metrics
 from overspec.models.encoder import Encoder
 from overspec.protocols.result import ProtocolResult
 
@@ -54,6 +54,7 @@ def run_face_verification(
     does), score each pair by cosine similarity, and report k-fold accuracy with the threshold chosen on
     the other folds, with AUC, EER and TAR@FAR (``convention: insightface``: its 10-fold accuracy on a distance
     grid and its TAR@FAR rule, ``metrics/conventions/insightface.py``)."""
+    convention_for(convention, "verification")  # an unknown convention fails before any image is read
     images, genuine = load_pairs(bin_path)
     name = Path(bin_path).stem
     features = face_embeddings(

@@ -99,6 +99,8 @@ def run_ijb(
     norm score kept (``norm_score``: image features not normalised before pooling), and TAR read at the nearest
     FAR of the dropped ROC. ``iso`` defaults to no flip and no weighting, and takes the highest TAR with FAR at or
     below the target."""
+    if convention not in ("iso", "insightface"):  # before any image is read
+        raise DataError(f"IJB scores follow convention iso or insightface, not {convention!r}")
     insightface = convention == "insightface"
     flip = insightface if flip is None else flip
     detector_weighting = insightface if detector_weighting is None else detector_weighting
@@ -120,8 +122,6 @@ def run_ijb(
     metrics = verification_metrics(scores, protocol.genuine)
     if insightface:
         metrics |= roc_metrics(scores, protocol.genuine, FAR_TARGETS)
-    elif convention != "iso":
-        raise DataError(f"IJB scores follow convention iso or insightface, not {convention!r}")
     return ProtocolResult(
         "ijb",
         which,

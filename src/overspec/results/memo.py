@@ -5,6 +5,7 @@ of them (a checkpoint replaced in place, one image rewritten, an edited source f
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +21,10 @@ from overspec.protocols.result import ProtocolResult
 def code_fingerprint() -> str:
     """Digest of overspec's source files (about 150 small files: a few milliseconds)."""
     root = Path(__file__).resolve().parents[1]
-    return digest([[str(p.relative_to(root)), p.read_bytes().hex()] for p in sorted(root.rglob("*.py"))])
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def result_key(*, model: str, data: str, protocol: str, options: dict, compute: str) -> str:

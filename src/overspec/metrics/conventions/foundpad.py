@@ -40,16 +40,22 @@ def video_scores(data: ScoreSet) -> ScoreSet:
     """One row per video (in order of first appearance): the mean of its scores, its first row's label."""
     if data.videos is None:
         return data
-    _, first, inverse = np.unique(data.videos, return_index=True, return_inverse=True)
-    mixed = np.flatnonzero(data.positive != data.positive[first][inverse])
+    rows, means = video_means(data.videos, data.scores, data.positive)
+    return replace(data.subset(rows), scores=means)
+
+
+def video_means(videos: np.ndarray, scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first row of each video, its mean score)``, videos in order of first appearance, each mean ``np.mean`` of
+    its rows in file order (``compute_video_score``); a video whose rows disagree on the label is an error."""
+    _, first, inverse = np.unique(videos, return_index=True, return_inverse=True)
+    mixed = np.flatnonzero(positive != positive[first][inverse])
     if len(mixed):
-        raise DataError(f"video {data.videos[mixed[0]]!r} has both bona fide and attack rows; one label per video")
+        raise DataError(f"video {videos[mixed[0]]!r} has both bona fide and attack rows; one label per video")
     rows = np.argsort(inverse, kind="stable")  # each video's rows together, in file order
     bounds = np.flatnonzero(np.diff(inverse[rows])) + 1
-    means = np.array([np.mean(part) for part in np.split(data.scores[rows], bounds)])
+    means = np.array([np.mean(part) for part in np.split(scores[rows], bounds)])
     appearance = np.argsort(first, kind="stable")
-    rows = first[appearance]
-    return replace(data.subset(rows), scores=means[appearance])
+    return first[appearance], means[appearance]
 
 
 FOUNDPAD = Convention(
