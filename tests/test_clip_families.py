@@ -146,3 +146,20 @@ def test_hf_clip_directory_round_trip(tmp_path):
         out = model.get_text_features(input_ids=tokens)
         expected = out if isinstance(out, torch.Tensor) else out.pooler_output
         torch.testing.assert_close(encoder.encode_text(["a face"]), expected)
+
+
+def test_initialisation_skipped_only_inside_its_block_and_every_loaded_tensor_exact(clip_file):
+    from overspec.models.skip_init import initialisation_skipped
+
+    normal = torch.nn.init.normal_
+    with pytest.raises(RuntimeError, match="inside"), initialisation_skipped():
+        assert torch.nn.init.normal_ is not normal
+        raise RuntimeError("inside")
+    assert torch.nn.init.normal_ is normal  # restored, even after an error
+    torch.manual_seed(0)
+    assert torch.nn.init.normal_(torch.zeros(8)).abs().sum() > 0
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    stored = torch.load(clip_file, map_location="cpu", weights_only=True)
+    built = encoder.module.state_dict()
+    assert set(built) == set(stored)
+    assert all(torch.equal(built[k], stored[k].float()) for k in stored)  # no random value survives the build

@@ -97,7 +97,9 @@ def embed(
     model: Annotated[str, typer.Argument(help="A zoo name or a model spec YAML file.")],
     images: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the (N, D) float32 .npy.")],
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Images per forward pass [default: 16 on a CPU, 64 on a GPU].", min=1)
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
     device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")] = False,
@@ -136,7 +138,9 @@ def evaluate(
     probe_recipe: Annotated[
         str | None, typer.Option(help="Linear-probe recipe: lbfgs (default), clip_benchmark or clip_paper.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 64,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Images per forward pass [default: 16 on a CPU, 64 on a GPU].", min=1)
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
     device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
 ) -> None:

@@ -173,7 +173,7 @@ class Experiment(BaseModel):
     models: list[str | ModelEntry] = Field(default_factory=list)  # may be empty in a sweep's suite config
     general: GeneralSuite | None = None
     biometric: list[BiometricBenchmark] = Field(default_factory=list)
-    batch_size: int = Field(64, gt=0)
+    batch_size: int | None = Field(None, gt=0)  # images per forward pass; default by device (features/extract.py)
     workers: int | None = None
     device: str | None = None
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
@@ -196,7 +196,8 @@ class Experiment(BaseModel):
 
     @property
     def config_hash(self) -> str:
-        return digest(self.model_dump(exclude={"executor"}))[:16]  # where cells ran does not change a number
+        # where and in what batches cells ran does not change a number
+        return digest(self.model_dump(exclude={"executor", "batch_size", "workers"}))[:16]
 
     def output_dir(self) -> Path:
         return Path(expand(self.output.replace("${name}", self.name)))

@@ -13,6 +13,7 @@ from overspec.models.checkpoints import check_fit, load_state_dict, strip_wrappe
 from overspec.models.encoder import Encoder
 from overspec.models.hub import open_clip_weights
 from overspec.models.preprocess import CLIP_MEAN, CLIP_STD, Preprocess
+from overspec.models.skip_init import initialisation_skipped
 from overspec.models.spec import ModelSpec
 from overspec.registry import unknown_name_message
 
@@ -92,10 +93,11 @@ def load_open_clip(spec: ModelSpec) -> OpenClipEncoder:
         raise ModelError(f"{spec.label}: {message}")
     weights = _local_or_hub(spec)
     quick_gelu = bool(spec.pretrained and open_clip.get_pretrained_cfg(spec.arch, spec.pretrained).get("quick_gelu"))
-    model = open_clip.create_model(spec.arch, pretrained=None, force_quick_gelu=quick_gelu)
+    with initialisation_skipped():  # every parameter is loaded next, strictly
+        model = open_clip.create_model(spec.arch, pretrained=None, force_quick_gelu=quick_gelu)
     state = strip_wrapper_prefixes(load_state_dict(weights, what=f"{spec.label} weights"))
     check_fit(model.state_dict(), state, source=f"{spec.label} weights {weights}")
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=True)
     return encoder_from_model(model, spec, arch=spec.arch, files=[str(weights)])
 
 
@@ -127,12 +129,13 @@ def build_from_openai_state_dict(state: dict[str, torch.Tensor], *, source: str)
         )
     exact = {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
     try:
-        model = open_clip.model.build_model_from_openai_state_dict(dict(exact), cast_dtype=None).float()
+        with initialisation_skipped():  # every parameter is loaded next, strictly
+            model = open_clip.model.build_model_from_openai_state_dict(dict(exact), cast_dtype=None).float()
     except (RuntimeError, KeyError, ValueError) as exc:
         message = str(exc).split("\n")[0]
         raise ModelError(f"{source}: the tensors do not describe a CLIP open_clip can build: {message}") from None
     check_fit(model.state_dict(), exact, source=source)
-    model.load_state_dict(exact)
+    model.load_state_dict(exact, strict=True)
     return model.eval()
 
 

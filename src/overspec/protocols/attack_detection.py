@@ -156,7 +156,7 @@ def run_attack_detection(
     video_scores: str = "mean",
     prompts: str = "ensemble",
     convention: str = "iso",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:

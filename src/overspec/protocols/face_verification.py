@@ -46,7 +46,7 @@ def run_face_verification(
     flip: bool = True,
     folds: int = 10,
     convention: str = "iso",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:

@@ -88,7 +88,7 @@ def run_ijb(
     flip: bool | None = None,
     detector_weighting: bool | None = None,
     norm_score: bool = True,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:

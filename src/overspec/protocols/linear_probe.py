@@ -53,7 +53,7 @@ def run_linear_probe(
     k_shot: int | None = None,
     recipe: str = DEFAULT_RECIPE,
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:

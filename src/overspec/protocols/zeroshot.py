@@ -81,7 +81,7 @@ def run_zeroshot(
     dataset: LabelledDataset,
     *,
     split: str = "test",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:
