@@ -1,8 +1,9 @@
 """Feature extraction against its ceiling, in one run: the image tower alone on ready tensors (same batch size,
 same threads) vs ``extract_features`` on JPEG files (decode, resize, collate, forward), with DataLoader workers
-as overspec sizes them and with none; and where the time goes (decode + preprocess alone, forward alone).
+as overspec sizes them and with none, at several batch sizes (a CPU's best is smaller than a GPU's); and where the
+time goes (decode + preprocess alone, forward alone).
 
-    python bench/extraction.py [--images 400] [--arch ViT-B-32]
+    python bench/extraction.py [--images 400] [--arch ViT-B-32] [--batches 16,64]
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ def main() -> None:
 
     from overspec.data import ImageFiles
     from overspec.features import extract_features
-    from overspec.features.extract import default_workers
+    from overspec.features.extract import default_batch_size, default_workers
     from overspec.models import load_model
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--arch", default="ViT-B-32")
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batches", default="16,64", help="batch sizes to compare (overspec's CPU default: 16)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="overspec-extract-"))
     paths = photos(root / "photos", args.images)
@@ -60,31 +61,28 @@ def main() -> None:
     start = time.perf_counter()
     ready = [transform(images.load(i)) for i in range(len(images))]
     decode = len(images) / (time.perf_counter() - start)
-    batches = [torch.stack(ready[i : i + args.batch]) for i in range(0, len(ready), args.batch)]
-    with torch.inference_mode():
-        encoder.encode_image(batches[0])  # warm-up
-        start = time.perf_counter()
-        for batch in batches:
-            encoder.encode_image(batch)
-        ceiling = len(images) / (time.perf_counter() - start)
-
-    rates = {}
-    for workers in (default_workers(), 0):
-        start = time.perf_counter()
-        extract_features(encoder, images, cache=False, batch_size=args.batch, num_workers=workers, progress=False)
-        rates[workers] = len(images) / (time.perf_counter() - start)
-
     print(
-        f"{len(images)} JPEGs, {args.arch} random init, batch {args.batch}, {threads} torch threads, "
-        f"{os.cpu_count()} cores"
+        f"{len(images)} JPEGs, {args.arch} random init, {threads} torch threads, {os.cpu_count()} cores, "
+        f"default batch on this device {default_batch_size(encoder.device)}"
     )
-    print(f"ceiling (tower alone on ready tensors)   {ceiling:6.1f} img/s")
-    print(f"decode + preprocess alone, one process   {decode:6.1f} img/s")
-    for workers, rate in rates.items():
-        print(
-            f"extract_features, {workers} loader workers      {rate:6.1f} img/s   "
-            f"{100 * rate / ceiling:5.1f} % of ceiling"
-        )
+    print(f"decode + preprocess alone, one process        {decode:6.1f} img/s")
+    for batch_size in (int(b) for b in args.batches.split(",")):
+        batches = [torch.stack(ready[i : i + batch_size]) for i in range(0, len(ready), batch_size)]
+        with torch.inference_mode():
+            encoder.encode_image(batches[0])  # warm-up
+            start = time.perf_counter()
+            for batch in batches:
+                encoder.encode_image(batch)
+            ceiling = len(images) / (time.perf_counter() - start)
+        print(f"batch {batch_size:3d}: ceiling (tower alone on ready tensors) {ceiling:6.1f} img/s")
+        for workers in (default_workers(), 0):
+            start = time.perf_counter()
+            extract_features(encoder, images, cache=False, batch_size=batch_size, num_workers=workers, progress=False)
+            rate = len(images) / (time.perf_counter() - start)
+            print(
+                f"batch {batch_size:3d}: extract_features, {workers} loader workers   {rate:6.1f} img/s   "
+                f"{100 * rate / ceiling:5.1f} % of this batch's ceiling"
+            )
 
 
 if __name__ == "__main__":

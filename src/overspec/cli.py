@@ -111,10 +111,9 @@ def embed(
 
     from overspec.data import ImageFiles, list_images
     from overspec.features import extract_features
-    from overspec.models import load_model
 
     paths = list_images(images)
-    encoder = load_model(model, device=device or _default_device())
+    encoder = _load_encoder(model, device or _default_device())
     features = extract_features(
         encoder, ImageFiles(paths, root=images), cache=not no_cache, batch_size=batch_size, num_workers=workers
     )
@@ -123,6 +122,15 @@ def embed(
     paths_file = out_file.with_suffix(".paths.txt")
     paths_file.write_text("".join(f"{p.relative_to(images)}\n" for p in paths))
     err.print(f"wrote {features.shape[0]} x {features.shape[1]} features to {out_file} and paths to {paths_file}")
+
+
+def _load_encoder(model: str, device: str):
+    """The model, with torch's threads set to the cores this process may use (``_threads.py``)."""
+    from overspec._threads import set_torch_threads
+    from overspec.models import load_model
+
+    set_torch_threads()
+    return load_model(model, device=device)
 
 
 @app.command("eval")
@@ -147,7 +155,6 @@ def evaluate(
     """Evaluate MODEL on DATASET with one or more protocols, loading both once; metrics are fractions (with
     several protocols, --json prints a list)."""
     from overspec.data import load_dataset
-    from overspec.models import load_model
     from overspec.models.identity import spec_fingerprint
     from overspec.protocols import PROTOCOLS
     from overspec.protocols.probe_recipes import PROBE_RECIPES
@@ -174,7 +181,7 @@ def evaluate(
     encoder = None
     for name in protocols:  # features are extracted once and cached, so a second protocol reuses them
         if found[name] is None:
-            encoder = encoder or load_model(model, device=device)
+            encoder = encoder or _load_encoder(model, device)
             found[name] = remember(keys[name], PROTOCOLS.get(name)(encoder, data, **common, **options[name]))
     results = [found[name] for name in protocols]
     model_name = results[0].model

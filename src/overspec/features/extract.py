@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,6 +10,7 @@ import numpy as np
 from overspec._hashing import digest
 from overspec._paths import cache_writable
 from overspec._progress import progress_bar
+from overspec._threads import usable_cores
 from overspec.errors import DataError
 from overspec.features.cache import FeatureCache, verified_load
 
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 def default_workers() -> int:
-    return min(8, max(0, (os.cpu_count() or 1) - 1))
+    """DataLoader workers decoding next to the forward pass: one core left to torch, at most 8."""
+    return min(8, usable_cores() - 1)
 
 
 # Images per forward pass when none is asked for. On a CPU, a ViT's elementwise work (activations, layer norms,

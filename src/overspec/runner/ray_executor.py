@@ -25,7 +25,8 @@ class CellWorker:
     def __init__(self, experiment, cells) -> None:
         from overspec.runner.run import _Resources
 
-        self.experiment, self.resources = experiment, _Resources(experiment, cells)
+        cores = experiment.executor.cpus_per_cell  # torch threads = the CPUs Ray reserved for this actor
+        self.experiment, self.resources = experiment, _Resources(experiment, cells, cores=cores)
 
     def compute(self, cell):
         from overspec.runner.run import compute_cell

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from overspec._threads import set_torch_threads
 from overspec._timing import Phases
 from overspec.config import ExecutorSettings, Experiment, load_config
 from overspec.errors import ConfigError, OverspecError
@@ -42,8 +43,9 @@ class RunSummary:
 class _Resources:
     """Models and datasets loaded once per run and reused by every cell that needs them."""
 
-    def __init__(self, experiment: Experiment, cells: list[Cell]) -> None:
-        self.experiment = experiment
+    def __init__(self, experiment: Experiment, cells: list[Cell], *, cores: float | None = None) -> None:
+        """``cores``: what this process may use (a Ray cell's CPUs; default: its CPU affinity)."""
+        self.experiment, self.cores = experiment, cores
         self.sources = {c.model.name: c.model.entry.source for c in cells}
         self.encoder_key, self.encoder = None, None
         self.datasets: dict[tuple, object] = {}
@@ -54,6 +56,7 @@ class _Resources:
             from overspec.models import load_model
 
             self.encoder = None  # free the previous model first
+            set_torch_threads(self.cores)
             encoder = load_model(cell.model.entry.source, device=self.experiment.device or _device())
             if cell.model.base:  # zero-shot borrows the text tower of the base the plan resolved
                 encoder.settings["base"] = self.sources.get(cell.model.base, encoder.settings.get("base"))
