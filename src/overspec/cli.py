@@ -129,8 +129,9 @@ def _load_encoder(model: str, device: str):
     from overspec._threads import set_torch_threads
     from overspec.models import load_model
 
+    encoder = load_model(model, device=device)
     set_torch_threads()
-    return load_model(model, device=device)
+    return encoder
 
 
 @app.command("eval")
