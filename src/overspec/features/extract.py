@@ -114,6 +114,7 @@ def _compute(encoder, dataset, start, stop, batch_size, num_workers, progress, a
         try:
             for batch in loader:
                 with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=use_amp):
+                    batch = batch.to(encoder.device, non_blocking=True)  # from pinned memory on CUDA
                     pending.append(encoder.encode_image(batch).float().cpu().numpy())
                 advance(len(batch))
                 if entry is not None and sum(len(p) for p in pending) >= rows_per_chunk:
