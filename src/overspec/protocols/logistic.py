@@ -3,7 +3,8 @@
 Written here rather than using scikit-learn because the probe sweeps a regularisation path on up to
 millions of feature rows. Three things make it fast on CPU and GPU alike (``bench/linear_probe.py``
 measures it against the scikit-learn sweep):
-- float32 full-batch L-BFGS in torch (one matrix product per evaluation, any device);
+- float32 full-batch L-BFGS in torch, any device; each evaluation is two matrix products (logits, weight
+  gradient), the gradient written by hand (no autograd graph) on features stored transposed;
 - preconditioning: features are rotated onto the principal axes of their covariance (variances s_j) and
   each axis is scaled by 1 / g_j with g_j = sqrt(s_j / C + l2), an estimate of the objective's curvature
   along it (softmax curvature ~1/C times the data variance, plus the penalty); the penalty is rewritten
@@ -65,7 +66,9 @@ class Problem:
             self.variance, self.basis = eigenvalues.clamp_min(0).to(x.dtype), basis.to(x.dtype)
         else:
             self.variance, self.basis = like.variance, like.basis
-        self.z = z @ self.basis
+        # rotated features stored transposed, (D, N): both products of an evaluation (logits, weight gradient) run
+        # faster on this layout than on (N, D) (bench/linear_probe.py)
+        self.zt = self.basis.T @ z.T
 
     def gains(self, l2: float) -> torch.Tensor:
         return (self.variance / self.n_classes + l2).sqrt()
@@ -82,8 +85,8 @@ def fit_logistic(
 ) -> LogisticModel:
     """Minimise the objective at ``l2`` on ``problem``, warm-started from ``init`` (any earlier fit)."""
     gains = problem.gains(l2)
-    y, c, n, chunk = problem.y, problem.n_classes, len(problem.y), problem.chunk_rows
-    z = problem.z / gains if chunk >= n else None  # chunked: each chunk is scaled when it is used
+    c, n = problem.n_classes, len(problem.y)
+    scaled = problem.zt / gains[:, None] if problem.chunk_rows >= n else None  # else scaled chunk by chunk
     if init is not None:
         # express the earlier model on this problem's standardisation, then in preconditioned coordinates
         w0 = init.weight * (problem.scale / init.scale)[:, None]
@@ -92,12 +95,11 @@ def fit_logistic(
     else:
         # cold start: one unit step along the preconditioned negative gradient at zero (the curvature is ~1
         # in these coordinates), so L-BFGS's tiny first step 1/|g|_1 does not cost a long line search
-        onehot = torch.nn.functional.one_hot(problem.y, c).to(problem.z.dtype)
+        onehot = torch.nn.functional.one_hot(problem.y, c).to(problem.zt.dtype)
         residual = (1.0 / c - onehot) / n
-        weight, bias = -((problem.z.T @ residual) / gains[:, None]), -residual.sum(dim=0)
+        weight, bias = -((problem.zt @ residual) / gains[:, None]), -residual.sum(dim=0)
     weight.requires_grad_(True)
     bias.requires_grad_(True)
-    penalty = (l2 / 2) / (gains * gains)[:, None]
     optimizer = torch.optim.LBFGS(
         [weight, bias],
         lr=1,
@@ -109,22 +111,7 @@ def fit_logistic(
     )
 
     def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        if z is not None:
-            loss = torch.nn.functional.cross_entropy(z @ weight + bias, y) + (penalty * weight * weight).sum()
-            loss.backward()
-            return loss
-        loss = (penalty * weight * weight).sum()
-        loss.backward()
-        loss = loss.detach()
-        for start in range(0, n, chunk):  # the mean over rows as a sum of chunk sums, gradients accumulating
-            rows = slice(start, start + chunk)
-            part = (
-                torch.nn.functional.cross_entropy((problem.z[rows] / gains) @ weight + bias, y[rows], reduction="sum")
-                / n
-            )
-            part.backward()
-            loss = loss + part.detach()
+        loss, weight.grad, bias.grad = loss_and_gradient(problem, weight, bias, l2, gains, scaled=scaled)
         return loss
 
     optimizer.step(closure)
@@ -132,6 +119,40 @@ def fit_logistic(
     return LogisticModel(
         problem.from_preconditioned(weight.detach(), gains), bias.detach(), problem.mean, problem.scale, iterations
     )
+
+
+@torch.no_grad()
+def loss_and_gradient(
+    problem: Problem,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    l2: float,
+    gains: torch.Tensor,
+    *,
+    scaled: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The objective at preconditioned ``(weight, bias)`` and its gradient, by hand (softmax minus one-hot, over n)
+    rather than by autograd: no graph to record, and the transposed features serve both matrix products. In row
+    chunks of ``problem.chunk_rows`` (the mean over rows as a sum of chunk sums) unless ``scaled``, the whole
+    ``problem.zt / gains``, is given."""
+    n = len(problem.y)
+    penalty = (l2 / 2) / (gains * gains)[:, None]
+    loss = (penalty * weight * weight).sum()
+    grad_weight, grad_bias = 2 * penalty * weight, torch.zeros_like(bias)
+    step = n if scaled is not None else problem.chunk_rows
+    for start in range(0, n, step):
+        rows = slice(start, start + step)
+        features = scaled[:, rows] if scaled is not None else problem.zt[:, rows] / gains[:, None]
+        log_p = torch.log_softmax(features.T @ weight + bias, dim=1)
+        labels = problem.y[rows]
+        picked = torch.arange(len(labels), device=labels.device)
+        loss -= log_p[picked, labels].sum() / n
+        residual = log_p.exp_()
+        residual[picked, labels] -= 1
+        residual /= n
+        grad_weight.addmm_(features, residual)
+        grad_bias += residual.sum(dim=0)
+    return loss, grad_weight, grad_bias
 
 
 def accuracy(model: LogisticModel, x: torch.Tensor, y: torch.Tensor) -> float:
