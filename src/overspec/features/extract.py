@@ -26,8 +26,9 @@ def default_workers() -> int:
 
 # Images per forward pass when none is asked for. On a CPU, a ViT's elementwise work (activations, layer norms,
 # residual sums) is memory-bound: at 64 images a layer's temporaries (ViT-B/32: 64 x 50 tokens x 3,072 x 4 bytes =
-# 39 MB) leave the caches and glibc's heap (allocations above 32 MB are mapped and unmapped on every use), and
-# bench/extraction.py measures 16 images per pass 8 % faster than 64 on 2 cores. GPUs want large batches.
+# 39 MB) leave the caches and glibc's heap (allocations above 32 MB are mapped and unmapped on every use). On 2
+# cores 16 images per pass ran 8 % faster than 64 over alternating rounds (single runs: -6 % to +20 %;
+# bench/extraction.py --batches 16,64). GPUs want large batches.
 DEFAULT_BATCH_SIZE = {"cpu": 16, "cuda": 64}
 
 
