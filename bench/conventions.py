@@ -10,6 +10,8 @@ percentage points.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from overspec.metrics.conventions import CONVENTIONS, ScoreSet
@@ -41,7 +43,7 @@ def compare(name: str, data: ScoreSet, keys: dict[str, str]) -> dict[str, float]
     """``{label: convention - iso}`` for ``keys`` (convention key -> iso key), in percentage points."""
     convention, iso = CONVENTIONS.get(name), CONVENTIONS.get("iso")
     theirs = convention.metrics(data if convention.prepare is None else convention.prepare(data))
-    ours = iso.metrics(ScoreSet.of(data.kind, data.scores, data.positive))  # iso scores every row
+    ours = iso.metrics(replace(data, videos=None))  # iso scores every row
     return {label: 100 * (theirs[label] - ours[iso_key]) for label, iso_key in keys.items()}
 
 
@@ -75,7 +77,7 @@ def main() -> None:
     points = {f"{m}_{x:g}": f"{m}_{x:g}" for m in ("bpcer_at_apcer", "apcer_at_bpcer") for x in (0.01, 0.1, 0.2)}
     table("madation vs iso, 3,000 MAD scores", "madation", lambda seed: attack(seed, "mad"), {"eer": "eer"} | points)
     pad = {"eer": "eer", "hter": "hter", "auc": "auc"}
-    frames = lambda seed: ScoreSet.of("pad", attack(seed, "pad").scores, attack(seed, "pad").positive)  # noqa: E731
+    frames = lambda seed: replace(attack(seed, "pad"), videos=None)  # noqa: E731
     videos = lambda seed: attack(seed, "pad")  # noqa: E731
     table("foundpad vs iso, 12,000 PAD frames, no video column (hter: iso's at its EER)", "foundpad", frames, pad)
     table("foundpad vs iso, those frames as 1,200 videos (foundpad: video means)", "foundpad", videos, pad)

@@ -148,7 +148,7 @@ def test_hf_clip_directory_round_trip(tmp_path):
         torch.testing.assert_close(encoder.encode_text(["a face"]), expected)
 
 
-def test_initialisation_skipped_only_inside_its_block_and_every_loaded_tensor_exact(clip_file):
+def test_initialisation_skipped_only_inside_its_block_and_every_loaded_tensor_exact(clip_file, monkeypatch):
     from overspec.models.skip_init import initialisation_skipped
 
     normal = torch.nn.init.normal_
@@ -158,7 +158,15 @@ def test_initialisation_skipped_only_inside_its_block_and_every_loaded_tensor_ex
     assert torch.nn.init.normal_ is normal  # restored, even after an error
     torch.manual_seed(0)
     assert torch.nn.init.normal_(torch.zeros(8)).abs().sum() > 0
+    drawn = []
+
+    def counted_normal_(tensor, *args, **kwargs):  # what open_clip's initialisation calls, counted
+        drawn.append(tuple(tensor.shape))
+        return normal(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.init, "normal_", counted_normal_)
     encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    assert drawn == []  # no random initial value was drawn for the weights the load then wrote
     stored = torch.load(clip_file, map_location="cpu", weights_only=True)
     built = encoder.module.state_dict()
     assert set(built) == set(stored)

@@ -178,3 +178,15 @@ def test_validate_lists_every_missing_item(tmp_path):
     assert lines[2] == f"missing dataset svhn at {data / 'svhn'}; fetch it: overspec fetch svhn --root {data}"
     assert lines[4].startswith("missing lfw: get it from insightface") and str(tmp_path / "lfw.bin") in lines[4]
     assert lines[5].startswith(f"error: {config}: 5 file(s) the experiment reads are missing")
+
+
+def test_a_malformed_nshards_file_names_itself(tmp_path):
+    from overspec.errors import FetchError
+    from overspec.fetch.datasets import _shard_count
+
+    declared = tmp_path / "nshards.txt"
+    declared.write_text("12\n")
+    assert _shard_count(declared) == 12
+    declared.write_text("<html>rate limited</html>")
+    with pytest.raises(FetchError, match=r"nshards.txt should hold the number of shards, not '<html>"):
+        _shard_count(declared)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from helpers.data import write_oulu_videos
 from overspec.data.attack_protocol import load_attack_dataset
@@ -42,3 +43,10 @@ def test_oulu_videos_are_read_frame_by_frame_and_scored_per_video(tmp_path, clip
     bonafide = test.bonafide.reshape(9, 4)[:, 0]
     expected = attack_detection_report(means, bonafide, test.attack_types.reshape(9, 4)[:, 0])
     assert per_video.metrics["eer"] == expected.eer and per_video.metrics["auc"] == expected.auc
+
+
+def test_an_unreadable_video_is_a_one_line_error_naming_it(tmp_path):
+    from overspec.errors import DataError
+
+    with pytest.raises(DataError, match=r"cannot read image or video .*gone\.avi.*remove or replace the file"):
+        MediaFiles([(tmp_path / "gone.avi", 0)]).fingerprint  # noqa: B018 - the property reads the file

@@ -250,13 +250,14 @@ def validate(config: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -
     from overspec.config import load_config
     from overspec.errors import ConfigError
     from overspec.fetch import describe, missing_items
+    from overspec.fetch.manual import ManualItem
     from overspec.runner import plan
 
     missing = [item for item in missing_items(config) if not item.present()]
     for item in missing:
         err.print(describe(item, config), markup=False, highlight=False, soft_wrap=True)
     if missing:
-        fetchable = sum(1 for item in missing if hasattr(item, "plan"))
+        fetchable = sum(1 for item in missing if not isinstance(item, ManualItem))
         raise ConfigError(
             f"{config}: {len(missing)} file(s) the experiment reads are missing (listed above); "
             f"`overspec fetch --config {config}` gets the {fetchable} fetchable one(s), the rest say where to get them"

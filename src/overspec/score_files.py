@@ -22,10 +22,9 @@ from overspec.data.attack_samples import is_bonafide
 from overspec.errors import DataError
 from overspec.metrics.bootstrap import MAX_ROWS, bootstrap_intervals
 from overspec.metrics.conventions import ScoreSet, convention_for
-from overspec.metrics.conventions.iso import FAR_TARGETS
 from overspec.metrics.specs import parse_metric
 
-__all__ = ["FAR_TARGETS", "read_score_file", "score_report"]
+__all__ = ["read_score_file", "score_report"]
 
 VERIFICATION_LABELS = {"1": True, "0": False, "genuine": True, "impostor": False, "true": True, "false": False}
 NEGATIVE_NAMES = {"verification": "impostor", "mad": "attack", "pad": "attack"}

@@ -238,21 +238,11 @@ def analyse(
             )
             continue
         x, b = np.array([mine[d] for d in suite]), np.array([base[d] for d in suite])
-        changes = [
-            _change(
-                d,
-                mine[d],
-                base[d],
-                (samples or {}).get((model, arch, d, protocol)),
-                (samples or {}).get((baseline, base_arch, d, protocol)),
-                seed,
-            )
-            for d in suite
-        ]
         outcomes = [
             ((samples or {}).get((model, arch, d, protocol)), (samples or {}).get((baseline, base_arch, d, protocol)))
             for d in suite
         ]
+        changes = [_change(d, mine[d], base[d], *pair, seed) for d, pair in zip(suite, outcomes, strict=True)]
         headlines = [metrics[(baseline, base_arch, protocol, d)] for d in suite]
         by_samples = len(suite) < MIN_DATASETS and _per_sample(outcomes, headlines)
         interval = _bootstrap_samples(outcomes, n_boot, seed) if by_samples else _bootstrap_ratio(x, b, n_boot, seed)
@@ -302,7 +292,12 @@ MIN_DATASETS = 5  # fewer: the GELO interval resamples test samples (paired, wit
 
 def _per_sample(outcomes: list[tuple], metrics: list[str]) -> bool:
     """Per-sample top-1 outcomes of both models on every dataset, and top-1 accuracy the headline of each."""
-    return all(m is not None and b is not None and len(m) == len(b) for m, b in outcomes) and set(metrics) <= {"acc1"}
+    return all(_paired(m, b) for m, b in outcomes) and set(metrics) <= {"acc1"}
+
+
+def _paired(correct, base_correct) -> bool:
+    """Both models' per-sample outcomes on one dataset, sample for sample."""
+    return correct is not None and base_correct is not None and len(correct) == len(base_correct)
 
 
 def _bootstrap_samples(outcomes: list[tuple], n_boot: int, seed: int) -> tuple[float, float]:
@@ -336,7 +331,7 @@ def _change(dataset, value, base_value, correct, base_correct, seed) -> DatasetC
         value - base_value,
         (value - base_value) / base_value if base_value else float("nan"),
     )
-    if correct is not None and base_correct is not None and len(correct) == len(base_correct):
+    if _paired(correct, base_correct):
         change.ci, change.p_value = paired_accuracy_test(np.asarray(correct), np.asarray(base_correct), seed)
     return change
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from overspec.data.attack_samples import AttackSample
 from overspec.data.images import IMAGE_SUFFIXES
-from overspec.data.video import VIDEO_SUFFIXES
+from overspec.data.video import VIDEO_SUFFIXES, is_video
 from overspec.errors import DataError
 from overspec.registry import Registry
 
@@ -51,12 +51,14 @@ CELEBA_SPOOF_TYPES = (
     "3d_mask",
 )
 
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES  # what a PAD/MAD folder may hold
+
 
 def images_under(folder: Path) -> list[Path]:
     """Image and video files under ``folder``, in sorted path order."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in MEDIA_SUFFIXES)
 
 
 def _need(folder: Path, what: str) -> Path:
@@ -195,7 +197,7 @@ def read_msu_mfsd(root: Path) -> list[AttackSample]:
 
 def _msu_video(path: Path) -> str:
     """MSU-MFSD frames are named ``<video>_<frame>.<ext>`` or sit in a folder per video; a video is itself."""
-    if path.suffix.lower() in VIDEO_SUFFIXES:
+    if is_video(path):
         return str(path)
     stem = re.sub(r"[_-]?(?:frame)?[_-]?\d+$", "", path.stem)
     return str(path.parent / stem) if stem and stem != path.stem else str(path.parent)

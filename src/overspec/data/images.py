@@ -134,11 +134,16 @@ class ImageFiles(ImageSource):
     @property
     def fingerprint(self) -> str:
         names = [str(p.relative_to(self.root)) if self.root else str(p.resolve()) for p in self.paths]
-        try:
-            contents = content_digests(self.paths)
-        except OSError as exc:
-            raise DataError(f"cannot read image {exc.filename}: {exc.strerror}; remove or replace the file") from None
+        contents = readable_digests(self.paths)
         return digest({"source": "files", "entries": [list(e) for e in zip(names, contents, strict=True)]})
+
+
+def readable_digests(paths: list[Path], what: str = "image") -> list[str]:
+    """``content_digests`` of ``paths``; a file that cannot be read is a one-line error naming it."""
+    try:
+        return content_digests(paths)
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {exc.filename}: {exc.strerror}; remove or replace the file") from None
 
 
 class Flipped(ImageSource):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from overspec._hashing import content_digests, digest
-from overspec.data.images import ImageSource, open_rgb
+from overspec._hashing import digest
+from overspec.data.images import ImageSource, open_rgb, readable_digests
 from overspec.errors import DataError
 
 VIDEO_SUFFIXES = {".avi", ".mov", ".mp4", ".m4v", ".mkv", ".webm", ".3gp"}
@@ -98,5 +98,5 @@ class MediaFiles(ImageSource):
     @property
     def fingerprint(self) -> str:
         files = sorted({p for p, _ in self.entries})
-        contents = dict(zip(files, content_digests(files), strict=True))
+        contents = dict(zip(files, readable_digests(files, "image or video"), strict=True))
         return digest({"source": "media", "entries": [[str(p.resolve()), contents[p], f] for p, f in self.entries]})

@@ -20,7 +20,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +30,7 @@ from filelock import FileLock
 
 from overspec._atomic import atomic_open, atomic_write
 from overspec._hashing import digest
-from overspec._paths import cache_dir
+from overspec._paths import cache_dir, cache_writable
 from overspec.errors import CacheError
 
 _CHUNK = re.compile(r"^rows_(\d{12})\.npy$")
@@ -83,6 +83,20 @@ def verified_load(path: Path, *, rows: int | None = None) -> np.ndarray | None:
     quarantine(path)
     sys.stderr.write(f"overspec: cache file {path} {problem}; moved aside as .corrupt, computing again\n")
     return None
+
+
+def cached_text_array(name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """The array ``name`` in the cache's ``text`` folder (zero-shot weights, label embeddings), else ``compute()``'s,
+    kept there when the cache is writable."""
+    path = cache_dir() / "text" / f"{name}.npy"
+    found = verified_load(path) if path.exists() else None
+    if found is not None:
+        return found
+    array = compute()
+    if cache_writable():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_save(path, array)
+    return array
 
 
 def quarantine(path: Path) -> None:

@@ -43,7 +43,7 @@ def fetch(
     else:
         items = [i for name in names or [] for i in resolve(name, root=Path(root) if root else None, splits=splits)]
     targets = [i for i in items if not isinstance(i, ManualItem)]
-    manual = [i for i in items if isinstance(i, ManualItem) and (config is None or not i.present())]
+    manual = [i for i in items if isinstance(i, ManualItem)]
     outcome = FetchOutcome(manual=manual)
     reason = offline_reason() if targets else None
     if reason is not None:

@@ -69,7 +69,7 @@ class DatasetTarget:
         for path in bad:  # huggingface_hub trusts a file it wrote once: a damaged one is fetched again
             log(f"{self.name}: {path} is damaged ({bad[path]}); fetching it again")
             remote.download_file(self.repo, "dataset", path, self.folder, force=True)
-        still = damaged(transfer)
+        still = damaged(transfer) if bad else {}  # what was sound stays sound
         if still:
             path, why = next(iter(still.items()))
             raise FetchError(
@@ -92,7 +92,7 @@ class DatasetTarget:
         for split in sorted({f.path.split("/")[0] for f in transfer.files if f.path.endswith(".tar")}):
             shards = sorted(self.folder.glob(f"{split}/*.tar"))
             declared = self.folder / split / "nshards.txt"
-            if declared.exists() and int(declared.read_text().strip()) != len(shards):
+            if declared.exists() and _shard_count(declared) != len(shards):
                 raise FetchError(
                     f"{self.name}: {declared} says {declared.read_text().strip()} shards but {len(shards)} arrived; "
                     "run the same `overspec fetch` again"
@@ -123,6 +123,15 @@ def damaged(transfer: Transfer) -> dict[str, str]:
         elif path.suffix == ".tar" and samples_in(path, strict=False) < 0:
             bad[f.path] = "not a readable tar file"
     return bad
+
+
+def _shard_count(declared: Path) -> int:
+    text = declared.read_text().strip()
+    if not text.isdigit():
+        raise FetchError(
+            f"{declared} should hold the number of shards, not {text[:40]!r}; the published copy is broken"
+        )
+    return int(text)
 
 
 def samples_in(shard: Path, *, strict: bool = True) -> int:

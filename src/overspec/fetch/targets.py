@@ -12,11 +12,11 @@ from overspec.errors import UnknownNameError
 from overspec.fetch.datasets import DatasetTarget
 from overspec.fetch.manual import ManualItem, manual_for, manual_item, manual_sources
 from overspec.fetch.weights import WeightsTarget
+from overspec.models.identity import FILE_KEYS
 from overspec.models.spec import ModelSpec
 from overspec.registry import unknown_name_message
 
 Item = DatasetTarget | WeightsTarget | ManualItem
-FILE_KEYS = ("weights", "checkpoint", "head")
 NESTED_KEYS = ("base", "image", "target")
 
 

@@ -102,15 +102,9 @@ def load_conse(spec: ModelSpec) -> ConseEncoder:
 def _label_embeddings(sentence, labels: list[str], key: str) -> np.ndarray:
     """The labels' sentence embeddings, encoded once per sentence model and label list (every specialist of
     one classifier shares them) and kept in the cache's ``text`` folder."""
-    from overspec._paths import cache_dir, cache_writable
-    from overspec.features.cache import atomic_save, verified_load
+    from overspec.features.cache import cached_text_array
 
-    path = cache_dir() / "text" / f"conse-labels-{key}.npy"
-    found = verified_load(path) if path.exists() else None
-    if found is not None:
-        return found
-    embeddings = sentence.encode(labels, normalize_embeddings=True, convert_to_numpy=True, batch_size=256)
-    if cache_writable():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_save(path, embeddings)
-    return embeddings
+    return cached_text_array(
+        f"conse-labels-{key}",
+        lambda: sentence.encode(labels, normalize_embeddings=True, convert_to_numpy=True, batch_size=256),
+    )

@@ -117,8 +117,8 @@ def _local_or_hub(spec: ModelSpec) -> Path:
 def build_from_openai_state_dict(state: dict[str, torch.Tensor], *, source: str) -> torch.nn.Module:
     """An fp32 open_clip CLIP whose architecture is inferred from an OpenAI-format state dict.
 
-    open_clip's ``build_model_from_openai_state_dict`` infers the architecture as OpenAI's loader does; its cast
-    to fp16 before loading is skipped (``_fp16_cast_skipped``), so the tensors load exactly into fp32 parameters.
+    open_clip's ``build_model_from_openai_state_dict`` infers the architecture as OpenAI's loader does and loads the
+    tensors (strictly), with its cast to fp16 skipped.
     """
     import open_clip
 
@@ -130,23 +130,20 @@ def build_from_openai_state_dict(state: dict[str, torch.Tensor], *, source: str)
             "(an open_clip checkpoint needs family open_clip with `arch`; a Hugging Face one family hf_clip)"
         )
     exact = {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    # the builder's cast to fp16 before its strict load is skipped: the tensors then load exactly into fp32 (a cast
+    # of every weight and a lossy fp16 load, undone by ``.float()`` and a second exact load, cost 0.7 s for ViT-B/32)
+    castless = hasattr(open_clip.model, "convert_weights_to_fp16")
+    keep_fp32 = patch.object(open_clip.model, "convert_weights_to_fp16", lambda model: None) if castless else None
     try:
-        with initialisation_skipped(), _fp16_cast_skipped(open_clip.model):  # every parameter is loaded next
+        with initialisation_skipped(), keep_fp32 or nullcontext():  # every parameter is loaded by the builder
             model = open_clip.model.build_model_from_openai_state_dict(dict(exact), cast_dtype=None).float()
     except (RuntimeError, KeyError, ValueError) as exc:
         message = str(exc).split("\n")[0]
         raise ModelError(f"{source}: the tensors do not describe a CLIP open_clip can build: {message}") from None
     check_fit(model.state_dict(), exact, source=source)
-    model.load_state_dict(exact, strict=True)
+    if not castless:  # a later open_clip loaded them in fp16: the exact tensors again
+        model.load_state_dict(exact, strict=True)
     return model.eval()
-
-
-def _fp16_cast_skipped(module):
-    """While open_clip's OpenAI builder runs, its ``convert_weights_to_fp16`` leaves the fp32 model as it is (a cast
-    of every weight and a lossy fp16 load, undone at once by ``.float()`` and the exact load: 0.7 s for ViT-B/32)."""
-    if not hasattr(module, "convert_weights_to_fp16"):  # a later open_clip: nothing to skip
-        return nullcontext()
-    return patch.object(module, "convert_weights_to_fp16", lambda model: None)
 
 
 def openai_arch_name(model: torch.nn.Module) -> str:

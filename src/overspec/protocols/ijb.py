@@ -10,13 +10,12 @@ import numpy as np
 from overspec.data.ijb import load_ijb
 from overspec.errors import DataError
 from overspec.metrics.conventions.insightface import roc_metrics
+from overspec.metrics.conventions.iso import FAR_TARGETS
 from overspec.metrics.scores import equal_error_point, sweep
 from overspec.metrics.verification import auc_of, tar_at_far_of
 from overspec.models.encoder import Encoder
-from overspec.protocols.face_verification import face_embeddings
+from overspec.protocols.face_verification import _normalise, face_embeddings
 from overspec.protocols.result import ProtocolResult
-
-FAR_TARGETS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
 def template_features(
@@ -115,7 +114,7 @@ def run_ijb(
         progress=progress,
     )
     if not norm_score:  # insightface's use_norm_score=False: every image counts alike in its media's mean
-        features = features / np.linalg.norm(features, axis=1, keepdims=True)
+        features = _normalise(features)
     weights = protocol.detector_scores if detector_weighting else None
     ids, pooled = template_features(features, protocol.templates, protocol.media, weights)
     scores = pair_scores(ids, pooled, protocol.pairs)

@@ -24,7 +24,7 @@ class ProtocolInfo:
         return (
             options.get(self.convention_option, self.default_convention)
             if self.convention_option
-            else (self.default_convention)
+            else self.default_convention
         )
 
 

@@ -7,11 +7,10 @@ from collections.abc import Callable
 import numpy as np
 
 from overspec._hashing import digest
-from overspec._paths import cache_dir
 from overspec.data.labelled import LabelledDataset
 from overspec.errors import ModelError
 from overspec.features import extract_features
-from overspec.features.cache import atomic_save, verified_load
+from overspec.features.cache import cached_text_array
 from overspec.models.encoder import Encoder
 from overspec.protocols.result import ProtocolResult, classification_metrics, correct_top1
 
@@ -44,20 +43,14 @@ def text_classifier(encoder: Encoder, classnames: list[str], templates: list[str
     """Zero-shot weights of ``encoder``'s text tower, cached by tower fingerprint, class names and templates."""
     text_encoder = _text_tower(encoder)
     key = digest({"text": text_encoder.text_fingerprint, "classnames": classnames, "templates": templates})
-    path = cache_dir() / "text" / f"{key}.npy"
-    found = verified_load(path) if path.exists() else None
-    if found is not None:
-        return found
-    import torch
 
     def encode(texts: list[str]) -> np.ndarray:
+        import torch
+
         with torch.inference_mode():
             return text_encoder.encode_text(texts).float().cpu().numpy()
 
-    weights = zero_shot_weights(encode, classnames, templates)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_save(path, weights)
-    return weights
+    return cached_text_array(key, lambda: zero_shot_weights(encode, classnames, templates))
 
 
 def _text_tower(encoder: Encoder) -> Encoder:

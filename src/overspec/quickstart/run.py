@@ -7,11 +7,15 @@ from __future__ import annotations
 import shutil
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from overspec._timing import Phases
 from overspec.quickstart.data import ONLY, build
+
+if TYPE_CHECKING:
+    from overspec.config import GeneralSuite
 
 BASE = {
     "family": "timm",
@@ -157,11 +161,11 @@ def quickstart(
             ],
         }
     )
-    (out / "NOTES.md").write_text(_notes(datasets))
+    (out / "NOTES.md").write_text(_notes(experiment.general))
     with phases("evaluate"):
         run_experiment(experiment, out=out, log=log, report=False)
     if sweep:  # the FR specialist's trade-off curve: linear probe (its cells reuse the run's features) and faces
-        probed = [name for name in datasets if "linear_probe" in ONLY.get(name, ["linear_probe"])]
+        probed = [name for name in datasets if "linear_probe" in experiment.general.protocols_of(name)]
         suite = _write(
             out / "sweep_suite.yaml",
             {
@@ -187,13 +191,14 @@ def quickstart(
     return build_report(out)
 
 
-def _protocols(dataset: str) -> str:
-    return " and ".join(p.replace("_", " ").replace("zeroshot", "zero-shot") for p in ONLY.get(dataset, PROTOCOLS))
+def _protocols(general: GeneralSuite, dataset: str) -> str:
+    return " and ".join(p.replace("_", " ").replace("zeroshot", "zero-shot") for p in general.protocols_of(dataset))
 
 
-def _notes(datasets: list[str]) -> str:
+def _notes(general: GeneralSuite) -> str:
     from overspec.quickstart.data import NOTES
 
+    datasets = general.datasets
     lines = [
         "## What this run is",
         "",
@@ -202,7 +207,7 @@ def _notes(datasets: list[str]) -> str:
         "study's way, scaled down: effnet-fr fully fine-tuned with a CosFace head on 50 pseudo-identities, "
         "effnet-mad and effnet-pad LoRA-tuned with binary heads (src/overspec/quickstart/configs/); SFace "
         "(OpenCV Zoo) is a real face embedder for reference. "
-        f"General suite: {', '.join(f'{d} ({_protocols(d)})' for d in datasets)}"
+        f"General suite: {', '.join(f'{d} ({_protocols(general, d)})' for d in datasets)}"
         + (
             ""
             if "fashion_mnist" in datasets

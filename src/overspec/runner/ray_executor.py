@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from overspec._threads import usable_cores
 from overspec.errors import OverspecError
 from overspec.runner.executors import Job, identity
 
@@ -22,10 +23,10 @@ DIE_ONCE = "OVERSPEC_TEST_RAY_DIE_ONCE"
 class CellWorker:
     """A Ray actor: the models and datasets of one run, loaded as its cells need them."""
 
-    def __init__(self, experiment, cells) -> None:
+    def __init__(self, experiment, cells, cores: float) -> None:
+        """``cores``: the CPUs Ray reserved for this actor, torch's thread count in it."""
         from overspec.runner.run import _Resources
 
-        cores = experiment.executor.cpus_per_cell  # torch threads = the CPUs Ray reserved for this actor
         self.experiment, self.resources = experiment, _Resources(experiment, cells, cores=cores)
 
     def compute(self, cell):
@@ -70,7 +71,7 @@ def _start(ray, settings) -> None:
         if settings.address:
             ray.init(address=settings.address, **options)
         else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **options)
+            ray.init(num_cpus=usable_cores(), include_dashboard=False, **options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = settings.address or "a local instance"
         raise OverspecError(f"cannot start Ray on {where}: {str(exc).splitlines()[0]}") from None
@@ -90,7 +91,7 @@ def _run(ray, job: Job, settings) -> None:
         by_model.setdefault(cell.model.name, []).append(cell)
     pending, actors, left = {}, {}, {}
     for model, cells in by_model.items():
-        actors[model] = worker.remote(job.experiment, job.cells)
+        actors[model] = worker.remote(job.experiment, job.cells, settings.cpus_per_cell)
         left[model] = len(cells)
         pending.update({actors[model].compute.remote(cell): cell for cell in cells})
     job.log(f"ray: {len(job.todo)} cells of {len(by_model)} models on {ray.cluster_resources().get('CPU', 0):g} CPUs")

@@ -32,9 +32,9 @@ def convention_for(name: str, kind: str) -> Convention:
     return convention
 
 
-def convention_metrics(name: str, kind: str, scores, positive, attack_types=None) -> dict[str, float]:
+def convention_metrics(name: str, kind: str, scores, positive) -> dict[str, float]:
     """Metrics of ``name`` on one score set (higher = genuine / bona fide) that a protocol has computed."""
-    return convention_for(name, kind).metrics(ScoreSet.of(kind, scores, positive, attack_types))
+    return convention_for(name, kind).metrics(ScoreSet.of(kind, scores, positive))
 
 
 __all__ = ["CONVENTIONS", "KINDS", "Convention", "ScoreSet", "convention_for", "convention_metrics", "conventions_for"]

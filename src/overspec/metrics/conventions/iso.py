@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from overspec.metrics.conventions.base import Convention, ScoreSet
+from overspec.metrics.conventions.base import KINDS, Convention, ScoreSet
 from overspec.metrics.iso30107 import OPERATING_POINTS, apcer_at_bpcer_of, attack_detection_report, bpcer_at_apcer_of
 from overspec.metrics.scores import equal_error_point, sweep
 from overspec.metrics.specs import metric_key
@@ -32,14 +32,15 @@ def verification_metrics(data: ScoreSet) -> dict[str, float]:
 
 
 def attack_metrics(data: ScoreSet) -> dict[str, float]:
-    report = attack_detection_report(data.scores, data.positive, data.attack_types, threshold=data.threshold)
+    types = data.attack_types  # names built from the codes once per call (once per bootstrap resample)
+    report = attack_detection_report(data.scores, data.positive, types, threshold=data.threshold)
     values = {k: getattr(report, k) for k in ("auc", "eer", "apcer", "apcer_max", "bpcer", "acer", "hter")}
     values |= {"eer_threshold": data.sign * report.eer_threshold, "threshold": data.sign * report.threshold}
     values |= {metric_key("bpcer_at_apcer", point=k): v for k, v in report.bpcer_at_apcer.items()}
     values |= {metric_key("apcer_at_bpcer", point=k): v for k, v in report.apcer_at_bpcer.items()}
     values |= {metric_key("apcer", attack=k): v for k, v in report.apcer_per_attack.items()}
-    if data.attack_types is not None:
-        values |= per_species(data.scores, data.positive, data.attack_types)
+    if types is not None:
+        values |= per_species(data.scores, data.positive, types)
     return values
 
 
@@ -62,7 +63,7 @@ def per_species(scores: np.ndarray, bonafide: np.ndarray, attack_types: np.ndarr
 
 ISO = Convention(
     name="iso",
-    kinds=("verification", "mad", "pad"),
+    kinds=KINDS,
     reference="overspec (ISO/IEC 30107-3:2023; exact thresholds at every distinct score)",
     summary="every distinct score is a threshold; operating points never exceed their target",
     metrics=iso_metrics,
