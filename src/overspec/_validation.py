@@ -17,12 +17,44 @@ def read_yaml(path: str | Path, *, what: str = "file") -> object:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
-    return parse_yaml(path.read_text(), origin=str(path))
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the file as UTF-8"
+        ) from None
+    return parse_yaml(text, origin=str(path))
 
 
-# libyaml's safe loader when PyYAML was built with it (ten times faster: the catalog's 26 files are read on every
-# command), else the pure-Python one; both construct plain Python types only
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: object, line: int, first: int) -> None:
+        super().__init__(f"key {key!r} on line {line} repeats the one on line {first}")
+        self.key, self.line, self.first = key, line, first
+
+
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's safe loader when PyYAML was built with it (ten times faster: the catalog's 26 files are read on
+    every command), else the pure-Python one; both construct plain Python types only. A key given twice in one
+    mapping is an error: YAML's loaders keep the last silently, dropping the first block (merge keys ``<<`` may
+    still be overridden, as YAML intends)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[object, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise DuplicateKeyError(key, line, seen[key])
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+SAFE_LOADER = _StrictLoader
 MAX_NODES = 100_000  # a config or spec is a few hundred nodes; aliases must not expand it beyond this
 
 
@@ -32,6 +64,11 @@ def parse_yaml(text: str, *, origin: str) -> object:
     is refused here, after a walk linear in the document's own size."""
     try:
         data = yaml.load(text, Loader=SAFE_LOADER)
+    except DuplicateKeyError as exc:
+        raise ConfigError(
+            f"{origin}: line {exc.line}: key {exc.key!r} appears twice in one mapping (first on line {exc.first}); "
+            "YAML would keep only the last: merge the two into one"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if expanded_size(data) > MAX_NODES:
