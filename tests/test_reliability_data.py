@@ -3,7 +3,10 @@ right number, or one error line naming the file with nothing written)."""
 
 from __future__ import annotations
 
+import pytest
+
 from helpers.cli import overspec
+from overspec.errors import DataError
 
 
 def _one_error_line(result) -> str:
@@ -53,4 +56,25 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path):
     config.write_bytes("name: caf\u00e9\nmodels: [clip-vit-b16.openai]\n".encode("latin-1"))
     assert _one_error_line(overspec("validate", str(config))) == (
         f"error: {config}: not UTF-8 text (byte 0xe9 on line 1); save the file as UTF-8"
+    )
+
+
+# --- MAD/PAD protocol tables ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("second", "what"),
+    [("a.png,bonafide,,test", "twice"), ("./a.png,attack,print,train", "as bona fide and as attack")],
+)
+def test_a_protocol_csv_listing_an_image_twice_or_with_two_labels_is_refused(tmp_path, face_dir, second, what):
+    from overspec.data.attack_protocol import load_attack_dataset
+
+    for name, source in (("a.png", "face_00.png"), ("b.png", "face_01.png")):
+        (tmp_path / name).write_bytes((face_dir / source).read_bytes())
+    table = tmp_path / "protocol.csv"
+    table.write_text(f"path,label,attack_type,split\na.png,bonafide,,test\nb.png,attack,print,test\n{second}\n")
+    with pytest.raises(DataError) as caught:
+        load_attack_dataset(table, task="mad")
+    assert str(caught.value) == (
+        f"{table}: image {tmp_path / 'a.png'} is listed {what} (lines 2 and 4); keep one row per image"
     )

@@ -58,7 +58,7 @@ def read_protocol_csv(path: str | Path) -> list[AttackSample]:
         rows,
     ):
         path_column = "path" if "path" in columns else "image_path"
-        samples = []
+        samples, seen = [], {}
         for line, row in rows:
             bonafide = is_bonafide(row["label"] or "", where=f"{path}, line {line}")
             split = (row["split"] or "").strip().lower() if "split" in columns else "test"
@@ -67,6 +67,7 @@ def read_protocol_csv(path: str | Path) -> list[AttackSample]:
             image = (path.parent / (row[path_column] or "").strip()).resolve()
             if not image.is_file():
                 raise DataError(f"{path}, line {line}: image {image} does not exist")
+            _once(path, image, line, bonafide, seen)
             attack_type = "" if bonafide else ((row.get("attack_type") or "").strip() or "attack")
             video = (row.get("video") or "").strip()
             if not video and path_column == "image_path":
@@ -75,6 +76,17 @@ def read_protocol_csv(path: str | Path) -> list[AttackSample]:
     if not samples:
         raise DataError(f"{path}: no rows below the header")
     return samples
+
+
+def _once(path: Path, image: Path, line: int, bonafide: bool, seen: dict[Path, tuple[int, bool]]) -> None:
+    """An image is one row: listed twice it would count twice (or in two splits: tested on what was trained on),
+    listed as both bona fide and attack it has no true label."""
+    if image in seen:
+        first, was_bonafide = seen[image]
+        kind = "bona fide" if bonafide else "attack"
+        what = "twice" if was_bonafide == bonafide else f"as {'bona fide' if was_bonafide else 'attack'} and as {kind}"
+        raise DataError(f"{path}: image {image} is listed {what} (lines {first} and {line}); keep one row per image")
+    seen[image] = (line, bonafide)
 
 
 def write_protocol_csv(samples: list[AttackSample], path: str | Path) -> Path:
