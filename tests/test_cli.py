@@ -54,7 +54,7 @@ def test_embed_writes_features_and_paths(tmp_path, clip_file):
     result = overspec("embed", str(spec), str(PHOTOS), "--out", str(tmp_path / "out" / "f.npy"), "--workers", "0")
     assert result.returncode == 0, result.stderr
     features = np.load(tmp_path / "out" / "f.npy")
-    names = (tmp_path / "out" / "f.paths.txt").read_text().split()
+    names = [json.loads(line) for line in (tmp_path / "out" / "f.paths.jsonl").read_text().splitlines()]
     assert names == sorted(p.name for p in PHOTOS.glob("*.jpg")) and features.shape == (len(names), 32)
 
 

@@ -78,3 +78,28 @@ def test_a_protocol_csv_listing_an_image_twice_or_with_two_labels_is_refused(tmp
     assert str(caught.value) == (
         f"{table}: image {tmp_path / 'a.png'} is listed {what} (lines 2 and 4); keep one row per image"
     )
+
+
+# --- embed's path list ------------------------------------------------------------------------------------------
+
+
+def test_embed_paths_survive_a_file_name_with_a_newline(tmp_path, clip_file, face_dir):
+    import json
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from helpers.cli import write_yaml
+    from overspec.cli import app
+
+    images = tmp_path / "images"
+    images.mkdir()
+    names = ["a.png", "b\nc.png", "d.png", "e.png"]  # the newline sorts b\nc.png second
+    for name, source in zip(names, sorted(face_dir.iterdir()), strict=False):
+        (images / name).write_bytes(source.read_bytes())
+    spec = write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": str(clip_file)})
+    out = tmp_path / "f.npy"
+    result = CliRunner().invoke(app, ["embed", str(spec), str(images), "--out", str(out), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "f.paths.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == names and np.load(out).shape == (4, 32)

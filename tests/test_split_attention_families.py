@@ -4,6 +4,7 @@ independent computation on the merged weights W + s·B·A."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import numpy as np
@@ -77,7 +78,7 @@ def test_checkpoint_embeddings_equal_merged_weights(family, tmp_path):
     # the LoRA update matters: the base model gives different embeddings
     with torch.no_grad():
         assert np.abs(model.encode_image(batch).numpy() - expected).max() > 1e-3
-    assert (tmp_path / "f.paths.txt").read_text().split() == [p.name for p in paths]
+    assert [json.loads(x) for x in (tmp_path / "f.paths.jsonl").read_text().splitlines()] == [p.name for p in paths]
 
     if family != "froundation":
         encoder = load_model(spec_file)

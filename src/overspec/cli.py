@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from enum import StrEnum
@@ -104,7 +105,8 @@ def embed(
     device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")] = False,
 ) -> None:
-    """Embed every image under IMAGES in sorted path order; the paths go to OUT with suffix .paths.txt."""
+    """Embed every image under IMAGES in sorted path order; the paths go to OUT with suffix .paths.jsonl (one
+    JSON string per line, so any file name, newlines included, is one line)."""
     if no_cache:
         os.environ["OVERSPEC_CACHE_WRITE"] = "0"  # the weights' digest memo is not written either
     import numpy as np
@@ -119,8 +121,8 @@ def embed(
     )
     out_file.parent.mkdir(parents=True, exist_ok=True)
     np.save(out_file, features)
-    paths_file = out_file.with_suffix(".paths.txt")
-    paths_file.write_text("".join(f"{p.relative_to(images)}\n" for p in paths))
+    paths_file = out_file.with_suffix(".paths.jsonl")
+    paths_file.write_text("".join(json.dumps(str(p.relative_to(images))) + "\n" for p in paths))
     err.print(f"wrote {features.shape[0]} x {features.shape[1]} features to {out_file} and paths to {paths_file}")
 
 
