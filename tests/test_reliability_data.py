@@ -103,3 +103,49 @@ def test_embed_paths_survive_a_file_name_with_a_newline(tmp_path, clip_file, fac
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "f.paths.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == names and np.load(out).shape == (4, 32)
+
+
+# --- only regular files are read as images ----------------------------------------------------------------------
+
+_READ_FOLDER = """
+import sys
+from overspec.data import load_dataset
+from overspec.errors import DataError
+dataset = load_dataset(sys.argv[1])
+try:
+    dataset.fingerprint
+except DataError as exc:
+    print(exc)
+try:
+    dataset.split("train").images.load(int(sys.argv[2]))
+except DataError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to /dev/zero"])
+def test_a_named_pipe_or_device_called_png_is_refused_by_name_within_seconds(tmp_path, kind):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from helpers.data import digit_images
+
+    for i, (image, label) in enumerate(digit_images(2)[:4]):
+        for split in ("train", "test"):
+            (tmp_path / split / f"c{label}").mkdir(parents=True, exist_ok=True)
+            image.save(tmp_path / split / f"c{label}" / f"{i}.png")
+    bad = tmp_path / "train" / "c0" / "x.png"  # sorts last in c0: sample 2 of train
+    os.mkfifo(bad) if kind == "fifo" else bad.symlink_to("/dev/zero")
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", _READ_FOLDER, str(tmp_path), "2"], capture_output=True, text=True, timeout=60
+    )
+    assert time.perf_counter() - start < 30, "reading waited on the file"
+    what = "a named pipe" if kind == "fifo" else "a device"
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"cannot read image {bad}: not a regular file but {what}; remove or replace the file",
+        f"cannot read image {bad}: not a regular file but {what}; remove or replace the file",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat as st
 from pathlib import Path
 
 from overspec._atomic import atomic_write
@@ -48,16 +49,28 @@ def path_sha256(path: str | Path) -> str:
     return digest([[str(p.relative_to(path)), file_sha256(p)] for p in files])
 
 
+def regular_stat(path: str | Path) -> os.stat_result:
+    """``os.stat(path)`` (links followed) of a regular file; else an ``OSError`` whose ``strerror`` says what the
+    path is instead."""
+    stat = os.stat(path)
+    if not st.S_ISREG(stat.st_mode):
+        kinds = {st.S_ISDIR: "a folder", st.S_ISFIFO: "a named pipe", st.S_ISSOCK: "a socket"}
+        kind = next((name for is_kind, name in kinds.items() if is_kind(stat.st_mode)), "a device")
+        raise OSError(0, f"not a regular file but {kind}", str(path))
+    return stat
+
+
 def content_digests(paths: list[Path]) -> list[str]:
     """BLAKE2b of each file's bytes, read once and remembered by (path, size, mtime, ctime, inode) in
     ``<cache>/content.sqlite``. The ctime and inode catch a file rewritten in place with its old size and mtime
     restored (``cp`` + ``touch -r``; ``rsync -t`` writes a new inode): both change on any write and cannot be set
-    back. ``OVERSPEC_VERIFY=content`` digests every file again on every call."""
+    back. ``OVERSPEC_VERIFY=content`` digests every file again on every call. Only regular files are read (a
+    named pipe or a link to a device would be read forever): anything else is an ``OSError`` naming it."""
     import sqlite3
 
     keys = []
     for path in paths:
-        stat = os.stat(path)
+        stat = regular_stat(path)
         keys.append(f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}|{stat.st_ino}")
     remembered: dict[str, str] = {}
     db = None

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from overspec._hashing import content_digests, digest
+from overspec._hashing import content_digests, digest, regular_stat
 from overspec.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every path under ``folder`` (recursively) with an image suffix, in sorted order, folders left out; anything
+    else named like an image (a named pipe, a link to a device) is kept, so reading it is an error naming it."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -16,7 +22,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"image folder {folder} does not exist or is not a directory")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    paths = image_files(folder)
     if not paths:
         raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
     return paths
@@ -34,6 +40,11 @@ def open_rgb(source, name: str):
     """
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(source, str | Path):
+        try:
+            regular_stat(source)  # a named pipe or /dev/zero would be read forever
+        except OSError as exc:
+            raise DataError(f"cannot read image {name}: {exc.strerror}; remove or replace the file") from None
     try:
         with Image.open(source) as image:
             if image.width * image.height > MAX_PIXELS:

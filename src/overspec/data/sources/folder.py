@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from overspec.data.images import IMAGE_SUFFIXES, ImageFiles
+from overspec.data.images import ImageFiles, image_files
 from overspec.data.labelled import LabelledSplit
 from overspec.errors import DataError
 
@@ -40,11 +40,7 @@ class FolderSource:
             paths, labels = [], []
             for index, name in enumerate(folders):
                 folder = root / split / name
-                files = (
-                    sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-                    if folder.is_dir()
-                    else []
-                )
+                files = image_files(folder) if folder.is_dir() else []
                 paths += files
                 labels += [index] * len(files)
             if not paths:
