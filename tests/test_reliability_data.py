@@ -149,3 +149,24 @@ def test_a_named_pipe_or_device_called_png_is_refused_by_name_within_seconds(tmp
         f"cannot read image {bad}: not a regular file but {what}; remove or replace the file",
         f"cannot read image {bad}: not a regular file but {what}; remove or replace the file",
     ]
+
+
+# --- decoded size bounded from the header -----------------------------------------------------------------------
+
+
+def test_a_one_by_100000_png_is_refused_from_its_header(tmp_path):
+    from PIL import Image
+
+    from overspec.data.images import ImageFiles
+
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (1, 100_000), (200, 10, 10)).save(strip)
+    assert strip.stat().st_size < 1000  # a few hundred bytes; decoded and resized to 224 wide: 15 GB
+    with pytest.raises(DataError) as caught:
+        ImageFiles([strip]).load(0)
+    assert str(caught.value) == (
+        f"image {strip} is 1 x 100000 pixels, longer on one side than 100 times the other (a shortest-side resize "
+        "would make it enormous); crop it or remove it"
+    )
+    Image.new("RGB", (100, 1)).save(tmp_path / "edge.png")  # at the bound: read
+    assert ImageFiles([tmp_path / "edge.png"]).load(0).size == (100, 1)

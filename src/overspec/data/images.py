@@ -29,6 +29,9 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 MAX_PIXELS = 1 << 28  # 268 M pixels (16384 x 16384): larger headers are refused before decoding
+# long side / short side: a shortest-side resize to 224 then makes at most 224 x 22,400 pixels (15 MB), where a
+# 1 x 100,000 strip (a few hundred bytes of PNG) would make 224 x 22.4 M (15 GB); panoramas stay well inside
+MAX_ASPECT = 100
 
 
 def open_rgb(source, name: str):
@@ -36,7 +39,9 @@ def open_rgb(source, name: str):
 
     Every mode Pillow decodes becomes 8-bit RGB with its range scaled, not clipped: 16-bit (``I;16*``, and ``I``
     holding 16-bit values) by 255/65535; float (``F``) images holding [0, 1] by 255, others as 0-255 values;
-    palette, alpha, CMYK and 1-bit images by Pillow's own conversion. An image over ``MAX_PIXELS`` is refused.
+    palette, alpha, CMYK and 1-bit images by Pillow's own conversion. An image over ``MAX_PIXELS``, or longer than
+    ``MAX_ASPECT`` times its width (or wider than that times its height), is refused from its header, before
+    anything is decoded. Only regular files are opened.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -51,6 +56,11 @@ def open_rgb(source, name: str):
                 raise DataError(
                     f"image {name} is {image.width} x {image.height} pixels, over the limit of {MAX_PIXELS:,}; "
                     "resize it (or remove it from the dataset)"
+                )
+            if max(image.size) > MAX_ASPECT * max(1, min(image.size)):
+                raise DataError(
+                    f"image {name} is {image.width} x {image.height} pixels, longer on one side than {MAX_ASPECT} "
+                    "times the other (a shortest-side resize would make it enormous); crop it or remove it"
                 )
             image.load()
             return _to_rgb(image)
