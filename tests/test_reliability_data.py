@@ -3,6 +3,7 @@ right number, or one error line naming the file with nothing written)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from helpers.cli import overspec
@@ -170,3 +171,211 @@ def test_a_one_by_100000_png_is_refused_from_its_header(tmp_path):
     )
     Image.new("RGB", (100, 1)).save(tmp_path / "edge.png")  # at the bound: read
     assert ImageFiles([tmp_path / "edge.png"]).load(0).size == (100, 1)
+
+
+# --- a webdataset is read whole or refused ----------------------------------------------------------------------
+
+
+def _shard(path, members) -> None:
+    """A tar shard of ``members``: ``(name, bytes)`` files, ``(name, ("sym"|"hard", target))`` links."""
+    import io
+    import tarfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for name, payload in members:
+            info = tarfile.TarInfo(name)
+            if isinstance(payload, tuple):
+                info.type = tarfile.SYMTYPE if payload[0] == "sym" else tarfile.LNKTYPE
+                info.linkname = payload[1]
+                tar.addfile(info)
+            else:
+                info.size = len(payload)
+                tar.addfile(info, io.BytesIO(payload))
+
+
+def _samples(n: int, offset: int = 0, labels=None) -> list:
+    from helpers.data import digit_images, png_bytes
+
+    members = []
+    for i, (image, label) in enumerate(digit_images(n // 10 + 1, offset)[:n]):
+        label = label if labels is None else labels[i]
+        members += [(f"k{i:04d}.png", png_bytes(image)), (f"k{i:04d}.cls", str(label).encode())]
+    return members
+
+
+def test_two_splits_with_equal_shard_names_and_sizes_never_share_features(tmp_path, clip_file):
+    from overspec.data import load_dataset
+    from overspec.features import extract_features
+    from overspec.models import load_model
+
+    _shard(tmp_path / "wds" / "train" / "0.tar", _samples(20, 0))
+    _shard(tmp_path / "wds" / "test" / "0.tar", _samples(20, 60))
+    (tmp_path / "wds" / "classnames.txt").write_text("\n".join(str(i) for i in range(10)))
+    assert (tmp_path / "wds/train/0.tar").stat().st_size == (tmp_path / "wds/test/0.tar").stat().st_size
+    dataset = load_dataset(tmp_path / "wds")
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+
+    def features(split, **options):
+        return extract_features(encoder, dataset.split(split).images, num_workers=0, progress=False, **options)
+
+    train = features("train")
+    test = features("test")  # before: the train split's cached rows
+    assert not np.array_equal(train, test)
+    np.testing.assert_array_equal(test, features("test", cache=False))
+
+
+def test_a_shard_rewritten_in_place_with_its_mtime_restored_is_read_again(tmp_path, clip_file):
+    import os
+
+    from overspec.data import load_dataset
+    from overspec.features import extract_features
+    from overspec.models import load_model
+
+    shard = tmp_path / "wds" / "test" / "0.tar"
+    _shard(shard, _samples(20))
+    (tmp_path / "wds" / "classnames.txt").write_text("\n".join(str(i) for i in range(10)))
+    stat = shard.stat()
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    before = load_dataset(tmp_path / "wds").split("test")
+    extract_features(encoder, before.images, num_workers=0, progress=False)
+
+    relabelled = [(i * 7 + 3) % 10 for i in range(20)]
+    _shard(shard, _samples(20, 60, labels=relabelled))  # other images, other labels, the same size
+    os.utime(shard, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert shard.stat().st_size == stat.st_size and shard.stat().st_mtime_ns == stat.st_mtime_ns
+    after = load_dataset(tmp_path / "wds").split("test")
+    assert after.labels.tolist() == relabelled
+    cached = extract_features(encoder, after.images, num_workers=0, progress=False)
+    np.testing.assert_array_equal(cached, extract_features(encoder, after.images, cache=False, num_workers=0))
+
+
+def _truncate_at_member_boundary(shard):
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        cut = tar.getmembers()[-2].offset  # before the last sample's label: the shard ends after an image
+    shard.write_bytes(shard.read_bytes()[:cut])
+    return "truncated at a member boundary"
+
+
+def _truncate_inside_a_header(shard):
+    import tarfile
+
+    with tarfile.open(shard) as tar:
+        cut = tar.getmembers()[-2].offset + 200
+    shard.write_bytes(shard.read_bytes()[:cut])
+    return "truncated inside a header"
+
+
+@pytest.mark.parametrize("cut", [_truncate_at_member_boundary, _truncate_inside_a_header])
+def test_a_truncated_shard_is_one_line_naming_it(tmp_path, cut):
+    from overspec.data import load_dataset
+
+    shard = tmp_path / "wds" / "test" / "0.tar"
+    _shard(shard, _samples(20))
+    (tmp_path / "wds" / "classnames.txt").write_text("\n".join(str(i) for i in range(10)))
+    how = cut(shard)
+    with pytest.raises(DataError) as caught:
+        load_dataset(tmp_path / "wds")  # before: read as 19 samples
+    assert str(caught.value).startswith(f"webdataset shard {shard} is {how} (no end-of-archive block at byte ")
+    assert str(caught.value).endswith("; delete it and fetch it again")
+
+
+def test_a_missing_shard_is_caught_by_nshards_and_the_catalog_sizes(tmp_path):
+    from overspec.data import load_dataset
+    from overspec.data.catalog import catalog
+
+    root = tmp_path / "cifar10"
+    for shard in range(2):
+        _shard(root / "test" / f"{shard}.tar", _samples(10, 10 * shard))
+    (root / "classnames.txt").write_text("\n".join(catalog().get("cifar10").classnames))
+    (root / "test" / "nshards.txt").write_text("3\n")
+    with pytest.raises(DataError) as caught:
+        load_dataset("cifar10", root=root)
+    assert str(caught.value) == (
+        f"{root / 'test' / 'nshards.txt'} says 3 shards but {root / 'test'} holds 2; the copy is incomplete: "
+        "fetch it again"
+    )
+    (root / "test" / "nshards.txt").write_text("2\n")
+    with pytest.raises(DataError) as caught:
+        load_dataset("cifar10", root=root)
+    assert str(caught.value) == (
+        f"{root / 'test'}: 20 samples, but catalog/cifar10.yaml (sizes.test) expects 10000; the copy is "
+        "incomplete or another version: fetch it again"
+    )
+
+
+_PNG = b"\x89PNG\r\n\x1a\n"  # only the index is read: the bytes need not decode
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([("k9.png", ("sym", "k0000.png")), ("k9.cls", b"1")], "member k9.png is a symbolic link; samples must"),
+        ([("k9.png", ("hard", "k0000.png")), ("k9.cls", b"1")], "member k9.png is a hard link; samples must"),
+        ([("k0001.png", _PNG)], "member k0001.png is a second image of sample 'k0001' (after k0001.png)"),
+        ([("k0001.cls", b"4")], "member k0001.cls repeats the label of sample 'k0001'"),
+        ([("k0001.jpg", _PNG)], "member k0001.jpg is a second image of sample 'k0001' (after k0001.png)"),
+        ([("k9.cls", b"1")], "label k9.cls has no image; every sample needs both"),
+        ([("k9.png", _PNG)], "image k9.png has no .cls label; every sample needs both"),
+        ([("k.9.png", _PNG), ("k.9.cls", b"1")], "member k.9.png has a dot inside its key"),
+    ],
+    ids=[
+        "symlink",
+        "hardlink",
+        "repeated image",
+        "repeated label",
+        "png and jpg",
+        "orphan label",
+        "orphan image",
+        "dotted key",
+    ],
+)
+def test_a_member_that_would_drop_or_double_a_sample_is_refused_by_name(tmp_path, extra, message):
+    from overspec.data.sources.webdataset import index_shard
+
+    shard = tmp_path / "0.tar"
+    _shard(shard, _samples(4) + extra)
+    with pytest.raises(DataError) as caught:
+        index_shard(shard)
+    assert str(caught.value).startswith(f"{shard}: {message}")
+
+
+def test_a_header_claiming_a_huge_member_is_refused_without_reading_it(tmp_path):
+    import tarfile
+
+    from overspec.data.sources.webdataset import index_shard
+
+    for name, limit, what in (("k.cls", 64, "label"), ("k.png", 64 << 20, "image")):
+        info = tarfile.TarInfo(name)
+        info.size = 1 << 40  # 1 TiB claimed, nothing written after the header
+        shard = tmp_path / f"{what}.tar"
+        shard.write_bytes(info.tobuf(format=tarfile.GNU_FORMAT) + bytes(1024))
+        with pytest.raises(DataError) as caught:
+            index_shard(shard)
+        assert str(caught.value).startswith(
+            f"{shard}: member {name} is 1,099,511,627,776 bytes, over the limit of {limit:,} for a {what}"
+        )
+
+
+def test_a_compressed_shard_is_refused_before_decompressing(tmp_path):
+    import gzip
+    import resource
+    import tarfile
+
+    from overspec.data.sources.webdataset import index_shard
+
+    info = tarfile.TarInfo("k.cls")
+    info.size = 1 << 30
+    zeros = gzip.compress(bytes(10 << 20), compresslevel=9)
+    shard = tmp_path / "0.tar"
+    shard.write_bytes(gzip.compress(info.tobuf()) + zeros * 103)  # 1 GiB of zeros behind the header once inflated
+    assert shard.stat().st_size < 2 << 20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DataError) as caught:
+        index_shard(shard)
+    assert str(caught.value) == (
+        f"webdataset shard {shard} is gzip-compressed; shards are read as plain tar: decompress it"
+    )
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100_000  # kB: nothing inflated

@@ -43,6 +43,8 @@ def load_dataset(dataset: str | Path, *, root: str | Path | None = None) -> Labe
             _check_class_order(entry, source, classnames, names, folder)
     if not classnames:
         raise DataError(f"{folder}: no class names found; add classnames.txt (one name per line, in label order)")
+    if entry is not None and source == "webdataset":
+        _check_sizes(splits, entry, folder)
     splits = _named_splits(splits, entry, folder)
     _check_classes(splits, classnames, folder)
     return LabelledDataset(
@@ -70,6 +72,17 @@ def _check_class_order(entry: CatalogEntry, source: str, ours: list[str], theirs
             f"{shown(theirs)} there and {shown(ours)} in the catalog. Put that source's order under class_orders."
             f"{source} in the catalog entry (or fix the data)"
         )
+
+
+def _check_sizes(splits: dict[str, LabelledSplit], entry: CatalogEntry, folder: Path) -> None:
+    """The published copy's split sizes, where the catalog knows them: a copy read short is refused, not scored."""
+    for ours, theirs in entry.splits.items():
+        expected = entry.sizes.get(ours)
+        if theirs in splits and expected is not None and len(splits[theirs]) != expected:
+            raise DataError(
+                f"{folder / theirs}: {len(splits[theirs])} samples, but catalog/{entry.name}.yaml (sizes.{ours}) "
+                f"expects {expected}; the copy is incomplete or another version: fetch it again"
+            )
 
 
 def _check_classes(splits: dict[str, LabelledSplit], classnames: list[str], folder: Path) -> None:

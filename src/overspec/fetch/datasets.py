@@ -5,14 +5,13 @@ the folder the loader reads, and checking what arrived: every shard whole and re
 from __future__ import annotations
 
 import json
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from overspec._atomic import atomic_write
 from overspec._hashing import file_sha256
 from overspec.data.catalog import CatalogEntry, catalog
-from overspec.errors import FetchError
+from overspec.errors import DataError, FetchError
 from overspec.fetch import remote
 from overspec.fetch.plan import Transfer
 
@@ -135,11 +134,13 @@ def _shard_count(declared: Path) -> int:
 
 
 def samples_in(shard: Path, *, strict: bool = True) -> int:
-    """Labelled samples (``.cls`` members) in a shard; -1 for an unreadable one unless ``strict``."""
+    """Samples in a shard, read as the loader reads it (whole, size-bounded, uncompressed:
+    ``data/sources/webdataset.index_shard``); -1 for an unreadable one unless ``strict``."""
+    from overspec.data.sources.webdataset import index_shard
+
     try:
-        with tarfile.open(shard) as tar:
-            return sum(1 for m in tar if m.isfile() and m.name.endswith(".cls"))
-    except (tarfile.TarError, OSError, EOFError) as exc:
+        return len(index_shard(shard))
+    except DataError as exc:
         if strict:
-            raise FetchError(f"cannot read shard {shard} ({exc}); delete it and run `overspec fetch` again") from None
+            raise FetchError(f"{exc} (run `overspec fetch` again)") from None
         return -1
