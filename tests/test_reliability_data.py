@@ -379,3 +379,43 @@ def test_a_compressed_shard_is_refused_before_decompressing(tmp_path):
         f"webdataset shard {shard} is gzip-compressed; shards are read as plain tar: decompress it"
     )
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 100_000  # kB: nothing inflated
+
+
+# --- one rule for relative paths in a config --------------------------------------------------------------------
+
+
+def test_a_config_reads_the_same_files_from_any_working_directory(tmp_path, monkeypatch, clip_file, digits_folder):
+    import csv
+    import shutil
+
+    from helpers.cli import write_yaml
+    from overspec.runner import run_experiment
+
+    study = tmp_path / "study"
+    shutil.copytree(digits_folder, study / "data" / "digits")
+    shutil.copy(clip_file, study / "clip.pt")
+    write_yaml(study / "clip.yaml", {"family": "openai_clip", "weights": "clip.pt"})
+    config = write_yaml(
+        study / "study.yaml",
+        {
+            "name": "where",
+            "output": "runs/where",
+            "models": [{"name": "clip", "spec": "clip.yaml"}],
+            "general": {"datasets": ["digits"], "roots": {"digits": "data/digits"}, "protocols": ["zeroshot"]},
+            "workers": 0,
+        },
+    )
+    elsewhere = tmp_path / "elsewhere"  # a decoy at the same relative path, read before when run from here
+    shutil.copytree(digits_folder, elsewhere / "data" / "digits", ignore=shutil.ignore_patterns("000[5-9].png", "001*"))
+
+    def rows(cwd):
+        monkeypatch.chdir(cwd)
+        summary = run_experiment(config, report=False, log=lambda line: None)
+        assert summary.out == study / "runs" / "where"
+        with open(summary.out / "results.csv") as f:
+            found = {(r["metric"], r["value"], r["n"], r["dataset_fingerprint"]) for r in csv.DictReader(f)}
+        shutil.rmtree(summary.out)
+        return found
+
+    here, there = rows(study), rows(elsewhere)
+    assert here == there and {n for _, _, n, _ in here} == {"150"}

@@ -18,6 +18,7 @@ biometric:
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -211,10 +212,59 @@ def load_config(path: str | Path, *, check_paths: bool = True) -> Experiment:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping (name, models, general, biometric, ...)")
     experiment = validated(Experiment, data, origin=str(path))
+    _resolve_paths(experiment, path, output_given="output" in data)
     _check_models(experiment, path)
     if check_paths:
         _check_paths(experiment, path)
     return experiment
+
+
+SPEC_FILE_KEYS = ("weights", "checkpoint", "head")  # files a spec names; "base", "image", "target": specs
+
+
+def _resolve_paths(experiment: Experiment, path: Path, *, output_given: bool) -> None:
+    """One rule: every relative path written in a config (dataset roots, benchmark files, model specs and the
+    files of inline specs, output) resolves against the config's folder, never against the working directory, so
+    a config reads the same files from wherever it is run. Without ``output:`` a run goes to ``runs/<name>``
+    under the working directory."""
+    folder = path.absolute().parent
+    general = experiment.general
+    if general is not None:
+        general.root = general.root and _against(folder, general.root)
+        general.roots = {name: _against(folder, root) for name, root in general.roots.items()}
+    for bench in experiment.biometric:
+        bench.path = _against(folder, bench.path)
+    if output_given:
+        experiment.output = _against(folder, experiment.output.replace("${name}", experiment.name))
+    for entry in experiment.model_entries():
+        if isinstance(entry.spec, dict):
+            entry.spec = _spec_against(folder, entry.spec)
+
+
+def _spec_against(folder: Path, spec: dict) -> dict:
+    """An inline spec's files (and spec files it names) against ``folder``, as a spec file's are against its own."""
+    out = dict(spec)
+    for key, value in spec.items():
+        if key in SPEC_FILE_KEYS and isinstance(value, str):
+            out[key] = _against(folder, value)
+        elif key in ("base", "image", "target"):
+            if isinstance(value, dict):
+                out[key] = _spec_against(folder, value)
+            elif isinstance(value, str) and value.endswith((".yaml", ".yml")):
+                out[key] = _against(folder, value)
+    return out
+
+
+def _against(folder: Path, value: str) -> str:
+    """``value`` expanded and made absolute: a path written relative, against ``folder``; one that starts with a
+    variable (``${OVERSPEC_DATA}/x``), as the shell gave the variable, i.e. against the working directory. Left as
+    written when it still holds an unset variable (``check_variables`` reports it) or is a URL."""
+    expanded = expand(value)
+    if unset_variables(expanded):
+        return value
+    if "://" in expanded or Path(expanded).is_absolute():
+        return expanded
+    return os.path.abspath((Path.cwd() if value.startswith("$") else folder) / expanded)
 
 
 def _check_paths(experiment: Experiment, path: Path) -> None:
