@@ -252,35 +252,33 @@ def test_a_shard_rewritten_in_place_with_its_mtime_restored_is_read_again(tmp_pa
     np.testing.assert_array_equal(cached, extract_features(encoder, after.images, cache=False, num_workers=0))
 
 
-def _truncate_at_member_boundary(shard):
+def _cut_before_last_sample(shard, into: int) -> None:
     import tarfile
 
     with tarfile.open(shard) as tar:
-        cut = tar.getmembers()[-2].offset  # before the last sample's label: the shard ends after an image
+        cut = tar.getmembers()[-2].offset + into  # the last sample's image header: the shard ends after a sample
     shard.write_bytes(shard.read_bytes()[:cut])
-    return "truncated at a member boundary"
 
 
-def _truncate_inside_a_header(shard):
-    import tarfile
-
-    with tarfile.open(shard) as tar:
-        cut = tar.getmembers()[-2].offset + 200
-    shard.write_bytes(shard.read_bytes()[:cut])
-    return "truncated inside a header"
-
-
-@pytest.mark.parametrize("cut", [_truncate_at_member_boundary, _truncate_inside_a_header])
-def test_a_truncated_shard_is_one_line_naming_it(tmp_path, cut):
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda s: _cut_before_last_sample(s, 0), "is truncated at a member boundary (no end-of-archive block"),
+        (lambda s: _cut_before_last_sample(s, 200), "is truncated inside a header (no end-of-archive block"),
+        (lambda s: s.write_bytes(bytes(s.stat().st_size)), "holds no samples; delete it and fetch it again"),
+    ],
+    ids=["at a member boundary", "inside a header", "zeroed"],
+)
+def test_a_truncated_or_zeroed_shard_is_one_line_naming_it(tmp_path, damage, message):
     from overspec.data import load_dataset
 
     shard = tmp_path / "wds" / "test" / "0.tar"
     _shard(shard, _samples(20))
     (tmp_path / "wds" / "classnames.txt").write_text("\n".join(str(i) for i in range(10)))
-    how = cut(shard)
+    damage(shard)
     with pytest.raises(DataError) as caught:
-        load_dataset(tmp_path / "wds")  # before: read as 19 samples
-    assert str(caught.value).startswith(f"webdataset shard {shard} is {how} (no end-of-archive block at byte ")
+        load_dataset(tmp_path / "wds")  # before: read as 19 samples (0 when zeroed), no word
+    assert str(caught.value).startswith(f"webdataset shard {shard} {message}")
     assert str(caught.value).endswith("; delete it and fetch it again")
 
 

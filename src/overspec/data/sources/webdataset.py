@@ -126,6 +126,8 @@ def _read_index(shard: Path) -> list[tuple[int, int, int]]:
         if key in labels:
             raise DataError(f"{shard}: label {labels[key][0]} has no image; every sample needs both")
         raise DataError(f"{shard}: image {images[key][0]} has no .cls label; every sample needs both")
+    if not images:  # what a shard overwritten with zeros reads as
+        raise DataError(f"webdataset shard {shard} holds no samples; delete it and fetch it again")
     return [(images[k][1], images[k][2], labels[k][1]) for k in sorted(images)]
 
 
