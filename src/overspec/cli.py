@@ -368,9 +368,15 @@ def analyze(
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory holding results.sqlite.")],
-    reference: Annotated[Path | None, typer.Option(help="Published numbers (CSV) to show beside yours.")] = None,
+    reference: Annotated[
+        str,
+        typer.Option(
+            help="Published numbers to read yours against: a study's name (chettaoui2025), a CSV file, or none."
+        ),
+    ] = "chettaoui2025",
 ) -> None:
-    """Rebuild report.md, report.html, tables and figures from a run's stored results."""
+    """Rebuild report.md, report.html, tables and figures from a run's stored results; findings read each
+    specialist's GELO against the published model of the same task and architecture."""
     from overspec.report import build_report
 
     path = build_report(run_dir, reference=reference)
