@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 
 from helpers.cli import overspec, write_yaml
-from helpers.data import build_attack_layout, lfw_faces, write_bin
+from helpers.data import build_attack_layout, lfw_faces, write_bin, write_ijb
 from overspec.errors import OverspecError
 from overspec.evaluate import evaluate
 from overspec.models import load_model
@@ -138,12 +138,20 @@ def test_attack_detection_with_a_convention_and_the_output_file(tmp_path, clip_s
     assert document["torch_version"] and document["schema_version"] == 1
 
 
-def test_the_document_for_zeroshot_and_the_probe(digits_folder, clip_spec):
+def test_the_document_for_zeroshot_and_the_probe(tmp_path, digits_folder, clip_spec):
     """Two protocols: one document, one entry each; top-1 and top-5 carry the runner's Wilson interval."""
+    import shutil
+
     from overspec.runner.run import wilson_interval
 
+    for split, keep in (("train", 8), ("test", 6)):  # 6 classes: a small probe
+        for folder in sorted((digits_folder / split).iterdir())[:6]:
+            (tmp_path / "digits" / split / folder.name).mkdir(parents=True)
+            for image in sorted(folder.iterdir())[:keep]:
+                shutil.copy(image, tmp_path / "digits" / split / folder.name)
+    (tmp_path / "digits" / "classnames.txt").write_text("zero\none\ntwo\nthree\nfour\nfive\n")
     evaluation = evaluate(
-        clip_spec, digits_folder, ["zeroshot", "linear_probe"], options={"linear_probe": {"k_shot": 5}}
+        clip_spec, tmp_path / "digits", ["zeroshot", "linear_probe"], options={"linear_probe": {"k_shot": 5}}
     )
     document = evaluation.document()
     validate(document)
@@ -155,7 +163,8 @@ def test_the_document_for_zeroshot_and_the_probe(digits_folder, clip_spec):
         "lbfgs",
     )
     acc1 = zeroshot["metrics"]["acc1"]
-    assert acc1["interval"] == list(wilson_interval(acc1["value"], 150)) and acc1["interval_method"] == "wilson"
+    assert zeroshot["counts"] == {"n_test": 36} and acc1["interval_method"] == "wilson"
+    assert acc1["interval"] == list(wilson_interval(acc1["value"], 36))
     assert "interval" not in zeroshot["metrics"]["mean_per_class_recall"]
     assert "l2_path" in probe["details"] and "l2_path" not in probe["metrics"] and probe["details"]["k_shot"] == 5
     assert probe["options"] == {"k_shot": 5, "recipe": "lbfgs"}
@@ -165,6 +174,24 @@ def test_the_document_for_zeroshot_and_the_probe(digits_folder, clip_spec):
 
     with pytest.raises(jsonschema.ValidationError):  # the schema can fail
         validate(broken)
+
+
+def test_ijb_with_its_options_and_convention(tmp_path, clip_spec):
+    write_ijb(tmp_path / "IJBC", lfw_faces(4, size=112))
+    evaluation = evaluate(
+        clip_spec, tmp_path / "IJBC", ["ijb"], convention="insightface", options={"ijb": {"which": "ijbc"}}
+    )
+    direct = PROTOCOLS.get("ijb")(
+        load_model(clip_spec), tmp_path / "IJBC", convention="insightface", num_workers=0, progress=False
+    )
+    document = evaluation.document()
+    validate(document)
+    entry = document["results"][0]
+    assert entry["options"] == {"convention": "insightface", "which": "ijbc"} and entry["counts"]["n_pairs"] == 16
+    assert {k: v["value"] for k, v in entry["metrics"].items()} == {
+        k: v for k, v in direct.metrics.items() if not k.startswith("n_")
+    }
+    assert entry["details"]["flip"] is True and entry["headline_metric"] == "tar_at_far_0.0001"
 
 
 def refuse(*args, **kwargs) -> str:

@@ -13,7 +13,7 @@ is ``schemas/eval.schema.json``: one top-level document, with one entry per prot
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +122,6 @@ def evaluate(
     device: str | None = None,
     batch_size: int | None = None,
     num_workers: int | None = None,
-    log: Callable[[str], None] | None = None,
 ) -> Evaluation:
     """Evaluate ``model`` (a zoo name or spec file) on ``dataset`` under ``protocols``.
 
@@ -131,32 +130,15 @@ def evaluate(
     protocol CSV or a released layout's folder (``layout``) for attack_detection, whose ``task`` is mad or pad.
     ``options``: per protocol, as an experiment's ``options:``; ``convention`` sets the convention of each protocol
     that has a choice (the probe's recipe; zero-shot has one rule)."""
-    from overspec._validation import validated
-    from overspec.config import Experiment
     from overspec.features.extract import arithmetic
     from overspec.results.memo import recall, remember, result_key
-    from overspec.runner.plan import plan
     from overspec.runner.run import _Resources, evaluate_cell
 
-    names = _protocol_names(protocols)
-    per = _options(names, options or {}, convention)
     device = device or default_device()
-    general = [n for n in names if _info(n).general]
-    if general and len(general) != len(names):
-        raise ConfigError(
-            f"--protocol {','.join(names)}: {', '.join(general)} read a classification dataset, the others a "
-            "biometric file or folder; evaluate them in two calls"
-        )
-    spec = _experiment(
-        str(model), str(dataset), names, per, root, task, layout, frames_per_video, general=bool(general)
+    experiment, cells = _planned(
+        str(model), str(dataset), protocols, options or {}, convention, root, task, layout, frames_per_video
     )
-    experiment = validated(
-        Experiment, spec | {"device": device, "batch_size": batch_size, "workers": num_workers}, origin="overspec eval"
-    )
-    cells = sorted(plan(experiment), key=lambda c: names.index(c.protocol.name))
-    skipped = [n for n in names if n not in {c.protocol.name for c in cells}]
-    if skipped:  # the planner skips a probe on a dataset without a train split; asked for by name, it is an error
-        raise DataError(f"dataset {dataset} has no train split; {skipped[0]} needs one")
+    experiment = experiment.model_copy(update={"device": device, "batch_size": batch_size, "workers": num_workers})
     resources = _Resources(experiment, cells)
     data_fingerprint = _data_fingerprint(cells[0], resources)
     keys = {
@@ -175,8 +157,6 @@ def evaluate(
         # resources load the model once, with torch's threads set for this process)
         _info(cell.protocol.name).check_ready(resources.model(cell), resources.dataset(cell), cell.protocol.options)
     for cell in todo:  # features are extracted once and cached: a second protocol reuses them
-        if log:
-            log(f"{cell.label}")
         found[cell.protocol.name] = remember(keys[cell.protocol.name], evaluate_cell(cell, resources))
     outcomes = [
         ProtocolOutcome(
@@ -194,6 +174,30 @@ def evaluate(
         arithmetic(device),
         outcomes,
     )
+
+
+def _planned(model: str, dataset: str, protocols, options, convention, root, task, layout, frames_per_video):
+    """``(experiment, cells)``: the request as an experiment, planned as `overspec run` plans one (model identity
+    and weights present, options, conventions, data fingerprints), cells in the order the protocols were asked."""
+    from overspec._validation import validated
+    from overspec.config import Experiment
+    from overspec.runner.plan import plan
+
+    names = _protocol_names(protocols)
+    per = _options(names, options, convention)
+    general = [n for n in names if _info(n).general]
+    if general and len(general) != len(names):
+        raise ConfigError(
+            f"--protocol {','.join(names)}: {', '.join(general)} read a classification dataset, the others a "
+            "biometric file or folder; evaluate them in two calls"
+        )
+    spec = _experiment(model, dataset, names, per, root, task, layout, frames_per_video, general=bool(general))
+    experiment = validated(Experiment, spec, origin="overspec eval")
+    cells = sorted(plan(experiment), key=lambda c: names.index(c.protocol.name))
+    skipped = [n for n in names if n not in {c.protocol.name for c in cells}]
+    if skipped:  # the planner skips a probe on a dataset without a train split; asked for by name, it is an error
+        raise DataError(f"dataset {dataset} has no train split; {skipped[0]} needs one")
+    return experiment, cells
 
 
 def _info(name: str):
