@@ -11,7 +11,7 @@ import pytest
 from helpers.cli import overspec, write_yaml
 from helpers.data import build_attack_layout, lfw_faces, write_bin, write_ijb
 from overspec.errors import OverspecError
-from overspec.evaluate import evaluate
+from overspec.evaluation import evaluate
 from overspec.models import load_model
 from overspec.protocols import PROTOCOLS
 

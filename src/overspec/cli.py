@@ -188,7 +188,7 @@ def evaluate(
     """Evaluate MODEL on DATASET with one or more protocols, loading both once; metrics are fractions with 95%
     intervals. --json prints, and --output writes, one versioned document with an entry per protocol
     (schema: overspec/schemas/eval.schema.json)."""
-    from overspec.evaluate import evaluate as run_evaluation
+    from overspec.evaluation import evaluate as run_evaluation
 
     names = [p.strip() for p in protocol.split(",") if p.strip()]
     options = _protocol_options(names, option or [])
@@ -613,7 +613,7 @@ def _score_rows(values: dict, ci: dict, prefix: str = ""):
 
 
 def _default_device() -> str:
-    from overspec.evaluate import default_device
+    from overspec.evaluation import default_device
 
     return default_device()
 
