@@ -136,6 +136,11 @@ def test_attack_detection_with_a_convention_and_the_output_file(tmp_path, clip_s
     assert document["model"]["reference"] == str(clip_spec) and len(document["model"]["fingerprint"]) == 64
     assert document["device"] == "cpu" and document["precision"] == "fp32"
     assert document["torch_version"] and document["schema_version"] == 1
+    # a released layout read as is: SYN-MAD 2022 has no train split, so `auto` falls back to zero-shot prompts
+    released = evaluate(clip_spec, mad_csv.parent / "test", ["attack_detection"], task="mad", layout="syn_mad22")
+    entry = released.document()["results"][0]
+    assert entry["details"]["scorer"] == "prompt" and entry["options"] == {"convention": "iso"}
+    assert entry["counts"] == {"n_bonafide": direct.metrics["n_bonafide"], "n_attack": direct.metrics["n_attack"]}
 
 
 def test_the_document_for_zeroshot_and_the_probe(tmp_path, digits_folder, clip_spec):
