@@ -65,6 +65,11 @@ def test_reference_forms(tmp_path):
     own = tmp_path / "mine.csv"
     own.write_text("model,arch,protocol,gelo,task\nMyMAD,ResNet-50,zeroshot,0.9,mad\n")
     assert load_published(own).counterpart("mad", "resnet_50", "zeroshot").gelo == 0.9
+    assert bundled.counterpart("pad", "ViT-B-16-quickgelu", "zeroshot").label == "FoundPAD ViT-B/16"
+    assert (
+        bundled.counterpart("pad", "ViT-B-32", "zeroshot") is None
+        and bundled.counterpart("general", "ViT-B-16", "zeroshot") is None
+    )
     with pytest.raises(ConfigError, match=r"unknown published study 'chettaoui2052'; did you mean 'chettaoui2025'"):
         load_published("chettaoui2052")
     with pytest.raises(ConfigError, match=r"--reference .*nope.csv: no such file; give a CSV file, a study"):

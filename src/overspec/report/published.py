@@ -71,8 +71,9 @@ class Published:
 
 
 def arch_key(arch: str) -> str:
-    """One spelling of an architecture: ``ViT-L/14`` (papers), ``ViT-L-14`` (open_clip) and ``vit_l_14`` agree."""
-    return re.sub(r"[-/_ ]+", "-", arch.strip().lower())
+    """One spelling of an architecture: ``ViT-L/14`` (papers), ``ViT-L-14`` (open_clip), ``vit_l_14`` and
+    ``ViT-L-14-quickgelu`` (open_clip's name for OpenAI's activation, the same architecture) agree."""
+    return re.sub(r"-quickgelu$", "", re.sub(r"[-/_ ]+", "-", arch.strip().lower()))
 
 
 def load_published(reference: str | Path | None) -> Published | None:
