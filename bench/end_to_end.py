@@ -74,6 +74,11 @@ def overspec_eval(spec: Path, data: Path, env: dict) -> tuple[float, dict]:
     return time.perf_counter() - start, json.loads(done.stdout)
 
 
+def acc1(document: dict, entry: int) -> float:
+    """Top-1 of the ``entry``-th protocol of an ``overspec eval`` document (schemas/eval.schema.json)."""
+    return document["results"][entry]["metrics"]["acc1"]["value"]
+
+
 def clip_benchmark(spec_weights: Path, data: Path, threads: int) -> tuple[float, dict]:
     """CLIP_benchmark's zero-shot and linear-probe evaluation of the same weights, in this process."""
     import open_clip
@@ -176,8 +181,8 @@ def main() -> None:
         ratios.append(theirs_seconds / cold)
         warm_shares.append(warm / cold)
         print(
-            f"round {round_}: overspec cold {cold:5.1f} s (zero-shot {ours[0]['acc1']:.3f}, linear probe "
-            f"{ours[1]['acc1']:.3f}); warm {warm:4.1f} s ({100 * warm / cold:.1f} % of cold); CLIP_benchmark "
+            f"round {round_}: overspec cold {cold:5.1f} s (zero-shot {acc1(ours, 0):.3f}, linear probe "
+            f"{acc1(ours, 1):.3f}); warm {warm:4.1f} s ({100 * warm / cold:.1f} % of cold); CLIP_benchmark "
             f"{theirs_seconds:5.1f} s (zero-shot {theirs['zeroshot_acc1']:.3f}, linear probe "
             f"{theirs['linear_probe_acc1']:.3f}); ratio {theirs_seconds / cold:.2f}x"
         )

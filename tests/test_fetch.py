@@ -56,7 +56,7 @@ def test_fetch_then_eval(hub, env, tmp_path, clip_file):
     args = ("eval", "clip-vit-b16.openai", "svhn", "--root", str(data / "svhn"), "--json", "--workers", "0")
     result = overspec(*args, env=offline)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["n_test"] == 60
+    assert json.loads(result.stdout)["results"][0]["counts"]["n_test"] == 60
 
 
 def test_interrupted_download_resumes(hub, env, tmp_path):

@@ -105,11 +105,12 @@ def test_linear_probe_within_half_a_point_of_scikit_learn(features):
 def test_eval_command_json(digits_folder, clip_file, tmp_path):
     spec = tmp_path / "clip.yaml"
     spec.write_text(f"family: openai_clip\nweights: {clip_file}\n")
-    zs = json.loads(
+    alone = json.loads(
         overspec("eval", str(spec), str(digits_folder), "--protocol", "zeroshot", "--json", "--workers", "0").stdout
     )
-    assert {"acc1", "acc5", "mean_per_class_recall", "n_test"} <= set(zs) and zs["n_test"] == 150
-    both = json.loads(  # two protocols in one process: a list, the zero-shot one unchanged
+    zs = alone["results"][0]
+    assert {"acc1", "acc5", "mean_per_class_recall"} <= set(zs["metrics"]) and zs["counts"]["n_test"] == 150
+    both = json.loads(  # two protocols in one process: one entry each, the zero-shot one unchanged
         overspec(
             "eval",
             str(spec),
@@ -123,13 +124,14 @@ def test_eval_command_json(digits_folder, clip_file, tmp_path):
             "5",
         ).stdout
     )
-    assert both[0] == zs
-    lp = both[1]
+    assert both["results"][0] == zs
+    lp = both["results"][1]
     direct = PROTOCOLS.get("linear_probe")(
         load_model(spec), load_dataset(str(digits_folder)), k_shot=5, num_workers=0, progress=False
     )
-    assert lp["acc1"] == direct.metrics["acc1"] and lp["l2"] == direct.details["l2"]  # the CLI adds nothing
-    assert lp["k_shot"] == 5 and lp["n_train"] == 50 and lp["acc1"] > 0.1  # 10 classes: chance is 0.1
+    acc1 = lp["metrics"]["acc1"]["value"]
+    assert acc1 == direct.metrics["acc1"] and lp["details"]["l2"] == direct.details["l2"]  # the CLI adds nothing
+    assert lp["details"]["k_shot"] == 5 and lp["details"]["n_train"] == 50 and acc1 > 0.1  # 10 classes: chance 0.1
     bad = overspec("eval", str(spec), "cifar11", "--json")
     assert bad.returncode == 2 and "did you mean 'cifar10'" in bad.stderr
 
@@ -187,9 +189,9 @@ def test_a_rerun_of_eval_is_answered_without_loading_the_model_until_its_inputs_
     # the rerun in a process where loading a model, or importing torch, fails
     guarded = (
         "import sys; sys.modules['torch'] = None\n"
-        "import overspec.models as m\n"
+        "import overspec.models as m, overspec._threads as t\n"
         "def refuse(*a, **k): raise SystemExit('the model was loaded')\n"
-        "m.load_model = refuse\n"
+        "m.load_model = t.set_torch_threads = refuse\n"  # (the runner sets torch's threads just before loading)
         "from overspec.cli import run; run()"
     )
     again = subprocess.run([sys.executable, "-c", guarded, *args], capture_output=True, text=True, timeout=120)

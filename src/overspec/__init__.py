@@ -9,7 +9,7 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "extract_features", "load_model"]
+__all__ = ["__version__", "evaluate", "extract_features", "load_model"]
 
 
 def __getattr__(name: str):
@@ -18,6 +18,10 @@ def __getattr__(name: str):
         from overspec.models import load_model
 
         return load_model
+    if name == "evaluate":
+        from overspec.evaluation import evaluate
+
+        return evaluate
     if name == "extract_features":
         from overspec.features import extract_features
 

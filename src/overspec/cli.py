@@ -139,12 +139,44 @@ def _load_encoder(model: str, device: str):
 @app.command("eval")
 def evaluate(
     model: Annotated[str, typer.Argument(help="A zoo name or a model spec YAML file.")],
-    dataset: Annotated[str, typer.Argument(help="A catalog name (see `overspec datasets`) or a dataset folder.")],
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="A catalog name or dataset folder (zeroshot, linear_probe); a .bin or pair list (face_verification); "
+            "an IJB folder (ijb); a protocol CSV or dataset folder (attack_detection)."
+        ),
+    ],
     protocol: Annotated[
-        str, typer.Option(help="Protocols, comma-separated: zeroshot, linear_probe (one forward pass for all).")
+        str,
+        typer.Option(
+            help="Protocols, comma-separated (see `overspec protocols`): zeroshot, linear_probe (one forward pass for "
+            "both), face_verification, ijb, attack_detection."
+        ),
     ] = "zeroshot",
     root: Annotated[Path | None, typer.Option(help="Folder holding a catalog dataset's files.")] = None,
     as_json: JsonFlag = False,
+    output: Annotated[Path | None, typer.Option("--output", help="Write the JSON document to this file.")] = None,
+    convention: Annotated[
+        str | None,
+        typer.Option(
+            help="Metric rules of each protocol that has a choice: iso, insightface, madation, foundpad; the probe's "
+            "recipe (docs/conventions.md)."
+        ),
+    ] = None,
+    task: Annotated[str | None, typer.Option(help="attack_detection: mad or pad.")] = None,
+    layout: Annotated[
+        str | None, typer.Option(help="attack_detection: csv (default) or a released layout (e.g. syn_mad22).")
+    ] = None,
+    frames_per_video: Annotated[
+        int | None, typer.Option(help="attack_detection: frames sampled per video file (default 25).", min=1)
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A protocol option, [PROTOCOL.]KEY=VALUE, repeatable (e.g. scorer=probe, ijb.which=ijbb); "
+            "without PROTOCOL it goes to each listed protocol that has it."
+        ),
+    ] = None,
     k_shot: Annotated[int | None, typer.Option(help="Linear probe on k examples per class.")] = None,
     probe_recipe: Annotated[
         str | None, typer.Option(help="Linear-probe recipe: lbfgs (default), clip_benchmark or clip_paper.")
@@ -155,55 +187,88 @@ def evaluate(
     workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
     device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
 ) -> None:
-    """Evaluate MODEL on DATASET with one or more protocols, loading both once; metrics are fractions (with
-    several protocols, --json prints a list)."""
-    from overspec.data import load_dataset
-    from overspec.models.identity import spec_fingerprint
-    from overspec.protocols import PROTOCOLS
-    from overspec.protocols.probe_recipes import PROBE_RECIPES
-    from overspec.protocols.specs import general_protocols
-    from overspec.results.memo import recall, remember, result_key
+    """Evaluate MODEL on DATASET with one or more protocols, loading both once; metrics are fractions with 95%
+    intervals. --json prints, and --output writes, one versioned document with an entry per protocol
+    (schema: overspec/schemas/eval.schema.json)."""
+    from overspec.evaluation import evaluate as run_evaluation
 
-    protocols = [p.strip() for p in protocol.split(",") if p.strip()]
-    unknown = [p for p in protocols if p not in general_protocols()]
-    if unknown or not protocols:
-        raise ConfigError(f"--protocol {protocol!r}: use one or more of {', '.join(general_protocols())}")
-    if probe_recipe is not None and "linear_probe" not in protocols:
-        raise ConfigError("--probe-recipe applies to --protocol linear_probe only")
-    if probe_recipe is not None and probe_recipe not in PROBE_RECIPES:
-        raise ConfigError(f"--probe-recipe: {PROBE_RECIPES.unknown_message(probe_recipe)}")
-    data = load_dataset(dataset, root=root)
-    device = device or _default_device()
-    common = {"batch_size": batch_size, "num_workers": workers, "progress": not as_json}
-    probe = {"k_shot": k_shot} if k_shot else {}
-    probe |= {"recipe": probe_recipe} if probe_recipe is not None else {}
-    options = {name: probe if name == "linear_probe" else {} for name in protocols}
-    identity = {"model": spec_fingerprint(model), "data": data.fingerprint, "compute": device}
-    keys = {name: result_key(protocol=name, options=options[name], **identity) for name in protocols}
-    found = {name: recall(key) for name, key in keys.items()}
-    encoder = None
-    for name in protocols:  # features are extracted once and cached, so a second protocol reuses them
-        if found[name] is None:
-            encoder = encoder or _load_encoder(model, device)
-            found[name] = remember(keys[name], PROTOCOLS.get(name)(encoder, data, **common, **options[name]))
-    results = [found[name] for name in protocols]
-    model_name = results[0].model
+    names = [p.strip() for p in protocol.split(",") if p.strip()]
+    options = _protocol_options(names, option or [])
+    for flag, key, value in (("--k-shot", "k_shot", k_shot), ("--probe-recipe", "recipe", probe_recipe)):
+        if value is not None:
+            if "linear_probe" not in names:
+                raise ConfigError(f"{flag} applies to --protocol linear_probe only")
+            options.setdefault("linear_probe", {})[key] = value
+    evaluation = run_evaluation(
+        model,
+        dataset,
+        names,
+        root=root,
+        options=options,
+        convention=convention,
+        task=task,
+        layout=layout,
+        frames_per_video=frames_per_video,
+        device=device,
+        batch_size=batch_size,
+        num_workers=workers,
+    )
+    document = evaluation.document()
+    text = strict_dumps(document, indent=1, default=str)
+    if output is not None:
+        from overspec._atomic import atomic_write
+
+        output.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(output, text + "\n")
     if as_json:
-        shown = [r.as_json() for r in results]
-        print(strict_dumps(shown[0] if len(shown) == 1 else shown, indent=1))
+        print(text)
         return
-    for name, result in zip(protocols, results, strict=True):
-        table = Table(title=f"{name}: {model_name} on {data.name}")
-        table.add_column("metric")
-        table.add_column("value")
-        for key, value in result.metrics.items():
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-        if "recipe" in result.details:
-            table.add_row("recipe", result.details["recipe"])
+    for entry in document["results"]:
+        name = f"{entry['protocol']} ({entry['convention']})"
+        table = Table(title=f"{name}: {document['model']['name']} on {document['dataset']['name']}")
+        for column in ("metric", "value", "95% interval"):
+            table.add_column(column)
+        for key, metric in entry["metrics"].items():
+            value, interval = metric["value"], metric.get("interval")
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            table.add_row(key, shown, f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "")
+        for key, value in entry["counts"].items():
+            table.add_row(key, str(value), "")
+        details = entry["details"]
+        for key in ("scorer", "k_shot"):
+            if details.get(key) is not None:
+                table.add_row(key, str(details[key]), "")
         for key in ("l2", "sklearn_C", "weight_decay", "C", "validation_acc1"):
-            if key in result.details:
-                table.add_row(key, f"{result.details[key]:.4g}")
+            if key in details:
+                table.add_row(key, f"{details[key]:.4g}", "")
         out.print(table)
+    if output is not None:
+        err.print(f"wrote {output}", markup=False, highlight=False)
+
+
+def _protocol_options(protocols: list[str], pairs: list[str]) -> dict[str, dict]:
+    """``--option [PROTOCOL.]KEY=VALUE`` pairs (VALUE read as YAML: true, 3, 0.5, text) as options per protocol;
+    without PROTOCOL a key goes to each listed protocol that takes it."""
+    import yaml
+
+    from overspec.protocols import option_names
+
+    options: dict[str, dict] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {pair!r}: write KEY=VALUE or PROTOCOL.KEY=VALUE, e.g. scorer=probe")
+        target, dot, key = key.strip().rpartition(".")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        takers = [target] if dot else [p for p in protocols if key in option_names(p)]
+        if not takers:
+            raise ConfigError(f"--option {pair!r}: none of {', '.join(protocols)} has an option {key!r}")
+        for name in takers:
+            options.setdefault(name, {})[key] = parsed
+    return options
 
 
 @app.command()
@@ -370,9 +435,15 @@ def analyze(
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory holding results.sqlite.")],
-    reference: Annotated[Path | None, typer.Option(help="Published numbers (CSV) to show beside yours.")] = None,
+    reference: Annotated[
+        str,
+        typer.Option(
+            help="Published numbers to read yours against: a study's name (chettaoui2025), a CSV file, or none."
+        ),
+    ] = "chettaoui2025",
 ) -> None:
-    """Rebuild report.md, report.html, tables and figures from a run's stored results."""
+    """Rebuild report.md, report.html, tables and figures from a run's stored results; findings read each
+    specialist's GELO against the published model of the same task and architecture."""
     from overspec.report import build_report
 
     path = build_report(run_dir, reference=reference)
@@ -544,12 +615,9 @@ def _score_rows(values: dict, ci: dict, prefix: str = ""):
 
 
 def _default_device() -> str:
-    """cuda when torch sees a GPU, else cpu; without an NVIDIA device node, cpu without importing torch (seconds)."""
-    if sys.platform.startswith("linux") and not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/dxg")):
-        return "cpu"
-    import torch
+    from overspec.evaluation import default_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return default_device()
 
 
 def run() -> None:

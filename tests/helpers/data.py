@@ -227,3 +227,46 @@ def write_oulu_videos(root: Path, per_split: int = 3, n_frames: int = 9) -> dict
                 write_video(path, frames)
                 written[path] = frames
     return written
+
+
+def place_face(face: Image.Image, angle: float, scale: float, offset) -> tuple[Image.Image, np.ndarray]:
+    """Put a 112 px face into a 250 px canvas by a known similarity; return the canvas and where the
+    ArcFace landmarks of the face went."""
+    from overspec.data.ijb import ARCFACE_112
+
+    theta = np.deg2rad(angle)
+    forward = np.array(
+        [
+            [scale * np.cos(theta), -scale * np.sin(theta), offset[0]],
+            [scale * np.sin(theta), scale * np.cos(theta), offset[1]],
+            [0, 0, 1],
+        ]
+    )
+    inverse = np.linalg.inv(forward)
+    canvas = face.transform(
+        (250, 250), Image.Transform.AFFINE, data=tuple(inverse[:2].ravel()), resample=Image.Resampling.BICUBIC
+    )
+    landmarks = (forward[:2, :2] @ ARCFACE_112.T).T + forward[:2, 2]
+    return canvas, landmarks
+
+
+def write_ijb(root, faces):
+    """IJB-C in insightface's layout: per face, template 100+i (two images in two media) and 200+i (a third)."""
+    (root / "meta").mkdir(parents=True)
+    (root / "loose_crop").mkdir()
+    rows, points = [], []
+    rng = np.random.default_rng(0)
+    for i, face in enumerate(faces):
+        for copy in range(3):  # template 100+i: two images in two media; template 200+i: a third image
+            canvas, landmarks = place_face(face, rng.uniform(-20, 20), rng.uniform(0.9, 1.4), rng.uniform(40, 80, 2))
+            name = f"{i}_{copy}.jpg"
+            canvas.save(root / "loose_crop" / name, quality=95)
+            rows.append(f"{name} {100 + i if copy < 2 else 200 + i} {1000 + 3 * i + copy}")
+            points.append(name + " " + " ".join(f"{v:.3f}" for v in landmarks.ravel()) + f" {rng.uniform(0.5, 1):.3f}")
+    (root / "meta" / "ijbc_face_tid_mid.txt").write_text("\n".join(rows) + "\n")
+    (root / "meta" / "ijbc_name_5pts_score.txt").write_text("\n".join(points) + "\n")
+    # genuine: the same face in both templates, and two pairs of different faces labelled genuine (so that not
+    # every genuine pair outscores every impostor pair)
+    genuine = {(i, i) for i in range(len(faces))} | {(0, 1), (2, 3)}
+    pairs = [f"{100 + i} {200 + j} {int((i, j) in genuine)}" for i in range(len(faces)) for j in range(len(faces))]
+    (root / "meta" / "ijbc_template_pair_label.txt").write_text("\n".join(pairs) + "\n")

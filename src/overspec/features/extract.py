@@ -92,7 +92,12 @@ def compute_setting(encoder: Encoder, amp: bool) -> str:
     """Device type and arithmetic of the forward pass: fp16 autocast on CUDA gives other features than fp32 on
     the CPU, so the two are cached apart."""
     device = encoder.device.type
-    return f"{device}-{'fp16-autocast' if amp and device == 'cuda' else 'fp32'}"
+    return f"{device}-{arithmetic(device, amp)}"
+
+
+def arithmetic(device: str, amp: bool = True) -> str:
+    """The arithmetic of a forward pass on ``device`` (a torch device string): fp16 autocast on CUDA with ``amp``."""
+    return "fp16-autocast" if amp and device.split(":")[0] == "cuda" else "fp32"
 
 
 def _compute(encoder, dataset, start, stop, batch_size, num_workers, progress, amp, description, entry, chunk_rows):

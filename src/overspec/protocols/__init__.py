@@ -15,14 +15,19 @@ PROTOCOLS.register("attack_detection", "overspec.protocols.attack_detection:run_
 RUN_OPTIONS = ("batch_size", "num_workers", "progress")  # set by the runner, not by a config
 
 
-def check_options(protocol: str, options: dict, *, where: str) -> None:
-    """Refuse an option the protocol does not take, before any work starts (not a TypeError hours in)."""
+def option_names(protocol: str) -> list[str]:
+    """The options a protocol takes (its keyword-only parameters, less those the runner sets)."""
     import inspect
 
+    parameters = inspect.signature(PROTOCOLS.get(protocol)).parameters
+    return [p.name for p in parameters.values() if p.kind == p.KEYWORD_ONLY and p.name not in RUN_OPTIONS]
+
+
+def check_options(protocol: str, options: dict, *, where: str) -> None:
+    """Refuse an option the protocol does not take, before any work starts (not a TypeError hours in)."""
     from overspec.errors import ConfigError
 
-    parameters = inspect.signature(PROTOCOLS.get(protocol)).parameters
-    known = [p.name for p in parameters.values() if p.kind == p.KEYWORD_ONLY and p.name not in RUN_OPTIONS]
+    known = option_names(protocol)
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ConfigError(

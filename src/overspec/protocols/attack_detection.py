@@ -147,6 +147,40 @@ def video_level(scores: np.ndarray, split: AttackSplit) -> tuple[np.ndarray, np.
     return means, split.bonafide[rows], split.attack_types[rows]
 
 
+def check_attack_detection(
+    encoder: Encoder,
+    data: AttackDataset,
+    *,
+    scorer: str = "auto",
+    fallback: str = "probe",
+    video_scores: str = "mean",
+    prompts: str = "ensemble",
+    convention: str = "iso",
+    **_,
+) -> str:
+    """Every check that needs no image: the options, and that the scorer can run on this model and data (a head,
+    a train split for the probe, a text tower for prompts). Returns the scorer (``auto``: the model's head, else
+    ``fallback``, a probe needing a train split)."""
+    if video_scores not in VIDEO_SCORES:
+        raise DataError(f"video_scores {video_scores!r}: use one of {', '.join(VIDEO_SCORES)}")
+    if prompts not in PROMPT_SETS:
+        raise DataError(f"prompts {prompts!r}: use one of {', '.join(PROMPT_SETS)}")
+    convention_for(convention, data.task)
+    has_head = encoder.head is not None and encoder.head.positive == "bonafide"
+    if scorer == "auto":
+        scorer = "head" if has_head else ("probe" if fallback == "probe" and "train" in data.splits else "prompt")
+    SCORERS.get(scorer)
+    if scorer == "head" and not has_head:
+        raise ModelError(f"{encoder.name} has no bona fide / attack head; use scorer probe or prompt")
+    if scorer == "probe" and "train" not in data.splits:
+        raise ModelError(f"scorer probe needs a train split in {data.name}; it has {', '.join(sorted(data.splits))}")
+    if scorer == "prompt":
+        from overspec.protocols.zeroshot import check_text_tower
+
+        check_text_tower(encoder)
+    return scorer
+
+
 def run_attack_detection(
     encoder: Encoder,
     data: AttackDataset,
@@ -165,14 +199,15 @@ def run_attack_detection(
     count once (their mean) or each; ``convention`` the metric rules (``iso``; ``madation`` / ``foundpad``: the
     study's codebases', ``metrics/conventions/``). The decision threshold for HTER/ACER is the
     development split's EER threshold when the protocol has one (else the test EER threshold)."""
-    if video_scores not in VIDEO_SCORES:
-        raise DataError(f"video_scores {video_scores!r}: use one of {', '.join(VIDEO_SCORES)}")
-    if prompts not in PROMPT_SETS:
-        raise DataError(f"prompts {prompts!r}: use one of {', '.join(PROMPT_SETS)}")
-    convention_for(convention, data.task)  # an unknown convention fails before any image is read
-    if scorer == "auto":  # the model's own head; else ``fallback`` (a probe needs a train split)
-        has_head = encoder.head is not None and encoder.head.positive == "bonafide"
-        scorer = "head" if has_head else ("probe" if fallback == "probe" and "train" in data.splits else "prompt")
+    scorer = check_attack_detection(
+        encoder,
+        data,
+        scorer=scorer,
+        fallback=fallback,
+        video_scores=video_scores,
+        prompts=prompts,
+        convention=convention,
+    )
     score = SCORERS.get(scorer)
     needed = ["test"] + (["train"] if scorer == "probe" else []) + (["dev"] if "dev" in data.splits else [])
     features = {

@@ -1,5 +1,6 @@
-"""Face verification on insightface ``.bin`` pairs: 10-fold accuracy (insightface's protocol, which
-FRoundation reports), plus ROC AUC, EER and TAR@FAR of the cosine similarities."""
+"""Face verification on insightface ``.bin`` pairs or a pair list (``data/pair_list.py``, e.g. LFW's ``pairs.txt``):
+10-fold accuracy (insightface's protocol, which FRoundation reports), plus ROC AUC, EER and TAR@FAR of the cosine
+similarities."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from overspec.data.images import Flipped
-from overspec.data.insightface_bin import load_pairs
+from overspec.data.pair_list import load_verification_pairs
 from overspec.features import extract_features
 from overspec.metrics import eer, kfold_accuracy, roc_auc, tar_at_far
 from overspec.metrics.conventions import convention_for, convention_metrics
@@ -39,6 +40,13 @@ def pair_scores(features: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", e[0::2], e[1::2])
 
 
+def check_face_verification(encoder: Encoder, path: str | Path, *, convention: str = "iso", **_) -> None:
+    """Every check that needs no image decoded: the convention, and the pairs (a ``.bin``, or a pair list whose
+    images all exist: ``data/pair_list.py``)."""
+    convention_for(convention, "verification")
+    load_verification_pairs(path)
+
+
 def run_face_verification(
     encoder: Encoder,
     bin_path: str | Path,
@@ -55,7 +63,7 @@ def run_face_verification(
     the other folds, with AUC, EER and TAR@FAR (``convention: insightface``: its 10-fold accuracy on a distance
     grid and its TAR@FAR rule, ``metrics/conventions/insightface.py``)."""
     convention_for(convention, "verification")  # an unknown convention fails before any image is read
-    images, genuine = load_pairs(bin_path)
+    images, genuine = load_verification_pairs(bin_path)
     name = Path(bin_path).stem
     features = face_embeddings(
         encoder, images, flip=flip, name=name, batch_size=batch_size, num_workers=num_workers, progress=progress

@@ -78,6 +78,22 @@ def verification_metrics(scores: np.ndarray, genuine: np.ndarray) -> dict[str, f
     return metrics
 
 
+def check_ijb(encoder: Encoder, root: str | Path, *, which: str = "ijbc", convention: str = "iso", **_) -> None:
+    """Every check that needs no image: the convention, and insightface's layout (``data/ijb.py``) being there."""
+    if convention not in ("iso", "insightface"):
+        raise DataError(f"IJB scores follow convention iso or insightface, not {convention!r}")
+    root, which = Path(root), which.lower()
+    needed = [
+        root / "meta" / f"{which}_{name}.txt" for name in ("face_tid_mid", "template_pair_label", "name_5pts_score")
+    ]
+    missing = [p for p in [*needed, root / "loose_crop"] if not p.exists()]
+    if missing:
+        raise DataError(
+            f"{missing[0]} does not exist: an IJB folder holds meta/{which}_*.txt and loose_crop/ (insightface's "
+            "layout); set which: ijbb or ijbc to match its files"
+        )
+
+
 def run_ijb(
     encoder: Encoder,
     root: str | Path,
@@ -98,8 +114,7 @@ def run_ijb(
     norm score kept (``norm_score``: image features not normalised before pooling), and TAR read at the nearest
     FAR of the dropped ROC. ``iso`` defaults to no flip and no weighting, and takes the highest TAR with FAR at or
     below the target."""
-    if convention not in ("iso", "insightface"):  # before any image is read
-        raise DataError(f"IJB scores follow convention iso or insightface, not {convention!r}")
+    check_ijb(encoder, root, which=which, convention=convention)
     insightface = convention == "insightface"
     flip = insightface if flip is None else flip
     detector_weighting = insightface if detector_weighting is None else detector_weighting

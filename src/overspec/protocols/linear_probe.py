@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from overspec.data.labelled import LabelledDataset
+from overspec.errors import ConfigError
 from overspec.features import extract_features
 from overspec.models.encoder import Encoder
 from overspec.protocols.probe_recipes import DEFAULT_RECIPE, PROBE_RECIPES
@@ -46,6 +47,16 @@ def probe(
     return metrics, details
 
 
+def check_linear_probe(
+    encoder: Encoder, dataset: LabelledDataset, *, recipe: str = DEFAULT_RECIPE, k_shot: int | None = None, **_
+) -> None:
+    """What the probe needs before any image is read: a known recipe, a train and a test split, k >= 0."""
+    PROBE_RECIPES.get(recipe)
+    dataset.split("train"), dataset.split("test")
+    if k_shot is not None and k_shot < 0:
+        raise ConfigError(f"k_shot {k_shot}: give a number of examples per class (0 or none: the whole train split)")
+
+
 def run_linear_probe(
     encoder: Encoder,
     dataset: LabelledDataset,
@@ -59,7 +70,7 @@ def run_linear_probe(
 ) -> ProtocolResult:
     """Linear-probe accuracy of ``encoder``'s frozen features on ``dataset`` (train -> test) by ``recipe``.
     Features do not depend on the recipe, so every recipe reads the same cached features."""
-    PROBE_RECIPES.get(recipe)  # an unknown name fails before any feature is extracted
+    check_linear_probe(encoder, dataset, recipe=recipe, k_shot=k_shot)
     train, test = dataset.split("train"), dataset.split("test")
 
     def features(split, name):

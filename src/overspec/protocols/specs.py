@@ -4,6 +4,7 @@ functions report the same headline."""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +20,14 @@ class ProtocolInfo:
     splits: tuple[str, ...] = ("test",)  # the splits of a general dataset it reads (what `overspec fetch` gets)
     convention_option: str | None = "convention"  # the option naming its convention (None: it has one only)
     default_convention: str = "iso"
+    # ``"module:function"`` ``(encoder, data, **options)``: every check that needs no image (text tower, options,
+    # data layout), which `overspec eval` runs for all its protocols before the first forward pass
+    check: str | None = None
+
+    def check_ready(self, encoder, data, options: dict) -> None:
+        if self.check is not None:
+            module, function = self.check.split(":")
+            getattr(importlib.import_module(module), function)(encoder, data, **options)
 
     def convention(self, options: dict) -> str:
         return (
@@ -41,7 +50,13 @@ PROTOCOL_INFO: Registry[ProtocolInfo] = Registry("protocol")
 for _info in (
     # zero-shot has one rule: the CLIP paper's prompt-ensemble classifier (as CLIP_benchmark computes it)
     ProtocolInfo(
-        "zeroshot", ("general",), _catalog_headline, general=True, convention_option=None, default_convention="clip"
+        "zeroshot",
+        ("general",),
+        _catalog_headline,
+        general=True,
+        convention_option=None,
+        default_convention="clip",
+        check="overspec.protocols.zeroshot:check_zeroshot",
     ),
     ProtocolInfo(
         "linear_probe",
@@ -51,10 +66,21 @@ for _info in (
         splits=("train", "test"),
         convention_option="recipe",
         default_convention="lbfgs",
+        check="overspec.protocols.linear_probe:check_linear_probe",
     ),
-    ProtocolInfo("face_verification", ("fr",), lambda dataset, task: "accuracy"),
-    ProtocolInfo("ijb", ("fr",), lambda dataset, task: "tar_at_far_0.0001"),
-    ProtocolInfo("attack_detection", ("mad", "pad"), lambda dataset, task: ATTACK_HEADLINES[task]),
+    ProtocolInfo(
+        "face_verification",
+        ("fr",),
+        lambda dataset, task: "accuracy",
+        check="overspec.protocols.face_verification:check_face_verification",
+    ),
+    ProtocolInfo("ijb", ("fr",), lambda dataset, task: "tar_at_far_0.0001", check="overspec.protocols.ijb:check_ijb"),
+    ProtocolInfo(
+        "attack_detection",
+        ("mad", "pad"),
+        lambda dataset, task: ATTACK_HEADLINES[task],
+        check="overspec.protocols.attack_detection:check_attack_detection",
+    ),
 ):
     PROTOCOL_INFO.register(_info.name, _info)
 

@@ -53,20 +53,37 @@ def text_classifier(encoder: Encoder, classnames: list[str], templates: list[str
     return cached_text_array(key, lambda: zero_shot_weights(encode, classnames, templates))
 
 
-def _text_tower(encoder: Encoder) -> Encoder:
-    """The encoder itself, or its base model when its own text tower is missing (the study pairs the
-    fine-tuned image tower with the original text tower)."""
+def check_text_tower(encoder: Encoder) -> None:
+    """Zero-shot can run: the encoder has a text tower, or a base whose files are here to borrow one from."""
     if encoder.has_text:
-        return encoder
+        return
     base = encoder.settings.get("base")
     if base is None:
         raise ModelError(
-            f"{encoder.name} ({encoder.family}) has no text tower and no `base` model to borrow one "
-            "from; zero-shot needs one (set `base:` in its spec)"
+            f"{encoder.name} ({encoder.family}) has no text tower; zero-shot needs one: set `base:` in its spec to "
+            "the CLIP model it was fine-tuned from, or wrap an image classifier in a spec with `family: conse` "
+            "(its label probabilities mapped into a text space)"
         )
+    from overspec.models import require_files, resolve_spec
+
+    require_files(resolve_spec(base))
+
+
+def check_zeroshot(encoder: Encoder, dataset: LabelledDataset, *, split: str = "test", **_) -> None:
+    """What zero-shot needs before any image is read: the split, and a text tower (``check_text_tower``)."""
+    dataset.split(split)
+    check_text_tower(encoder)
+
+
+def _text_tower(encoder: Encoder) -> Encoder:
+    """The encoder itself, or its base model when its own text tower is missing (the study pairs the
+    fine-tuned image tower with the original text tower)."""
+    check_text_tower(encoder)
+    if encoder.has_text:
+        return encoder
     from overspec.models import load_model
 
-    return load_model(base, device=str(encoder.device))
+    return load_model(encoder.settings["base"], device=str(encoder.device))
 
 
 def run_zeroshot(
@@ -78,8 +95,10 @@ def run_zeroshot(
     num_workers: int | None = None,
     progress: bool = True,
 ) -> ProtocolResult:
-    """Zero-shot top-1, top-5 and mean per-class recall of ``encoder`` on ``dataset``'s ``split``."""
+    """Zero-shot top-1, top-5 and mean per-class recall of ``encoder`` on ``dataset``'s ``split``. The classifier
+    comes first: a model without a text tower fails before any image is read."""
     test = dataset.split(split)
+    weights = text_classifier(encoder, dataset.classnames, dataset.templates)
     features = extract_features(
         encoder,
         test.images,
@@ -89,7 +108,6 @@ def run_zeroshot(
         description=f"{encoder.name} on {dataset.name}/{split}",
     )
     features = encoder.to_text_space(features)
-    weights = text_classifier(encoder, dataset.classnames, dataset.templates)
     logits = zero_shot_logits(features, weights)
     return ProtocolResult(
         "zeroshot",

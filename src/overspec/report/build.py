@@ -16,6 +16,7 @@ from overspec.errors import DataError
 from overspec.protocols.specs import general_protocols
 from overspec.report import plots
 from overspec.report.findings import Chance, chance_levels, findings
+from overspec.report.published import DEFAULT, load_published
 from overspec.report.tables import Table
 from overspec.results import ResultStore
 
@@ -160,8 +161,9 @@ def biometric_table(records, tasks) -> Table | None:
     )
 
 
-def _reference(path: str | Path | None, references: dict[str, str]) -> dict:
-    """Published values keyed by (our model, protocol) -> {catalog dataset: percent}."""
+def _reference(path: Path | None, references: dict[str, str]) -> dict:
+    """Published values keyed by (our model, protocol) -> {catalog dataset: percent}; a model is matched by the
+    published name its spec gives (``reference:``)."""
     if path is None:
         return {}
     from overspec.data.catalog import canonical_dataset
@@ -176,16 +178,19 @@ def _reference(path: str | Path | None, references: dict[str, str]) -> dict:
     return dict(table)
 
 
-def _percent_scale(path: str | Path) -> float:
+def _percent_scale(path: Path) -> float:
     """A published table states its unit by its column: ``value_percent`` (e.g. 88.22) or ``value`` (0.8822)."""
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         header = f.readline().strip().split(",")
     return 1.0 if "value_percent" in header else 100.0
 
 
-def build_report(out: str | Path, *, reference: str | Path | None = None) -> Path:
-    """Write the report of the run in ``out`` from its store; returns the HTML path."""
+def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> Path:
+    """Write the report of the run in ``out`` from its store; returns the HTML path. ``reference``: the published
+    numbers to read the run against: a bundled study's name (default ``chettaoui2025``), a CSV file, or ``none``
+    (``report/published.py``)."""
     out = Path(out)
+    study = load_published(reference)  # a bad name or file fails before anything is written
     if not (out / "results.sqlite").exists():
         raise DataError(f"{out} holds no results.sqlite: run `overspec run CONFIG --out {out}` first")
     store = ResultStore(out / "results.sqlite", create=False)
@@ -197,7 +202,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
     store.close()
     records, tasks, references = _records(rows)
     figures, tables = out / "figures", out / "tables"
-    published = _reference(reference, references)
+    published = _reference(study.general if study else None, references)
     samples = _samples(out, rows)
     no_gelo = missing_bases(records)
 
@@ -243,12 +248,15 @@ def build_report(out: str | Path, *, reference: str | Path | None = None) -> Pat
         "chance": {f"{d}/{p}": level for (d, p), level in sorted(chance.level.items())},
         "no_gelo": no_gelo,
         "biometric_gains": [g.__dict__ for g in gains],
+        "reference": study.name if study else None,
         "overspec_version": __version__,
     }
     (out / "summary.json").write_text(strict_dumps(summary, indent=1, default=str))
     figure_files += sorted(p for p in figures.glob("*.png") if p not in figure_files)  # e.g. a sweep's curve
     notes = (out / "NOTES.md").read_text().splitlines() if (out / "NOTES.md").exists() else []
-    intro = findings(gelo_results, tasks, chance) + _intro(bases, no_gelo, gains) + _conventions_line(conventions)
+    intro = (
+        findings(gelo_results, tasks, chance, study) + _intro(bases, no_gelo, gains) + _conventions_line(conventions)
+    )
     _write_markdown(out, sections, figure_files, intro, notes)
     return _write_html(out, sections, figure_files, intro, notes)
 

@@ -1,4 +1,5 @@
-"""The report's opening: each specialist's GELO with its interval, read against chance and against the study.
+"""The report's opening: each specialist's GELO with its interval, read against chance and against the
+study's model of the same task and architecture (``report/published.py``).
 
 A GELO whose suite holds a result within chance (its 95 % interval reaches the dataset's chance level) is
 flagged and not headlined: a ratio of chance-level accuracies measures noise, not lost generality.
@@ -6,13 +7,11 @@ flagged and not headlined: a ratio of chance-level accuracies measures noise, no
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from importlib import resources
 
 from overspec.analysis.gelo import GeloResult
+from overspec.report.published import Published
 
-STUDY_MODELS = {"fr": "FRoundation", "mad": "MADation", "pad": "FoundPAD"}  # the study's specialist per task
 TITLES = {"zeroshot": "zero-shot", "linear_probe": "linear probe"}
 
 
@@ -42,23 +41,13 @@ def chance_levels(rows, details: dict[str, dict]) -> Chance:
     return Chance(level, within)
 
 
-def study_gelos() -> dict[tuple[str, str], float]:
-    """The study's ViT-B/16 GELO per (task, protocol) (src/overspec/reference/chettaoui2025_summary.csv)."""
-    text = resources.files("overspec").joinpath("reference", "chettaoui2025_summary.csv").read_text()
-    by_model = {v: k for k, v in STUDY_MODELS.items()}
-    return {
-        (by_model[r["model"]], r["protocol"]): float(r["gelo"])
-        for r in csv.DictReader(text.splitlines())
-        if r["gelo"] and r["arch"] == "ViT-B/16" and r["model"] in by_model
-    }
-
-
 KEPT = 0.01  # a published GELO within 1 % of 1 counts as generality kept (the study's MAD/PAD values mostly)
 
 
-def reading(g: GeloResult, task: str | None, study: dict) -> str:
-    """Whether the interval says lost, kept or gained generality, and whether the study's specialist for the
-    same task saw the same (its GELO below 1 - ``KEPT``: lost; within ``KEPT`` of 1: kept)."""
+def reading(g: GeloResult, task: str | None, published: Published | None) -> str:
+    """Whether the interval says lost, kept or gained generality, and whether the study's model of the same task
+    and architecture saw the same (its GELO below 1 - ``KEPT``: lost; within ``KEPT`` of 1: kept). A model the
+    study has no counterpart for gets no verdict."""
     low, high = g.ci
     ours = "lost" if high < 1 else "gained" if low > 1 else "kept" if low <= 1 <= high else None
     verdict = {
@@ -67,17 +56,22 @@ def reading(g: GeloResult, task: str | None, study: dict) -> str:
         "kept": "its interval holds 1: no measurable change",
         None: "no interval",
     }[ours]
-    published = study.get((task, g.protocol))
     if published is None or ours is None:
         return verdict
-    theirs = "lost" if published < 1 - KEPT else "gained" if published > 1 + KEPT else "kept"
-    same = "agrees with" if ours == theirs else "differs from"
-    return f"{verdict}; {same} the study, whose {STUDY_MODELS[task]} ViT-B/16 {theirs} ({published:.3f})"
+    theirs = published.counterpart(task, g.arch, g.protocol)
+    if theirs is None:
+        arch = g.arch or "unknown"
+        return f"{verdict}; the study has no {task or 'general'} model of architecture {arch} to compare with"
+    outcome = "lost" if theirs.gelo < 1 - KEPT else "gained" if theirs.gelo > 1 + KEPT else "kept"
+    same = "agrees with" if ours == outcome else "differs from"
+    return f"{verdict}; {same} the study, whose {theirs.label} {outcome} ({theirs.gelo:.3f})"
 
 
-def findings(gelos: dict[str, dict[str, GeloResult]], tasks: dict[str, str], chance: Chance) -> list[str]:
-    """Markdown lines: headlined GELOs first, then those flagged as resting on results within chance."""
-    study = study_gelos()
+def findings(
+    gelos: dict[str, dict[str, GeloResult]], tasks: dict[str, str], chance: Chance, published: Published | None
+) -> list[str]:
+    """Markdown lines: headlined GELOs first, then those flagged as resting on results within chance; each read
+    against ``published`` (None: no comparison)."""
     headline, flagged = [], []
     for protocol, by_model in gelos.items():
         for model, g in sorted(by_model.items()):
@@ -85,7 +79,7 @@ def findings(gelos: dict[str, dict[str, GeloResult]], tasks: dict[str, str], cha
             line = (
                 f"{model}, {TITLES.get(protocol, protocol)}: GELO **{g.gelo:.3f}** {interval} "
                 f"(95 % bootstrap over {g.interval_over}; {g.n_datasets} dataset{'s' * (g.n_datasets != 1)}): "
-                f"{reading(g, tasks.get(model), study)}."
+                f"{reading(g, tasks.get(model), published)}."
             )
             at_chance = chance.flagged(g)
             if at_chance:

@@ -5,6 +5,7 @@ of them (a checkpoint replaced in place, one image rewritten, an edited source f
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from functools import lru_cache
@@ -59,8 +60,8 @@ def recall(key: str) -> ProtocolResult | None:
 def remember(key: str, result: ProtocolResult) -> ProtocolResult:
     """Keep ``result`` (without its per-sample arrays) unless the cache is read-only; returns it as it will be
     recalled (JSON values), so a first run and a rerun print the same."""
-    fields = ("protocol", "dataset", "model", "metrics", "headline_metric", "details")
-    text = strict_dumps({"key": key, **{f: getattr(result, f) for f in fields}}, default=str)
+    kept = [f.name for f in dataclasses.fields(result) if f.name != "samples"]  # intervals too, where it has them
+    text = strict_dumps({"key": key, **{f: getattr(result, f) for f in kept}}, default=str)
     if cache_writable():
         path = _path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
