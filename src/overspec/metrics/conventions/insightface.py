@@ -84,5 +84,6 @@ INSIGHTFACE = Convention(
     ),
     summary="10-fold accuracy on a 0.01 distance grid; TAR at the nearest FAR of the dropped ROC",
     metrics=insightface_metrics,
+    points={"tar_at_far": FAR_TARGETS},
     file_order=True,
 )
