@@ -12,6 +12,7 @@ from overspec.data.insightface_bin import load_pairs
 from overspec.features import extract_features
 from overspec.metrics import kfold_accuracy
 from overspec.metrics.conventions import ScoreSet, convention_for
+from overspec.metrics.intervals import wilson_interval
 from overspec.models.encoder import Encoder
 from overspec.protocols.result import ProtocolResult, scored_result
 
@@ -79,9 +80,8 @@ def run_face_verification(
         details=details,
         samples={"score": scores, "genuine": genuine},  # per pair, in file order
     )
-    if "accuracy" not in result.intervals:  # iso's k-fold accuracy is a proportion of pairs: Wilson's interval
-        from overspec.metrics.intervals import wilson_interval
-
+    if "accuracy" not in result.intervals:  # iso: the protocol's k-fold accuracy, a proportion of pairs
+        # (a bootstrap of the ten folds costs ~4 ms per resample on 6,000 pairs: 4 s a cell; Wilson's is exact enough)
         result.intervals["accuracy"] = wilson_interval(result.metrics["accuracy"], len(genuine))
         result.interval_methods["accuracy"] = "Wilson score interval over pairs"
     return result
