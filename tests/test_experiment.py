@@ -389,8 +389,10 @@ def test_every_biometric_cell_exports_a_score_file_that_rescores_to_the_runs_val
         # an interval on every row but the spread of the k-fold accuracies (a dispersion, not an estimate)
         assert all(r["ci_method"] and r["ci_low"] for r in rows if r["cell"] == cell and r["metric"] != "accuracy_std")
         for other in conventions_for(meta["kind"]):
-            args = [*meta["command"][1:], "--json", "--bootstrap", "0"]
+            args = [*meta["command"][1:], "--json"]
             args[args.index("--convention") + 1] = other
+            if other != convention:
+                args[args.index("--bootstrap") + 1] = "0"
             result = runner.invoke(app, args)
             assert result.exit_code == 0, result.output
             report = json.loads(result.output)
@@ -401,5 +403,9 @@ def test_every_biometric_cell_exports_a_score_file_that_rescores_to_the_runs_val
             resolved = {k: v for k, v in report["metrics"].items() if v is not None}
             assert resolved == {k: v for k, v in ran.items() if k not in PROTOCOL_EXTRAS.get((protocol, other), ())}
             assert report.get("unresolved", {}) == details[cell].get("unresolved", {})
+            mine = [r for r in rows if r["cell"] == cell and r["ci_low"]]
+            intervals = {r["metric"]: [float(r["ci_low"]), float(r["ci_high"])] for r in mine}
+            assert report["ci"] == {k: v for k, v in intervals.items() if k in report["ci"]}  # the run's, exactly
+            assert set(report["ci"]) == set(resolved) and report["ci_method"] == details[cell]["ci_method"]
     for key in {r["metric"] for r in rows} - {"headline"}:
         parse_metric(key)

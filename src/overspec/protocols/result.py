@@ -65,11 +65,11 @@ def scored_result(
     """A biometric protocol's result from its score set: every key of ``convention`` with bootstrap intervals
     (``overspec.metrics.conventions.scoring``, as ``overspec score`` computes them), plus the protocol's
     ``extra`` figures and counts."""
-    from overspec.metrics.conventions.scoring import prepare, score_intervals, score_set
+    from overspec.metrics.conventions.scoring import RUN_RESAMPLES, prepare, score_intervals, score_set
 
     units = prepare(data, convention)
     scored = score_set(units, convention, prepared=True)
-    found = score_intervals(units, scored)
+    found = score_intervals(units, scored, n_resamples=RUN_RESAMPLES)
     decisions = {k: v for k, v in scored.decisions.items() if k not in (details or {})}
     return ProtocolResult(
         protocol,
@@ -77,7 +77,13 @@ def scored_result(
         model,
         scored.values | (extra or {}) | scored.counts,
         headline,
-        {**(details or {}), **decisions, "convention": convention, "ci_seconds": round(found.seconds, 3)},
+        {
+            **(details or {}),
+            **decisions,
+            "convention": convention,
+            "ci_resamples": found.resamples,
+            "ci_seconds": round(found.seconds, 3),
+        },
         samples or {},
         found.intervals,
         found.method,

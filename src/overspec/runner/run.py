@@ -316,6 +316,8 @@ def export_score_set(folder: Path, cell: Cell, outcome: CellOutcome) -> Path:
     command = ["overspec", "score", data.kind, str(path), "--convention", convention]
     if threshold is not None:
         command += ["--threshold", repr(float(threshold))]
+    if "ci_resamples" in outcome.details:  # the same resamples (and seed) give the run's intervals
+        command += ["--bootstrap", str(outcome.details["ci_resamples"])]
     meta = {
         "cell": cell.key,
         "model": cell.model.name,

@@ -29,7 +29,11 @@ from overspec.metrics.conventions.base import Convention, ScoreSet
 from overspec.metrics.specs import metric_key, needed_samples, parse_metric
 
 DECISIONS = ("eer_threshold", "threshold")  # what a convention may return beside metrics: scores, in file units
-N_RESAMPLES = 1000  # the default for `overspec run` and `overspec score` alike
+N_RESAMPLES = 1000  # `overspec score`'s default
+# `overspec run`'s: a MAD cell with three attack types costs ~2-5 ms a resample (pooled and per type), so 1,000
+# resamples would add seconds to every biometric cell; the exported score file's command repeats the count, so
+# `overspec score` re-computes the run's intervals exactly
+RUN_RESAMPLES = 200
 # Per-type figures make a resample cost grow with the number of attack types (about 0.35 s per type per 1,000
 # resamples); above this many types only the pooled keys get intervals, and the output says so.
 MAX_INTERVAL_TYPES = 20
