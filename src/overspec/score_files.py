@@ -184,6 +184,9 @@ def _read_rows(path: Path, kind: str) -> ScoreSet:
 def _read_delimited(path: Path, kind: str, delimiter: str, columns: list[str] | None) -> ScoreSet:
     """A tab-, space- or otherwise separated file: the header names the columns unless ``columns`` does."""
     names = _column_names(path, columns)
+    fast = _read_delimited_fast(path, kind, delimiter, names or None)
+    if fast is not None:
+        return fast
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             lines = enumerate(f, start=1)
@@ -194,6 +197,38 @@ def _read_delimited(path: Path, kind: str, delimiter: str, columns: list[str] | 
             return _collect(path, kind, [n for n in names if n != "_"], rows)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def _read_delimited_fast(path: Path, kind: str, delimiter: str, names: list[str] | None) -> ScoreSet | None:
+    """pandas' C reader for a separated file (an IJB dump has millions of rows); None on anything unusual, so
+    that the row reader names the line."""
+    try:
+        import pandas as pd
+    except ImportError:
+        return None
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=r"\s+" if delimiter == " " else delimiter,
+            header=None if names else 0,
+            dtype=str,
+            na_filter=False,
+            index_col=False,
+            encoding="utf-8-sig",
+            engine="c",
+        )
+        if names is None:
+            frame.columns = _column_names(path, [str(c) for c in frame.columns], header=True)
+            frame = frame.loc[:, [c for c in frame.columns if c != "_"]]
+        else:
+            if frame.shape[1] != len(names):
+                return None  # rows of another width: the row reader names the first
+            keep = [i for i, n in enumerate(names) if n != "_"]
+            frame = frame.iloc[:, keep].set_axis([names[i] for i in keep], axis=1)
+        frame["score"] = frame["score"].astype("float64")
+    except (ValueError, UnicodeDecodeError, DataError, pd.errors.ParserError, KeyError):
+        return None
+    return _from_frame(frame, kind)
 
 
 def _split(line: str, delimiter: str) -> list[str]:
