@@ -261,3 +261,19 @@ def test_a_thousand_attack_types_are_scored_in_bounded_time(tmp_path):
     assert "1000 attack types, above the bound of 20" in report["ci_skipped"]["per_attack_type"]
     assert "hter" in report["ci"] and not any("@" in k or k.startswith(("mean_", "worst_")) for k in report["ci"])
     assert report["metrics"]["eer@type7"] is not None and report["metrics"]["bpcer_at_apcer_0.01@type7"] is None
+
+
+def test_an_exported_score_set_reads_back_exactly(tmp_path):
+    from overspec.score_files import write_score_file
+
+    rng = np.random.default_rng(6)
+    n = 100_050  # more than one chunk of 100,000 rows
+    bonafide = rng.random(n) < 0.3
+    scores = np.r_[rng.normal(size=n - 3), 1e-300, np.float32(0.1), -0.0]
+    types = np.where(bonafide, "", np.where(rng.random(n) < 0.5, "print, glossy", 'replay "4k"'))
+    videos = np.array([f"v{i // 5}" for i in range(n)], dtype=object)
+    data = ScoreSet.of("pad", scores, bonafide, types, videos, subjects=videos, pairs=np.arange(n))
+    back = read_score_file(write_score_file(data, tmp_path / "s.csv"), "pad")
+    assert np.array_equal(back.scores, data.scores) and np.array_equal(back.positive, data.positive)
+    assert back.attack_names == data.attack_names and np.array_equal(back.attack_codes, data.attack_codes)
+    assert all(np.array_equal(getattr(back, f), getattr(data, f)) for f in ("videos", "subjects", "pairs"))

@@ -369,15 +369,18 @@ def write_score_file(data: ScoreSet, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     genuine, other = ("genuine", "impostor") if data.kind == "verification" else ("bonafide", "attack")
-    columns = {"score": [repr(float(v)) for v in data.sign * data.scores]}
-    columns["label"] = [genuine if p else other for p in data.positive]
+    scores = data.sign * data.scores
+    columns = {"score": None, "label": np.where(data.positive, genuine, other).astype(object)}
     if data.attack_types is not None:
-        columns["attack_type"] = list(data.attack_types)
+        columns["attack_type"] = data.attack_types
     for name, ids in (("video", data.videos), ("subject", data.subjects), ("pair", data.pairs)):
         if ids is not None:  # csv quotes what needs quoting; both readers unquote it
-            columns[name] = [str(v) for v in ids]
+            columns[name] = ids
     with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(zip(*columns.values(), strict=True))
+        for start in range(0, len(scores), 100_000):  # bounded memory for millions of IJB pairs
+            part = slice(start, start + 100_000)
+            text = [repr(float(v)) for v in scores[part]]  # shortest decimal that reads back as the same float
+            writer.writerows(zip(text, *(c[part] for c in list(columns.values())[1:]), strict=True))
     return path
