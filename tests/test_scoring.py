@@ -277,3 +277,29 @@ def test_an_exported_score_set_reads_back_exactly(tmp_path):
     assert np.array_equal(back.scores, data.scores) and np.array_equal(back.positive, data.positive)
     assert back.attack_names == data.attack_names and np.array_equal(back.attack_codes, data.attack_codes)
     assert all(np.array_equal(getattr(back, f), getattr(data, f)) for f in ("videos", "subjects", "pairs"))
+
+
+def test_float32_scores_reproduce_foundpad_per_video():
+    """FoundPAD's ``compute_video_score`` and ``test_model`` on float32 scores (its transcription in
+    test_conventions.py, fed the float32 array the reference holds): video means, z-score and ROC in float32. Some
+    bona fide videos score as low as the attacks (probabilities near 1e-8), where float32 merges them."""
+    from test_conventions import ref_foundpad
+
+    differ = 0
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        video_bonafide = rng.random(400) < 0.5
+        videos = np.repeat(np.array([f"v{i}" for i in range(400)], dtype=object), 3)
+        bonafide = np.repeat(video_bonafide, 3)
+        high = np.repeat(rng.random(400) < 0.4, 3)
+        logit = np.where(
+            bonafide, np.where(high, rng.normal(3, 1, 1200), rng.normal(-17, 2, 1200)), rng.normal(-18, 2, 1200)
+        )
+        scores32 = (1 / (1 + np.exp(-logit))).astype(np.float32)
+        data = ScoreSet.of("pad", scores32.astype(np.float64), bonafide, videos=videos)
+        single = score_set(data, "foundpad:float32").values
+        double = score_set(data, "foundpad").values
+        _, apcer, bpcer, hter, eer, _ = ref_foundpad(scores32, bonafide, videos)
+        assert (single["apcer"], single["bpcer"], single["eer"], single["hter"]) == (apcer, bpcer, eer, hter)
+        differ += any(single[k] != double[k] for k in ("apcer", "bpcer", "hter", "auc"))
+    assert differ >= 4  # measured: all 8
