@@ -51,14 +51,16 @@ def main() -> None:
         f"{args.dim}-d"
     )
 
-    from overspec.protocols.ijb import pair_scores, template_features, verification_metrics
+    from overspec.metrics.conventions import ScoreSet
+    from overspec.metrics.conventions.scoring import score_set
+    from overspec.protocols.ijb import pair_scores, template_features
 
     start = time.perf_counter()
     ids, pooled = template_features(features, image_template, media)
     pooled_at = time.perf_counter()
     scores = pair_scores(ids, pooled, pairs)
     scored_at = time.perf_counter()
-    metrics = verification_metrics(scores, labels)
+    metrics = score_set(ScoreSet.of("verification", scores, labels), "iso").values
     done = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(
@@ -66,7 +68,7 @@ def main() -> None:
         f"metrics {done - scored_at:.1f} s: total {done - start:.1f} s; peak RSS {peak:.2f} GiB "
         f"(the synthetic features alone are {features.nbytes / 2**30:.2f} GiB)"
     )
-    print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})  # None: not resolvable
 
 
 if __name__ == "__main__":

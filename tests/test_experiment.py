@@ -357,3 +357,55 @@ def test_the_reports_notes_render_as_markdown(completed_run, tmp_path):
     assert "<h2>What this run is</h2>" in html and "<code>lfw_subset</code>" in html
     assert "<li>real photos</li>" in html and "&lt;script&gt;" in html and "<script>" not in html
     assert "## " not in html and "<figcaption>" in html
+
+
+PROTOCOL_EXTRAS = {("face_verification", "iso"): {"accuracy", "accuracy_std"}}  # the protocol's, not iso's
+
+
+def test_every_biometric_cell_exports_a_score_file_that_rescores_to_the_runs_values(completed_run):
+    """`overspec score` on each exported score file gives exactly the run's values under the run's convention, and
+    scores it under every other convention of its kind; every key parses with the registry's key format."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from overspec.cli import app
+    from overspec.metrics.conventions import conventions_for
+    from overspec.metrics.specs import parse_metric
+    from overspec.results import ResultStore
+
+    with open(completed_run / "results.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["task"] != "general"]
+    store = ResultStore(completed_run / "results.sqlite", create=False)
+    details = store.details()
+    store.close()
+    cells = {r["cell"]: (r["protocol"], r["convention"]) for r in rows}
+    assert len(cells) == 6  # 3 models x (lfw, syn_mad22)
+    runner = CliRunner()
+    for cell, (protocol, convention) in cells.items():
+        meta = json.loads((completed_run / "scores" / f"{cell}.json").read_text())
+        assert meta["convention"] == convention and meta["command"][:2] == ["overspec", "score"]
+        ran = {r["metric"]: float(r["value"]) for r in rows if r["cell"] == cell and r["metric"] != "headline"}
+        # an interval on every row but the spread of the k-fold accuracies (a dispersion, not an estimate)
+        assert all(r["ci_method"] and r["ci_low"] for r in rows if r["cell"] == cell and r["metric"] != "accuracy_std")
+        for other in conventions_for(meta["kind"]):
+            args = [*meta["command"][1:], "--json"]
+            args[args.index("--convention") + 1] = other
+            if other != convention:
+                args[args.index("--bootstrap") + 1] = "0"
+            result = runner.invoke(app, args)
+            assert result.exit_code == 0, result.output
+            report = json.loads(result.output)
+            for key in [*report["metrics"], *report.get("unresolved", {})]:
+                parse_metric(key)
+            if other != convention:
+                continue
+            resolved = {k: v for k, v in report["metrics"].items() if v is not None}
+            assert resolved == {k: v for k, v in ran.items() if k not in PROTOCOL_EXTRAS.get((protocol, other), ())}
+            assert report.get("unresolved", {}) == details[cell].get("unresolved", {})
+            mine = [r for r in rows if r["cell"] == cell and r["ci_low"]]
+            intervals = {r["metric"]: [float(r["ci_low"]), float(r["ci_high"])] for r in mine}
+            assert report["ci"] == {k: v for k, v in intervals.items() if k in report["ci"]}  # the run's, exactly
+            assert set(report["ci"]) == set(resolved) and report["ci_method"] == details[cell]["ci_method"]
+    for key in {r["metric"] for r in rows} - {"headline"}:
+        parse_metric(key)

@@ -18,6 +18,7 @@ import torch
 from helpers.cli import overspec, write_yaml
 from helpers.data import build_attack_layout
 from helpers.models import tiny_clip, to_split_lora_format
+from overspec.results.store import SCHEMA_VERSION
 from overspec.runner import run_experiment
 
 
@@ -221,7 +222,8 @@ def test_a_store_written_by_release_0_1_opens_migrated(tmp_path):
     )
     assert {r.convention for r in rows.values()} == {"clip"}  # zero-shot had one rule before conventions were named
     with sqlite3.connect(out / "results.sqlite") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert {r.ci_method for r in rows.values()} == {None}  # added in schema 4: old rows had no stated method
     rebuilt = overspec("report", str(out))
     assert rebuilt.returncode == 0, rebuilt.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -235,7 +237,7 @@ def test_a_store_from_a_newer_release_or_a_wrong_path_is_one_line(tmp_path):
 
     with sqlite3.connect(tmp_path / "new.sqlite") as db:
         db.execute("PRAGMA user_version = 9")
-    with pytest.raises(DataError, match=r"newer overspec \(store schema 9, this one reads up to 3\); upgrade"):
+    with pytest.raises(DataError, match=rf"newer overspec \(store schema 9, this one reads up to {SCHEMA_VERSION}\)"):
         ResultStore(tmp_path / "new.sqlite")
     target = ResultStore(tmp_path / "target.sqlite")
     with pytest.raises(DataError, match=r"typo.sqlite: no results store there"):

@@ -23,12 +23,15 @@ def test_verification_json(tmp_path):
     scores = rng.normal(size=400) + 2 * labels
     path = write_csv(tmp_path / "v.csv", ["score", "label"], zip(scores, labels.astype(int), strict=True))
     report = json.loads(overspec("score", "verification", str(path), "--json", "--bootstrap", "50").stdout)
-    assert report["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
-    assert report["eer"] == pytest.approx(eer(scores, labels).eer)
-    assert list(report["tar_at_far"]) == ["1e-06", "1e-05", "0.0001", "0.001", "0.01", "0.1"]
+    metrics = report["metrics"]
+    assert metrics["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
+    assert metrics["eer"] == pytest.approx(eer(scores, labels).eer)
+    targets = ["1e-06", "1e-05", "0.0001", "0.001", "0.01", "0.1"]
+    assert [k for k in metrics if k.startswith("tar_at_far")] == [f"tar_at_far_{t}" for t in targets]
     assert report["n_genuine"] == labels.sum() and report["n_impostor"] == (~labels).sum()
     low, high = report["ci"]["auc"]
-    assert low <= report["auc"] <= high
+    assert low <= metrics["auc"] <= high
+    assert report["ci_method"] == "stratified percentile bootstrap over pairs (50 resamples, seed 0)"
 
 
 def test_mad_json_with_attack_types_and_reversed_polarity(tmp_path):
@@ -43,11 +46,14 @@ def test_mad_json_with_attack_types_and_reversed_polarity(tmp_path):
         "score", "mad", str(path), "--json", "--higher-means", "attack", "--threshold", "0.8", "--bootstrap", "0"
     )
     report = json.loads(out.stdout)
+    metrics = report["metrics"]
     expected = attack_detection_report(-attack_scores, bonafide, types, threshold=-0.8)
-    assert report["hter"] == pytest.approx(expected.hter) and report["acer"] == pytest.approx(expected.acer)
-    assert report["apcer_per_attack"] == pytest.approx(expected.apcer_per_attack)
+    assert metrics["hter"] == pytest.approx(expected.hter) and metrics["acer"] == pytest.approx(expected.acer)
+    assert {t: metrics[f"apcer@{t}"] for t in ("mipgan", "opencv")} == pytest.approx(expected.apcer_per_attack)
     assert report["threshold"] == pytest.approx(0.8) and report["higher_means"] == "attack"
-    assert list(report["bpcer_at_apcer"]) == ["0.01", "0.05", "0.1", "0.2"]
+    assert [k for k in metrics if k.startswith("bpcer_at_apcer")][:4] == [
+        f"bpcer_at_apcer_{x}" for x in ("0.01", "0.05", "0.1", "0.2")
+    ]
     assert report["n_bonafide"] == 150 and report["n_attack"] == 150 and "ci" not in report
 
 
@@ -73,4 +79,4 @@ def test_trailing_commas_do_not_shift_columns(tmp_path):
     rows = [(0.9, "bonafide", ""), (0.8, "bonafide", ""), (0.3, "attack", ""), (0.1, "attack", "")]
     path = write_csv(tmp_path / "p.csv", ["score", "label"], rows)
     report = json.loads(overspec("score", "pad", str(path), "--json", "--bootstrap", "0").stdout)
-    assert report["auc"] == 1.0 and report["n_bonafide"] == 2 and report["eer"] == 0.0
+    assert report["metrics"]["auc"] == 1.0 and report["n_bonafide"] == 2 and report["metrics"]["eer"] == 0.0

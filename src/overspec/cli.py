@@ -559,7 +559,9 @@ class HigherMeans(StrEnum):
 @app.command()
 def score(
     kind: Annotated[ScoreKind, typer.Argument(help="verification, mad or pad.")],
-    scores_csv: Annotated[Path, typer.Argument(help="CSV with score,label[,attack_type] columns.")],
+    scores_csv: Annotated[
+        Path, typer.Argument(help="Score file: score,label[,attack_type,video,subject,pair] columns.")
+    ],
     as_json: JsonFlag = False,
     higher_means: Annotated[
         HigherMeans, typer.Option(help="What a higher score means (default: genuine / bona fide).")
@@ -571,14 +573,32 @@ def score(
     bootstrap_rows: Annotated[
         int, typer.Option(help="Above this many rows, intervals come from a subsample of this size, rescaled.")
     ] = 200_000,
+    bootstrap_types: Annotated[
+        int, typer.Option(help="Above this many attack types, only pooled keys get intervals.")
+    ] = 20,
     convention: Annotated[
-        str, typer.Option(help="Metric rules: iso (default), insightface, madation or foundpad (docs/conventions.md).")
+        str,
+        typer.Option(
+            help="Metric rules: iso (default), insightface, madation or foundpad, options after a colon "
+            "(madation:float32); see `overspec conventions`."
+        ),
     ] = "iso",
+    float32: Annotated[
+        bool, typer.Option("--float32", help="Same as CONVENTION:float32 (madation, foundpad: float32 scores).")
+    ] = False,
+    sep: Annotated[str, typer.Option(help="Column separator: comma (default), tab or space (any blanks).")] = ",",
+    columns: Annotated[
+        str | None,
+        typer.Option(help="The file has no header: its columns in order, e.g. score,label or _,_,score,label."),
+    ] = None,
 ) -> None:
-    """Metrics from a score file: ROC AUC, EER, TAR@FAR (verification) or ISO/IEC 30107-3 (MAD/PAD)."""
+    """Metrics from a score file: ROC AUC, EER, TAR@FAR (verification) or ISO/IEC 30107-3 (MAD/PAD), per attack
+    type too, through the same function as `overspec run`."""
     from overspec.score_files import score_report
 
     positive = higher_means in (HigherMeans.genuine, HigherMeans.bonafide)
+    if float32 and ":float32" not in convention:
+        convention = f"{convention}:float32"
     report = score_report(
         scores_csv,
         kind.value,
@@ -587,31 +607,74 @@ def score(
         n_bootstrap=bootstrap,
         convention=convention,
         max_rows=bootstrap_rows,
+        max_types=bootstrap_types,
+        sep=sep,
+        columns=None if columns is None else columns.split(","),
         progress=True,
     )
     if as_json:
         print(strict_dumps(report, indent=1))
         return
-    table = Table(title=f"{kind.value} scores: {scores_csv}")
+    from overspec.report.tables import format_value
+
+    table = Table(title=f"{kind.value} scores: {scores_csv} ({report['convention']})")
     table.add_column("metric")
     table.add_column("value")
     table.add_column("95% interval")
-    shown = {k: v for k, v in report.items() if k not in ("ci", "ci_level")}
-    for label, value, interval in _score_rows(shown, report.get("ci", {})):
-        text = f"{value:.6g}" if isinstance(value, float) else str(value)
-        table.add_row(label, text, f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "")
+    unresolved, ci = report.get("unresolved", {}), report.get("ci", {})
+    for key, value in report["metrics"].items():
+        interval = ci.get(key)
+        text = format_value(value, unresolved.get(key), percent=False)
+        table.add_row(key, text, f"[{interval[0]:.4g}, {interval[1]:.4g}]" if interval else "")
+    for key, value in report.items():
+        if key not in ("metrics", "unresolved", "ci", "ci_level", "convention"):
+            table.add_row(key, f"{value:.6g}" if isinstance(value, float) else str(value), "")
     out.print(table)
 
 
-def _score_rows(values: dict, ci: dict, prefix: str = ""):
-    """``(label, value, interval or None)`` for every leaf of the nested report (``bpcer_at_apcer @ 0.1``)."""
-    for key, value in values.items():
-        label = f"{prefix} @ {key}" if prefix else key
-        interval = ci.get(key) if isinstance(ci, dict) else None
-        if isinstance(value, dict):
-            yield from _score_rows(value, interval if isinstance(interval, dict) else {}, label)
-        else:
-            yield label, value, interval if isinstance(interval, list) else None
+@app.command()
+def conventions(as_json: JsonFlag = False) -> None:
+    """The metric conventions: kinds, operating points, per-attack metrics, options and reference."""
+    from overspec.metrics.conventions import CONVENTIONS
+
+    rows = []
+    for name in CONVENTIONS.names():
+        rules = CONVENTIONS.get(name)
+        rows.append(
+            {
+                "name": name,
+                "kinds": ", ".join(rules.kinds),
+                "operating_points": "; ".join(
+                    f"{m}: {', '.join(f'{x:g}' for x in xs)}" for m, xs in rules.points.items()
+                ),
+                "per_attack": ", ".join(rules.per_attack),
+                "options": ", ".join(rules.options),
+                "reference": rules.reference,
+            }
+        )
+    _print_rows(rows, "metric conventions", as_json)
+
+
+@app.command()
+def metrics(as_json: JsonFlag = False) -> None:
+    """The metric registry: key name, meaning, direction, unit, operating point, and the key format."""
+    from overspec.metrics.specs import METRICS
+
+    rows = []
+    for name in METRICS.names():
+        spec = METRICS.get(name)
+        rows.append(
+            {
+                "name": name,
+                "display": spec.display,
+                "higher_is_better": spec.higher_is_better,
+                "unit": spec.unit,
+                "point": spec.parameter or "",
+            }
+        )
+    if not as_json:
+        out.print("keys: [mean_|worst_]NAME[_POINT][@ATTACK_TYPE], e.g. bpcer_at_apcer_0.01@mipgan")
+    _print_rows(rows, "metrics", as_json)
 
 
 def _default_device() -> str:

@@ -79,6 +79,8 @@ def _entry(outcome: ProtocolOutcome) -> dict:
             counts[key] = value
         else:
             metrics[key] = {"value": value, **metric_interval(result, key)}
+            if key in result.unresolved:  # null: the data cannot resolve this operating point
+                metrics[key]["unresolved"] = result.unresolved[key]
     return {
         "protocol": outcome.protocol,
         "convention": outcome.convention,
@@ -93,15 +95,13 @@ def _entry(outcome: ProtocolOutcome) -> dict:
 def metric_interval(result: ProtocolResult, key: str) -> dict:
     """``{"interval": [low, high], "interval_method": ...}`` for ``key``: the interval the protocol's result carries
     (``ProtocolResult.intervals``), else the Wilson interval the runner gives top-1 and top-5 in results.csv
-    (``runner.run.wilson_interval``), else nothing (95 % in every case)."""
-    from overspec.runner.run import wilson_interval
+    (``metrics.intervals.wilson_interval``), else nothing (95 % in every case)."""
+    from overspec.metrics.intervals import wilson_interval
 
-    carried = (getattr(result, "intervals", None) or {}).get(key)
-    if isinstance(carried, dict) and "low" in carried:
-        method = carried.get("method", "bootstrap")
-        return {"interval": [carried["low"], carried["high"]], "interval_method": method}
-    if isinstance(carried, list | tuple) and len(carried) == 2:
-        return {"interval": list(carried), "interval_method": "bootstrap"}
+    carried = result.intervals.get(key)
+    if carried is not None:
+        method = result.interval_methods.get(key, result.interval_method) or "bootstrap"
+        return {"interval": list(carried), "interval_method": method}
     n = result.metrics.get("n_test")
     if key in ("acc1", "acc5") and n:
         return {"interval": list(wilson_interval(result.metrics[key], int(n))), "interval_method": "wilson"}

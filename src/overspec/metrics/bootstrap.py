@@ -61,6 +61,7 @@ def bootstrap_intervals(
     order: np.ndarray | None = None,
     max_rows: int | None = None,
     estimate: dict[str, float] | None = None,
+    clusters: np.ndarray | None = None,
     progress: bool = False,
 ) -> BootstrapIntervals:
     """``bootstrap_ci`` with two bounds on its cost.
@@ -74,12 +75,17 @@ def bootstrap_intervals(
     rescaling, valid for statistics that are sqrt(n)-consistent; operating points rarer than a few in ``m``
     are resolved only as finely as the subsample allows). ``estimate`` is the statistic on all rows, if known.
     The same seed draws the same resamples as before these bounds existed when ``n <= max_rows``.
+
+    ``clusters`` (integer codes per row, e.g. subjects or videos) makes it a cluster bootstrap: within each
+    class, whole clusters are drawn with replacement and bring all their rows of that class (Davison & Hinkley
+    1997, section 3.8), so correlated rows (frames of one video, images of one person) count as one unit.
+    Used when ``n <= max_rows``.
     """
     labels = np.asarray(labels)
     n = len(labels)
     rng = np.random.default_rng(seed)
     if max_rows is None or n <= max_rows:
-        draws = _percentiles(statistic, labels, rng, n_resamples, confidence, order, progress)
+        draws = _percentiles(statistic, labels, rng, n_resamples, confidence, order, progress, clusters)
         return BootstrapIntervals(draws, n, n)
     rows = _stratified_subsample(labels, max_rows, rng)
     sub_order = None
@@ -101,13 +107,23 @@ def bootstrap_intervals(
     return BootstrapIntervals(intervals, len(rows), n)
 
 
-def _percentiles(statistic, labels, rng, n_resamples, confidence, order, progress) -> dict[str, tuple[float, float]]:
+def _percentiles(
+    statistic, labels, rng, n_resamples, confidence, order, progress, clusters=None
+) -> dict[str, tuple[float, float]]:
     n = len(labels)
     groups = [np.flatnonzero(labels == value) for value in np.unique(labels)]
+    units = None if clusters is None else [np.unique(clusters[g], return_inverse=True)[1].ravel() for g in groups]
     draws: dict[str, list[float]] = {}
     with progress_bar(progress and n * n_resamples > _PROGRESS_WORK, "bootstrap", n_resamples) as advance:
         for _ in range(n_resamples):
-            index = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+            if units is None:
+                index = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+            else:  # each drawn cluster brings its rows of the class; a row's count is its cluster's draws
+                counts = np.zeros(n, dtype=np.int64)
+                for g, unit in zip(groups, units, strict=True):
+                    k = int(unit.max()) + 1
+                    counts[g] = np.bincount(rng.integers(0, k, size=k), minlength=k)[unit]
+                index = np.repeat(np.arange(n), counts)
             if order is not None:
                 index = np.repeat(order, np.bincount(index, minlength=n)[order])
             for name, value in statistic(index).items():

@@ -13,6 +13,7 @@ whatever the decoration.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -28,13 +29,23 @@ class MetricSpec:
     higher_is_better: bool
     unit: Literal["fraction", "count", "value"] = "fraction"  # fractions are stored as such, shown as %
     parameter: str | None = None  # what POINT means for a parameterised metric
+    # an operating point is resolvable only with at least 1 / POINT samples of this class (see ``needs``)
+    resolved_by: Literal["positive", "negative"] | None = None
 
 
 METRICS: Registry[MetricSpec] = Registry("metric")
 
 
-def _add(name: str, display: str, higher: bool, *, unit: str = "fraction", parameter: str | None = None) -> None:
-    METRICS.register(name, MetricSpec(name, display, higher, unit, parameter))  # type: ignore[arg-type]
+def _add(
+    name: str,
+    display: str,
+    higher: bool,
+    *,
+    unit: str = "fraction",
+    parameter: str | None = None,
+    resolved_by: str | None = None,
+) -> None:
+    METRICS.register(name, MetricSpec(name, display, higher, unit, parameter, resolved_by))  # type: ignore[arg-type]
 
 
 # classification
@@ -46,15 +57,15 @@ _add("accuracy", "k-fold verification accuracy", True)
 _add("accuracy_std", "standard deviation of the fold accuracies", False)
 _add("auc", "ROC AUC", True)
 _add("eer", "equal error rate", False)
-_add("tar_at_far", "TAR at FAR", True, parameter="FAR")
+_add("tar_at_far", "TAR at FAR", True, parameter="FAR", resolved_by="negative")
 # ISO/IEC 30107-3 attack detection
 _add("apcer", "APCER (all attacks pooled)", False)
 _add("apcer_max", "APCER of the worst attack type", False)
 _add("bpcer", "BPCER", False)
 _add("acer", "ACER", False)
 _add("hter", "HTER", False)
-_add("bpcer_at_apcer", "BPCER at APCER", False, parameter="APCER")
-_add("apcer_at_bpcer", "APCER at BPCER", False, parameter="BPCER")
+_add("bpcer_at_apcer", "BPCER at APCER", False, parameter="APCER", resolved_by="negative")
+_add("apcer_at_bpcer", "APCER at BPCER", False, parameter="BPCER", resolved_by="positive")
 
 _KEY = re.compile(
     r"^(?P<aggregate>mean_|worst_)?(?P<body>[a-z0-9_]+?)(?:_(?P<point>\d[\d.e+-]*))?(?:@(?P<attack>.+))?$"
@@ -80,15 +91,30 @@ class MetricKey:
         return text + (f" ({self.attack})" if self.attack else "")
 
 
-def metric_key(name: str, *, point: str | float | None = None, attack: str | None = None) -> str:
-    """The key of metric ``name`` at operating ``point`` for ``attack`` (e.g. ``tar_at_far_0.001``)."""
+def metric_key(
+    name: str, *, point: str | float | None = None, attack: str | None = None, aggregate: str | None = None
+) -> str:
+    """The key of metric ``name`` at operating ``point`` for ``attack`` (e.g. ``tar_at_far_0.001``), or its
+    ``aggregate`` (``mean`` / ``worst``) over attack types (``worst_bpcer_at_apcer_0.1``)."""
     spec = METRICS.get(name)
     if (point is None) != (spec.parameter is None):
         raise ValueError(f"metric {name!r} takes {'a ' + spec.parameter if spec.parameter else 'no'} point")
+    if aggregate not in (None, "mean", "worst") or (aggregate and attack is not None):
+        raise ValueError(f"aggregate {aggregate!r} with attack {attack!r}: mean or worst over types, no attack")
     text = name if point is None else f"{name}_{point:g}" if isinstance(point, float) else f"{name}_{point}"
+    text = text if aggregate is None else f"{aggregate}_{text}"
     return text if attack is None else f"{text}@{attack}"
 
 
+def needed_samples(point: str | float) -> int:
+    """Samples of the limiting class an operating point needs: ``ceil(1 / point)`` (FAR 1e-3 needs 1,000
+    impostors; with fewer, the only rate at or below the target is 0, so the point is not measured)."""
+    import math
+
+    return math.ceil(1.0 / float(point) - 1e-9)
+
+
+@functools.lru_cache(maxsize=4096)  # bootstrap resamples parse the same few keys thousands of times
 def parse_metric(key: str) -> MetricKey:
     """Read a key of the form above; an unknown metric is a DataError naming the registered ones."""
     match = _KEY.match(key)

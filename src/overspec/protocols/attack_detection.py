@@ -4,18 +4,18 @@ prompts. Reported per attack type, on average and for the worst type (as MADatio
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from overspec.data.attack_protocol import AttackDataset, AttackSplit
 from overspec.errors import DataError, ModelError
 from overspec.features import extract_features
-from overspec.metrics import attack_detection_report
-from overspec.metrics.conventions import convention_for, convention_metrics
+from overspec.metrics.conventions import ScoreSet, convention_for
 from overspec.metrics.conventions.foundpad import video_means
 from overspec.metrics.scores import equal_error_point, sweep
-from overspec.metrics.specs import parse_metric
 from overspec.models.encoder import Encoder
-from overspec.protocols.result import ProtocolResult
+from overspec.protocols.result import ProtocolResult, scored_result
 from overspec.protocols.specs import ATTACK_HEADLINES
 from overspec.registry import Registry
 
@@ -47,17 +47,6 @@ PROMPTS = {  # overspec's zero-shot prompt ensembles per class: (bona fide, atta
         ],
     ),
 }
-SUMMARY_METRICS = (
-    "eer",
-    "auc",
-    "bpcer_at_apcer_0.01",
-    "bpcer_at_apcer_0.1",
-    "bpcer_at_apcer_0.2",
-    "apcer_at_bpcer_0.01",
-    "apcer_at_bpcer_0.1",
-    "apcer_at_bpcer_0.2",
-)
-
 SCORERS: Registry = Registry("attack scorer")
 
 
@@ -121,30 +110,19 @@ def _study_prompt_scores(encoder: Encoder, test: np.ndarray, task: str) -> np.nd
     return (100.0 * image @ text).softmax(dim=-1)[:, 1].numpy()
 
 
-def per_attack_reports(scores, bonafide, types, threshold):
-    """Each attack type against all bona fide samples, then the mean and the worst over types."""
-    reports = {}
-    for attack in sorted(set(types[~bonafide])):
-        keep = bonafide | (types == attack)
-        reports[attack] = flat(attack_detection_report(scores[keep], bonafide[keep], types[keep], threshold=threshold))
-    return reports
-
-
-def flat(report) -> dict[str, float]:
-    values = {k: getattr(report, k) for k in ("eer", "auc", "apcer", "apcer_max", "bpcer", "acer", "hter")}
-    values |= {f"bpcer_at_apcer_{k}": v for k, v in report.bpcer_at_apcer.items()}
-    values |= {f"apcer_at_bpcer_{k}": v for k, v in report.apcer_at_bpcer.items()}
-    return values
-
-
-def video_level(scores: np.ndarray, split: AttackSplit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(scores, bonafide, attack types)`` with the frames of each video replaced by one sample holding their
-    mean score (FoundPAD ``utils/utils.py`` ``compute_video_score``); still images stay samples of their own."""
+def video_level(scores: np.ndarray, split: AttackSplit, task: str) -> ScoreSet:
+    """The score set with the frames of each video replaced by one sample holding their mean score (FoundPAD
+    ``utils/utils.py`` ``compute_video_score``) and the video's id; still images stay samples of their own."""
     if split.videos is None:
-        return scores, split.bonafide, split.attack_types
-    keys = np.array([v if v else f"\0{i}" for i, v in enumerate(split.videos)], dtype=object)  # "": its own
+        return ScoreSet.of(task, scores, split.bonafide, split.attack_types)
+    keys = video_keys(split.videos)
     rows, means = video_means(keys, np.asarray(scores, dtype=np.float64), split.bonafide)
-    return means, split.bonafide[rows], split.attack_types[rows]
+    return ScoreSet.of(task, means, split.bonafide[rows], split.attack_types[rows], keys[rows])
+
+
+def video_keys(videos: np.ndarray) -> np.ndarray:
+    """Each row's video, a still image (video "") being a video of its own, named by its row."""
+    return np.array([v if v else f"image {i}" for i, v in enumerate(videos)], dtype=object)
 
 
 def check_attack_detection(
@@ -222,48 +200,40 @@ def run_attack_detection(
         for split in needed
     }
 
-    def scored(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def scored(split: str) -> ScoreSet:
+        part = data.split(split)
         values = score(encoder, {**features, "test": features[split]}, data, prompts=prompts)
-        if video_scores == "frame":
-            return values, data.split(split).bonafide, data.split(split).attack_types
-        return video_level(values, data.split(split))
+        if video_scores == "frame":  # every frame a sample (its video still known: the bootstrap resamples videos)
+            videos = None if part.videos is None else video_keys(part.videos)
+            return ScoreSet.of(data.task, values, part.bonafide, part.attack_types, videos)
+        return video_level(values, part, data.task)
 
-    scores, bonafide, types = scored("test")
-    threshold = None
-    if "dev" in data.splits:
-        dev_scores, dev_bonafide, _ = scored("dev")
-        threshold = equal_error_point(sweep(dev_scores, dev_bonafide))[1]
-    if convention == "iso":
-        overall = attack_detection_report(scores, bonafide, types, threshold=threshold)
-        metrics = flat(overall) | {"n_bonafide": overall.n_bonafide, "n_attack": overall.n_attack}
-        per_type = per_attack_reports(scores, bonafide, types, overall.threshold)
-        summarised = SUMMARY_METRICS
-        source = "dev EER" if threshold is not None else "test EER"
-        decision = {"threshold": overall.threshold, "threshold_from": source}
-    else:  # the reference's own rules on the whole test set and on each attack type against all bona fide
-        metrics = convention_metrics(convention, data.task, scores, bonafide)
-        metrics |= {"n_bonafide": int(bonafide.sum()), "n_attack": int((~bonafide).sum())}
-        per_type = {
-            attack: convention_metrics(convention, data.task, scores[keep], bonafide[keep])
-            for attack in sorted(set(types[~bonafide]))
-            for keep in [bonafide | (types == attack)]
-        }
-        summarised = tuple(next(iter(per_type.values())))
-        decision = {"threshold_from": f"{convention}: each set's own ROC"}
-    for attack, values in per_type.items():
-        metrics |= {f"{k}@{attack}": v for k, v in values.items()}
-    for key in summarised:
-        column = [values[key] for values in per_type.values()]
-        worst = min(column) if parse_metric(key).higher_is_better else max(column)
-        metrics |= {f"mean_{key}": float(np.mean(column)), f"worst_{key}": float(worst)}
-    headline = ATTACK_HEADLINES[data.task]
+    test = scored("test")
+    rules = convention_for(convention, data.task)
+    decision: dict = {"threshold_from": f"{convention}: each set's own ROC"}
+    if rules.name == "iso":  # HTER and ACER at the development set's EER threshold, where there is one
+        decision = {"threshold_from": "test EER"}
+        if "dev" in data.splits:
+            dev = scored("dev")
+            test = replace(test, threshold=equal_error_point(sweep(dev.scores, dev.positive))[1])
+            decision = {"threshold_from": "dev EER"}
+    if video_scores == "frame" and rules.prepare is not None:
+        test = replace(test, videos=None)  # frames scored as they are: the convention must not pool them again
     details = {
         "scorer": scorer,
         **({"prompts": prompts} if scorer == "prompt" else {}),
-        "convention": convention,
         **decision,
-        "attack_types": list(per_type),
+        "attack_types": list(test.attack_names),
         "scored_per": "video" if video_scores == "mean" and data.split("test").videos is not None else "image",
     }
-    samples = {"score": np.asarray(scores, dtype=np.float64), "bonafide": np.asarray(bonafide, dtype=bool)}
-    return ProtocolResult("attack_detection", data.name, encoder.name, metrics, headline, details, samples)
+    samples = {"score": test.scores.copy(), "bonafide": test.positive.copy()}
+    return scored_result(
+        "attack_detection",
+        data.name,
+        encoder.name,
+        test,
+        convention,
+        ATTACK_HEADLINES[data.task],
+        details=details,
+        samples=samples,
+    )

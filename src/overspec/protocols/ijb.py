@@ -1,5 +1,6 @@
 """IJB-B / IJB-C 1:1 template verification: media-wise mean, summed over media, L2-normalised
-(insightface's protocol), and TAR at FAR = 1e-6 ... 1e-1 over millions of pairs in bounded memory."""
+(insightface's protocol), and the convention's TAR at FAR = 1e-6 ... 1e-1 over millions of pairs in bounded
+memory."""
 
 from __future__ import annotations
 
@@ -9,13 +10,10 @@ import numpy as np
 
 from overspec.data.ijb import load_ijb
 from overspec.errors import DataError
-from overspec.metrics.conventions.insightface import roc_metrics
-from overspec.metrics.conventions.iso import FAR_TARGETS
-from overspec.metrics.scores import equal_error_point, sweep
-from overspec.metrics.verification import auc_of, tar_at_far_of
+from overspec.metrics.conventions import ScoreSet
 from overspec.models.encoder import Encoder
 from overspec.protocols.face_verification import _normalise, face_embeddings
-from overspec.protocols.result import ProtocolResult
+from overspec.protocols.result import ProtocolResult, scored_result
 
 
 def template_features(
@@ -63,19 +61,6 @@ def pair_scores(template_ids: np.ndarray, pooled: np.ndarray, pairs: np.ndarray,
             similarities = (table[b * block : (b + 1) * block] @ table.T).numpy()
             scores[chosen] = similarities[index[chosen, 0] - b * block, index[chosen, 1]]
     return scores
-
-
-def verification_metrics(scores: np.ndarray, genuine: np.ndarray) -> dict[str, float]:
-    """TAR@FAR, AUC and EER from one threshold sweep (one sort of the scores, however many pairs)."""
-    points = sweep(scores, genuine)
-    metrics = {f"tar_at_far_{t:g}": v for t, v in tar_at_far_of(points, list(FAR_TARGETS)).items()}
-    metrics |= {
-        "auc": auc_of(points),
-        "eer": equal_error_point(points)[0],
-        "n_pairs": int(len(scores)),
-        "n_genuine": int(genuine.sum()),
-    }
-    return metrics
 
 
 def check_ijb(encoder: Encoder, root: str | Path, *, which: str = "ijbc", convention: str = "iso", **_) -> None:
@@ -133,14 +118,14 @@ def run_ijb(
     weights = protocol.detector_scores if detector_weighting else None
     ids, pooled = template_features(features, protocol.templates, protocol.media, weights)
     scores = pair_scores(ids, pooled, protocol.pairs)
-    metrics = verification_metrics(scores, protocol.genuine)
-    if insightface:
-        metrics |= roc_metrics(scores, protocol.genuine, FAR_TARGETS)
-    return ProtocolResult(
+    genuine = np.asarray(protocol.genuine, dtype=bool)
+    return scored_result(
         "ijb",
         which,
         encoder.name,
-        metrics,
+        ScoreSet.of("verification", scores, genuine),
+        convention,
         "tar_at_far_0.0001",
-        {"flip": flip, "detector_weighting": detector_weighting, "norm_score": norm_score, "convention": convention},
+        extra={"n_pairs": int(len(scores))},
+        details={"flip": flip, "detector_weighting": detector_weighting, "norm_score": norm_score},
     )

@@ -17,7 +17,7 @@ from overspec.protocols.specs import general_protocols
 from overspec.report import plots
 from overspec.report.findings import Chance, chance_levels, findings
 from overspec.report.published import DEFAULT, load_published
-from overspec.report.tables import Table
+from overspec.report.tables import Table, format_value
 from overspec.results import ResultStore
 
 TITLES = {"zeroshot": "Zero-shot classification (%)", "linear_probe": "Linear probe (%)"}
@@ -141,15 +141,25 @@ def changes_table(protocol: str, gelos: dict[str, GeloResult]) -> Table | None:
     )
 
 
-def biometric_table(records, tasks) -> Table | None:
+def biometric_table(records, tasks, unresolved: dict | None = None) -> Table | None:
+    """Headline of each biometric benchmark per model; ``unresolved`` ((model, dataset) -> reason) marks a headline
+    the data cannot resolve as ``n/a (needs ≥ N …)``."""
     chosen = [r for r in records if r.task != "general"]
-    if not chosen:
+    reasons = {(model, dataset): reason for (model, dataset, *_), reason in (unresolved or {}).items()}
+    if not chosen and not reasons:
         return None
-    models = sorted({r.model for r in chosen})
-    benchmarks = sorted({(r.task, r.dataset, r.metric, r.higher_is_better) for r in chosen})
+    models = sorted({r.model for r in chosen} | {model for model, _ in reasons})
+    benchmarks = sorted(
+        {(r.task, r.dataset, r.metric, r.higher_is_better) for r in chosen}
+        | {(t, d, m, h) for (_, d, t, m, h) in (unresolved or {})}
+    )
     value = {(r.model, r.dataset): r.value for r in chosen}
     rows = [
-        [f"{d} ({t})", f"{m} {'↑' if h else '↓'}"] + [_percent(value.get((model, d))) for model in models]
+        [f"{d} ({t})", f"{m} {'↑' if h else '↓'}"]
+        + [
+            format_value(None, reasons[(model, d)]) if (model, d) in reasons else _percent(value.get((model, d)))
+            for model in models
+        ]
         for t, d, m, h in benchmarks
     ]
     columns = ["benchmark", "metric"] + [f"{m} [{tasks.get(m, 'general')}]" for m in models]
@@ -159,6 +169,17 @@ def biometric_table(records, tasks) -> Table | None:
         rows,
         ["↑ higher is better, ↓ lower is better; cross-task cells use the scorer recorded in results."],
     )
+
+
+def unresolved_headlines(rows, details: dict[str, dict]) -> dict[tuple, str]:
+    """(model, dataset, task, headline metric, higher is better) -> why the cell's headline has no value (the
+    cell's details' ``unresolved``: the data cannot resolve its operating point)."""
+    found = {}
+    for r in rows:
+        reason = ((details.get(r.cell) or {}).get("unresolved") or {}).get(r.headline_metric)
+        if reason:
+            found[(r.model, r.dataset, r.task, r.headline_metric, r.higher_is_better)] = reason
+    return found
 
 
 def _reference(path: Path | None, references: dict[str, str]) -> dict:
@@ -197,6 +218,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
     rows, superseded = store.rows(current=True), store.superseded()
     store.export_csv(out / "results.csv", rows=rows)
     chance = chance_levels(rows, store.details())
+    unresolved = unresolved_headlines(rows, store.details())
     if superseded:
         store.export_csv(out / "superseded.csv", rows=superseded)
     store.close()
@@ -221,7 +243,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
             changes = {m: {c.dataset: c.relative for c in g.changes} for m, g in gelos.items()}
             if changes:
                 figure_files.append(plots.change_heatmap(changes, protocol, figures))
-    bio = biometric_table(records, tasks)
+    bio = biometric_table(records, tasks, unresolved)
     if bio is not None:
         sections.append(("biometric", bio))
     if any(gelo_by_protocol.values()):
@@ -247,6 +269,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
         },
         "chance": {f"{d}/{p}": level for (d, p), level in sorted(chance.level.items())},
         "no_gelo": no_gelo,
+        "unresolved": {f"{m}/{d}/{metric}": reason for (m, d, _, metric, _), reason in unresolved.items()},
         "biometric_gains": [g.__dict__ for g in gains],
         "reference": study.name if study else None,
         "overspec_version": __version__,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import math
 from dataclasses import dataclass, field
 
 
@@ -65,3 +66,13 @@ class Table:
         notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in self.notes)
         table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
         return f"<h3>{html.escape(self.title)}</h3>{table}{notes}"
+
+
+def format_value(value: float | None, reason: str | None = None, *, percent: bool = True) -> str:
+    """A metric for a table: a percentage (or the plain fraction), or, for a value the data cannot resolve,
+    ``n/a (needs ≥ N …)`` with its reason; never a number for an unmeasured point."""
+    if value is None:
+        return f"n/a ({reason.replace('>= ', '≥ ')})" if reason else "n/a"
+    if not math.isfinite(value):
+        return ""
+    return f"{100 * value:.2f}" if percent else f"{value:.6g}"

@@ -7,7 +7,10 @@ model_fingerprint, dataset_fingerprint, overspec_version, created_at, cell (the 
 identity the planner resolved: model_task (what the model was tuned for), base and base_fingerprint (the model it
 was fine-tuned from), headline_metric (the metric the ``headline`` row repeats), reference (its published name),
 convention (the rules the value follows: ``iso``, ``insightface``, ``madation``, ``foundpad`` for biometric
-protocols, the probe recipe for the linear probe, ``clip`` for zero-shot). A cell's rows are written in one
+protocols, with options after a colon such as ``madation:float32``; the probe recipe for the linear probe,
+``clip`` for zero-shot), ci_method (how the interval was obtained: a bootstrap over pairs, samples, videos or
+subjects, or Wilson's interval). A metric whose operating point the data cannot resolve has no row; the cell's
+details say why (``unresolved``). A cell's rows are written in one
 transaction with its completion mark, so a crash never leaves half a cell. Each ``overspec run`` records its plan:
 exports and reports show the planned cells; rows of cells that are no longer planned (a replaced checkpoint, changed
 options) stay in the store and are listed by ``superseded``.
@@ -26,7 +29,7 @@ from overspec import __version__
 from overspec._atomic import atomic_open
 from overspec.errors import DataError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass
@@ -55,11 +58,15 @@ class ResultRow:
     headline_metric: str | None = None
     reference: str | None = None
     convention: str | None = None  # the rules the value follows: a metric convention, a probe recipe
+    ci_method: str | None = None  # how ci_low/ci_high were obtained (bootstrap over what, Wilson, ...)
 
 
 COLUMNS = [f.name for f in fields(ResultRow)]
 _TYPES = {"value": "REAL", "ci_low": "REAL", "ci_high": "REAL", "n": "INTEGER", "higher_is_better": "INTEGER"}
 _ADDED_IN_2 = ("model_task", "base", "base_fingerprint", "headline_metric", "reference")
+# columns added after schema 3, each in the schema that added it: a migration adds those a store lacks (NULL in its
+# old rows, which had no such figure)
+_ADDED_LATER = {"ci_method": 4}
 # what every value computed before conventions were named follows: overspec's own rules
 _CONVENTION_BEFORE_3 = {"zeroshot": "clip", "linear_probe": "lbfgs"}
 
@@ -98,6 +105,8 @@ class ResultStore:
                 self._migrate_1_to_2()
             if "results" in tables and version < 3:
                 self._migrate_2_to_3()
+            if "results" in tables:
+                self._add_columns(_ADDED_LATER)
             columns = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
             self.db.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
             self.db.execute(
@@ -135,6 +144,12 @@ class ResultStore:
             + " ".join(f"WHEN '{p}' THEN '{c}'" for p, c in _CONVENTION_BEFORE_3.items())
             + " ELSE 'iso' END"
         )
+
+    def _add_columns(self, columns: dict[str, int]) -> None:
+        present = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
+        for column in columns:
+            if column not in present:
+                self.db.execute(f"ALTER TABLE results ADD COLUMN {column} {_TYPES.get(column, 'TEXT')}")
 
     def finished(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT cell FROM cells")}

@@ -14,20 +14,13 @@ from overspec._threads import set_torch_threads
 from overspec._timing import Phases
 from overspec.config import ExecutorSettings, Experiment, load_config
 from overspec.errors import ConfigError, OverspecError
+from overspec.metrics.conventions.base import ScoreSet
+from overspec.metrics.intervals import wilson_interval
 from overspec.metrics.specs import parse_metric
 from overspec.protocols.result import ProtocolResult
 from overspec.results import ResultRow, ResultStore
 from overspec.runner.executors import EXECUTORS, Job
 from overspec.runner.plan import Cell, plan
-
-
-def wilson_interval(p: float, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval of a binomial proportion (Wilson 1927; Brown, Cai & DasGupta 2001)."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
 
 
 @dataclass
@@ -120,16 +113,22 @@ def result_rows(
     cell: Cell, result: ProtocolResult, *, run_id: str, config_hash: str, encoder, dataset_fingerprint: str
 ) -> list[ResultRow]:
     """One row per metric (counts excluded), plus a ``headline`` row repeating the plan's headline metric; each
-    row carries the identity the plan resolved."""
+    row carries the identity the plan resolved and its 95 % interval with the method that gave it. A key the data
+    cannot resolve (``result.unresolved``) has no row: its reason is in the cell's details."""
     metrics = result.metrics
     n = metrics.get("n_test") or metrics.get("n_pairs") or (metrics.get("n_bonafide", 0) + metrics.get("n_attack", 0))
     headline = cell.protocol.headline
     rows = []
-    for metric, value in [*metrics.items(), ("headline", metrics[headline])]:
-        if metric.startswith("n_"):
+    for metric, value in [*metrics.items(), ("headline", metrics.get(headline))]:
+        if metric.startswith("n_") or value is None:
             continue
         name = headline if metric == "headline" else metric
-        low, high = wilson_interval(value, int(n)) if name in ("acc1", "acc5") else (None, None)
+        low, high, method = None, None, None
+        if name in ("acc1", "acc5"):
+            (low, high), method = wilson_interval(value, int(n)), "Wilson score interval over test samples"
+        elif name in result.intervals:
+            (low, high) = result.intervals[name]
+            method = result.interval_methods.get(name, result.interval_method)
         rows.append(
             ResultRow(
                 run_id=run_id,
@@ -153,6 +152,7 @@ def result_rows(
                 headline_metric=headline,
                 reference=cell.model.reference,
                 convention=cell.protocol.convention,
+                ci_method=method,
             )
         )
     return rows
@@ -165,10 +165,11 @@ class CellOutcome:
     rows: list[ResultRow]
     samples: dict[str, np.ndarray]
     details: dict
-    headline: float
+    headline: float  # nan when the data cannot resolve it (details' ``unresolved`` says why)
     seconds: float
     node: str
     phases: dict[str, float]
+    score_set: ScoreSet | None = None  # a biometric cell's scores, exported for `overspec score`
 
 
 def compute_cell(cell: Cell, resources: _Resources, *, run_id: str, config_hash: str) -> CellOutcome:
@@ -188,14 +189,20 @@ def compute_cell(cell: Cell, resources: _Resources, *, run_id: str, config_hash:
         dataset_fingerprint=dataset_fingerprint(resources.dataset(cell)),
     )
     details = {k: v for k, v in result.details.items() if _jsonable(v)}
+    if result.unresolved:
+        details["unresolved"] = dict(result.unresolved)
+    if result.interval_method:
+        details["ci_method"] = result.interval_method
+    headline = result.metrics.get(cell.protocol.headline)
     return CellOutcome(
         rows,
         dict(result.samples or {}),
         details,
-        float(result.metrics[cell.protocol.headline]),
+        math.nan if headline is None else float(headline),
         time.perf_counter() - start,
         socket.gethostname(),
         {k: v - before.get(k, 0.0) for k, v in resources.phases.seconds.items()},
+        result.score_set,
     )
 
 
@@ -264,11 +271,14 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
     predictions = out / "predictions"
 
     def commit(cell: Cell, outcome: CellOutcome) -> None:
-        """The driver's half: a cell's per-sample arrays, then its rows and completion mark in one transaction."""
+        """The driver's half: a cell's per-sample arrays and score set, then its rows and completion mark in one
+        transaction."""
         phases.add(outcome.phases)
         if outcome.samples:
             predictions.mkdir(exist_ok=True)
             np.savez(predictions / f"{cell.key}.npz", **outcome.samples)
+        if outcome.score_set is not None:
+            export_score_set(out / "scores", cell, outcome)
         store.add_cell(
             cell.key,
             outcome.rows,
@@ -290,6 +300,37 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
             build_report(out)
     log(phases.line())
     return RunSummary(out, len(cells), len(todo), already, out / "results.sqlite", dict(phases.seconds))
+
+
+def export_score_set(folder: Path, cell: Cell, outcome: CellOutcome) -> Path:
+    """``scores/CELL.csv`` (a score file ``overspec score`` reads) and ``scores/CELL.json``: the convention and
+    threshold the run used, and the command that re-scores the file to the run's values."""
+    from overspec._atomic import atomic_open
+    from overspec._json import strict_dumps
+    from overspec.score_files import write_score_file
+
+    data = outcome.score_set
+    path = write_score_file(data, folder / f"{cell.key}.csv")
+    convention = cell.protocol.convention
+    threshold = outcome.details.get("threshold") if outcome.details.get("threshold_from") == "dev EER" else None
+    command = ["overspec", "score", data.kind, str(path), "--convention", convention]
+    if threshold is not None:
+        command += ["--threshold", repr(float(threshold))]
+    if "ci_resamples" in outcome.details:  # the same resamples (and seed) give the run's intervals
+        command += ["--bootstrap", str(outcome.details["ci_resamples"])]
+    meta = {
+        "cell": cell.key,
+        "model": cell.model.name,
+        "dataset": cell.dataset,
+        "protocol": cell.protocol.name,
+        "kind": data.kind,
+        "convention": convention,
+        "threshold": threshold,
+        "command": command,
+    }
+    with atomic_open(path.with_suffix(".json"), "w") as f:
+        f.write(strict_dumps(meta, indent=1))
+    return path
 
 
 def dataset_fingerprint(dataset) -> str:

@@ -32,8 +32,16 @@ def trapezoid_auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
     return float(np.trapezoid(tpr, fpr))
 
 
-def z_scores(scores: np.ndarray) -> np.ndarray:
+def z_scores(scores: np.ndarray, *, float32: bool = False) -> np.ndarray:
     """``(s - np.mean(s)) / np.std(s)``, as MADation's and FoundPAD's ``test_model`` do before their metrics
-    (left as they are when every score is equal)."""
+    (left as they are when every score is equal).
+
+    ``float32``: as the references run it: their scores are float32 tensors turned into numpy arrays, so the
+    mean, the standard deviation and the division are float32 (numpy's pairwise float32 sums) and
+    ``roc_curve`` sorts float32 z-scores, where scores a few ulps apart can become equal. The result is
+    returned as float64 (exactly the float32 values)."""
+    if float32:
+        scores = np.asarray(scores, dtype=np.float32)
     spread = np.std(scores)
-    return scores if spread == 0 else (scores - np.mean(scores)) / spread
+    z = scores if spread == 0 else (scores - np.mean(scores)) / spread
+    return np.asarray(z, dtype=np.float64)

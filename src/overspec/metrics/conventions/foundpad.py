@@ -15,6 +15,8 @@ Video scores are z-scored first, as ``trainer.py`` does (monotone, yet its round
 ulps apart into one ROC point). The reference orders videos by ``list(set(ids))``, which changes with
 ``PYTHONHASHSEED`` and so moves the z-score's last bits from run to run; here videos keep the order of their
 first row. A video whose rows disagree on the label is an error here (the reference takes the first label).
+``foundpad:float32`` computes the video means and the z-score in float32, as the reference does on its float32
+bona fide probabilities.
 """
 
 from __future__ import annotations
@@ -29,19 +31,21 @@ from overspec.metrics.conventions.base import Convention, ScoreSet
 from overspec.metrics.scores import sweep
 
 
-def foundpad_metrics(data: ScoreSet) -> dict[str, float]:
-    fpr, tpr, _ = dropped_roc(sweep(z_scores(data.scores), data.positive, what="attack detection scores"))
+def foundpad_metrics(data: ScoreSet, *, float32: bool = False) -> dict[str, float]:
+    z = z_scores(data.scores, float32=float32)
+    fpr, tpr, _ = dropped_roc(sweep(z, data.positive, what="attack detection scores"))
     right = np.nanargmin(np.abs(tpr + fpr - 1.0))
     apcer, bpcer = float(fpr[right]), float(1 - tpr[right])
     return {"auc": trapezoid_auc(fpr, tpr), "eer": apcer, "apcer": apcer, "bpcer": bpcer, "hter": (apcer + bpcer) / 2}
 
 
-def video_scores(data: ScoreSet) -> ScoreSet:
+def video_scores(data: ScoreSet, *, float32: bool = False) -> ScoreSet:
     """One row per video (in order of first appearance): the mean of its scores, its first row's label."""
     if data.videos is None:
         return data
-    rows, means = video_means(data.videos, data.scores, data.positive)
-    return replace(data.subset(rows), scores=means)
+    scores = data.scores.astype(np.float32) if float32 else data.scores
+    rows, means = video_means(data.videos, scores, data.positive)
+    return replace(data.subset(rows), scores=means.astype(np.float64))
 
 
 def video_means(videos: np.ndarray, scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,6 +68,8 @@ FOUNDPAD = Convention(
     reference="gurayozgur/FoundPAD src/utils/utils.py@c8558a7d (performances_cross_db, compute_video_score)",
     summary="per-video mean scores; HTER at the test set's own |FAR-FRR| point on the dropped ROC",
     metrics=foundpad_metrics,
+    per_attack=("auc", "eer", "apcer", "bpcer", "hter"),
     prepare=video_scores,
+    options=("float32",),
     file_order=True,  # the z-score's mean is summed in file (video) order
 )

@@ -14,6 +14,8 @@ curve); APCER = fpr, BPCER = 1 - tpr.
 
 Operating points 0.01, 0.1 and 0.2, as the reference reports. Scores are z-scored first, in file order,
 as ``trainer.py`` does: monotone, yet its rounding can merge scores a few ulps apart into one ROC point.
+``madation:float32`` z-scores in float32 as ``trainer.py`` does on its float32 softmax scores
+(``raw_test_scores = scores.cpu().numpy()``, then ``np.mean``/``np.std`` and the division on that array).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from overspec.metrics.specs import metric_key
 OPERATING_POINTS = (0.01, 0.1, 0.2)
 
 
-def madation_metrics(data: ScoreSet) -> dict[str, float]:
-    apcer, tpr, _ = dropped_roc(sweep(z_scores(data.scores), data.positive, what="attack detection scores"))
+def madation_metrics(data: ScoreSet, *, float32: bool = False) -> dict[str, float]:
+    z = z_scores(data.scores, float32=float32)
+    apcer, tpr, _ = dropped_roc(sweep(z, data.positive, what="attack detection scores"))
     bpcer = 1 - tpr
     values = {"auc": trapezoid_auc(apcer, tpr), "eer": float(apcer[np.nanargmin(np.abs(tpr + apcer - 1.0))])}
     for op in OPERATING_POINTS:
@@ -45,5 +48,8 @@ MADATION = Convention(
     reference="gurayozgur/MADation src/utils/utils.py@f3e63973 (evaluate_mad_performance)",
     summary="nearest operating point on the dropped ROC (may exceed its target); EER = FAR at |FAR-FRR| min",
     metrics=madation_metrics,
+    points={"bpcer_at_apcer": OPERATING_POINTS, "apcer_at_bpcer": OPERATING_POINTS},
+    per_attack=("auc", "eer", "bpcer_at_apcer", "apcer_at_bpcer"),
     file_order=True,  # the z-score's mean is summed in file order
+    options=("float32",),
 )
