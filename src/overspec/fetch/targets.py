@@ -40,9 +40,10 @@ def _dataset(name: str, root: Path | None, splits: tuple[str, ...]) -> list[Item
 
 
 def _model(name: str, root: Path | None, splits: tuple[str, ...]) -> list[Item] | None:
-    from overspec.models import resolve_spec, zoo
+    from overspec.models import resolve_spec
+    from overspec.models.reference import is_reference
 
-    if name in zoo() or name.endswith((".yaml", ".yml")):
+    if is_reference(name) or name.endswith((".yaml", ".yml")):
         return model_items(resolve_spec(name), nested=False)
     return None
 
