@@ -50,13 +50,14 @@ def hub_paths(spec: ModelSpec) -> list[Path | None]:
     return hub_files(hub_needs(spec), spec=spec)
 
 
-def hub_files(needs: list[HubFile], *, spec: ModelSpec) -> list[Path | None]:
-    """Local paths of ``needs`` from the cache (downloaded into it when online); ``spec`` names the model in errors."""
+def hub_files(needs: list[HubFile], *, spec: ModelSpec, cached_only: bool = False) -> list[Path | None]:
+    """Local paths of ``needs`` from the cache (downloaded into it when online, unless ``cached_only``); ``spec``
+    names the model in errors."""
     if not needs:
         return []
     from overspec.fetch.remote import offline_reason
 
-    reason = offline_reason()
+    reason = "only the cache is read" if cached_only else offline_reason()
     found = [_cached_or_downloaded(need, reason, spec) for need in needs]
     missing = [need for need, path in zip(needs, found, strict=True) if path is None and not need.optional]
     if missing:

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import logging
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,7 +127,7 @@ def load_open_clip(spec: ModelSpec) -> OpenClipEncoder:
     if spec.hub:
         config, weights = hub_paths(spec)
         config_name = f"local-dir:{config.parent}"  # the cache's snapshot folder: config and weights side by side
-        with initialisation_skipped():  # every parameter is loaded next, strictly
+        with initialisation_skipped(), _quiet():  # every parameter is loaded next, strictly
             model = open_clip.create_model(config_name, load_weights=False)
         return _with_weights(model, spec, weights, arch=spec.hub, config_name=config_name)
     if not spec.arch:
@@ -144,6 +145,18 @@ def load_open_clip(spec: ModelSpec) -> OpenClipEncoder:
 
         set_model_preprocess_cfg(model, merge_preprocess_dict(model.visual.preprocess_cfg, tag_cfg))
     return _with_weights(model, spec, weights, arch=spec.arch, config_name=spec.arch)
+
+
+@contextmanager
+def _quiet():
+    """open_clip warns on the root logger that the model it built has random weights: ours are loaded next."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _with_weights(model, spec: ModelSpec, weights: Path, *, arch: str, config_name: str) -> OpenClipEncoder:

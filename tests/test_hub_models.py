@@ -1,0 +1,196 @@
+"""Models named by their hub references, served by a fake hub on 127.0.0.1: a timm tag, a timm repository, an
+open_clip repository and a transformers CLIP, loaded online through huggingface_hub's cache, then offline from it
+with the server stopped; `overspec fetch` offline from a populated cache; each refusal in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.cli import overspec, write_yaml
+from helpers.data import PHOTOS
+from helpers.hub import FakeHub, hub_env, publish_webdataset
+from helpers.hub_models import hf_clip_repo, open_clip_hub_repo, timm_hub_repo, timm_tag_repo
+from overspec.errors import ModelError, OfflineError
+from overspec.models import load_model
+from overspec.models.identity import spec_fingerprint
+
+TIMM_TAG = "timm/test_vit.r160_in1k"
+TIMM_HUB = "hf-hub:me/tiny-timm"
+OPEN_CLIP_HUB = "hf-hub:me/tiny-open-clip"
+HF_CLIP = "me/tiny-hf-clip"
+REFERENCES = (TIMM_TAG, TIMM_HUB, OPEN_CLIP_HUB, HF_CLIP)
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory) -> dict[str, dict[str, bytes]]:
+    """Each repository's files, built once."""
+    root = tmp_path_factory.mktemp("repos")
+    return {
+        "timm/test_vit.r160_in1k": timm_tag_repo(),
+        "me/tiny-timm": timm_hub_repo(root / "timm"),
+        "me/tiny-open-clip": open_clip_hub_repo(root / "open_clip"),
+        "me/tiny-hf-clip": hf_clip_repo(root / "hf_clip"),
+        "me/tiny-siglip": open_clip_hub_repo(root / "siglip", siglip=True),
+        "me/not-a-model": {"README.md": b"# nothing to load"},
+    }
+
+
+@pytest.fixture
+def hub(repos):
+    server = FakeHub().start()
+    for repo, files in repos.items():
+        server.add(repo, files, repo_type="model")
+    yield server
+    server.stop()
+
+
+def _online(monkeypatch, hub: FakeHub, cache: Path) -> None:
+    """This process talks to ``hub`` and keeps what it downloads in ``cache`` (huggingface_hub reads its offline
+    flag and cache folder once, at import: they are set on its constants)."""
+    from huggingface_hub import constants
+
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+
+
+def _offline(monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+
+def _photos(encoder) -> torch.Tensor:
+    from PIL import Image
+
+    transform = encoder.preprocess.transform()
+    return torch.stack([transform(Image.open(p)) for p in sorted(PHOTOS.glob("*.jpg"))[:3]])
+
+
+def _embed(encoder) -> np.ndarray:
+    with torch.no_grad():
+        return encoder.encode_image(_photos(encoder)).numpy()
+
+
+def test_references_load_online_then_offline_from_the_cache(hub, repos, monkeypatch, tmp_path):
+    _online(monkeypatch, hub, tmp_path / "hf")
+    online = {ref: load_model(ref) for ref in REFERENCES}
+    features = {ref: _embed(encoder) for ref, encoder in online.items()}
+    fingerprints = {ref: spec_fingerprint(ref) for ref in REFERENCES}
+    # each family's own preprocessing, read from what the repository (or timm's tag) says
+    assert online[TIMM_TAG].preprocess.size == 160 and online[TIMM_TAG].preprocess.mean == (0.5, 0.5, 0.5)
+    assert online[TIMM_HUB].preprocess.size == 48 and online[TIMM_HUB].preprocess.mean == (0.25, 0.5, 0.75)
+    oc = online[OPEN_CLIP_HUB].preprocess
+    assert (oc.size, oc.std, oc.interpolation) == (32, (0.25, 0.25, 0.25), "bilinear")
+    assert online[HF_CLIP].preprocess.size == 32 and online[HF_CLIP].has_text and online[OPEN_CLIP_HUB].has_text
+    # the weights served are the weights loaded: timm's own model given the same tensors embeds the same
+    import timm
+    from safetensors.torch import load
+
+    reference = timm.create_model("test_vit.r160_in1k", pretrained=False).eval()
+    reference.load_state_dict(load(repos["timm/test_vit.r160_in1k"]["model.safetensors"]))
+    with torch.no_grad():
+        expected = reference.forward_head(reference.forward_features(_photos(online[TIMM_TAG])), pre_logits=True)
+    np.testing.assert_array_equal(features[TIMM_TAG], expected.numpy())
+    served = hub.requests
+    hub.stop()
+    _offline(monkeypatch)
+    for ref in REFERENCES:  # the same models, from the cache, with no hub to ask
+        encoder = load_model(ref)
+        assert spec_fingerprint(ref) == fingerprints[ref] and encoder.fingerprint == online[ref].fingerprint
+        np.testing.assert_array_equal(_embed(encoder), features[ref])
+    assert online[OPEN_CLIP_HUB].encode_text(["a photo"]).shape == (1, 32)
+    assert hub.requests == served
+
+
+def test_refusals_are_one_line(hub, monkeypatch, tmp_path):
+    _online(monkeypatch, hub, tmp_path / "hf")
+    with pytest.raises(ModelError, match=r"holds neither open_clip_config.json \(open_clip\) nor a config.json"):
+        load_model("hf-hub:me/not-a-model")
+    with pytest.raises(ModelError, match=r"there is no hub repository .*/me/absent"):
+        load_model("hf-hub:me/absent")
+    with pytest.raises(ModelError, match=r"has none of me/tiny-open-clip/config.json"):
+        load_model({"family": "hf_clip", "weights": "me/tiny-open-clip"})
+    with pytest.raises(ModelError, match=r"describes a None model, not a transformers CLIP; name an open_clip or"):
+        load_model("me/tiny-timm")  # a timm repository named as a transformers CLIP
+    _offline(monkeypatch)
+    for ref, lacks in ((OPEN_CLIP_HUB, "open_clip_config.json"), (HF_CLIP, "config.json"), (TIMM_TAG, "model")):
+        with pytest.raises(OfflineError) as info:
+            load_model(ref)
+        message = str(info.value)
+        assert "\n" not in message and f"lacks {ref.removeprefix('hf-hub:')}/{lacks}" in message
+        assert "the hub cannot be reached (HF_HUB_OFFLINE=1)" in message and f"run `overspec fetch {ref}`" in message
+
+
+@pytest.mark.slow
+def test_eval_by_reference_online_then_offline(hub, digits_folder, tmp_path):
+    """What a user types: `eval REF`, online, then the same with the server stopped and HF_HUB_OFFLINE=1."""
+    env = hub_env(hub, {**os.environ, "OVERSPEC_CACHE": str(tmp_path / "cache")})
+    args = ("eval", OPEN_CLIP_HUB, str(digits_folder), "--protocol", "zeroshot", "--json", "--workers", "0")
+    first = overspec(*args, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    hub.stop()
+    offline = {**env, "HF_HUB_OFFLINE": "1", "OVERSPEC_CACHE": str(tmp_path / "cache2")}  # recomputed, not recalled
+    again = overspec(*args, env=offline, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["acc1"] == json.loads(first.stdout)["acc1"]
+
+
+@pytest.mark.slow
+def test_config_by_reference_online_then_offline(hub, digits_folder, tmp_path):
+    """An experiment naming its models by reference: timm (probe), open_clip and transformers CLIP (zero-shot)."""
+    env = hub_env(hub, {**os.environ, "OVERSPEC_CACHE": str(tmp_path / "cache")})
+    models = [
+        {"name": TIMM_HUB, "protocols": ["linear_probe"]},
+        {"name": OPEN_CLIP_HUB, "protocols": ["zeroshot"]},
+        {"name": HF_CLIP, "protocols": ["zeroshot"]},
+    ]
+    general = {
+        "datasets": ["digits"],
+        "roots": {"digits": str(digits_folder)},
+        "protocols": ["zeroshot", "linear_probe"],
+    }
+    config = write_yaml(tmp_path / "exp.yaml", {"name": "refs", "models": models, "general": general, "workers": 0})
+    ran = overspec("run", str(config), "--out", str(tmp_path / "run"), env=env, timeout=180)
+    assert ran.returncode == 0, ran.stderr
+    hub.stop()
+    offline = {**env, "HF_HUB_OFFLINE": "1", "OVERSPEC_CACHE": str(tmp_path / "cache2")}
+    rerun = overspec("run", str(config), "--out", str(tmp_path / "run2"), env=offline, timeout=180)
+    assert rerun.returncode == 0, rerun.stderr
+    rows = [(tmp_path / d / "results.csv").read_text().splitlines() for d in ("run", "run2")]
+    assert len(rows[0]) > 3 and [r.split(",")[:8] for r in rows[0]] == [r.split(",")[:8] for r in rows[1]]
+
+
+def test_fetch_offline_lays_out_the_cached_dataset(hub, monkeypatch, tmp_path, clip_file):
+    """The cluster set-up: an online node filled huggingface_hub's cache; an offline one fetches from it."""
+    from overspec.fetch import fetch
+
+    publish_webdataset(hub, "clip-benchmark/wds_vtab-svhn", tmp_path / "published")
+    _online(monkeypatch, hub, tmp_path / "hf")
+    fetch(["svhn"], root=tmp_path / "online", log=lambda line: None)
+    shard = tmp_path / "online" / "svhn" / "test" / "0.tar"
+    blobs = list((tmp_path / "hf").rglob("blobs/*"))
+    assert any(b.stat().st_ino == shard.stat().st_ino for b in blobs)  # the cache's own file, linked: no copy
+    hub.stop()
+    _offline(monkeypatch)
+    lines: list[str] = []
+    fetch(["svhn"], root=tmp_path / "data", log=lines.append)
+    assert lines == [
+        f"svhn: test 60 samples in 2 shards, train 60 samples in 2 shards; class names match catalog/svhn.yaml "
+        f"({tmp_path / 'data' / 'svhn'}) (from huggingface_hub's cache)"
+    ]
+    spec = write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": str(clip_file)})
+    args = ("eval", str(spec), "svhn", "--root", str(tmp_path / "data" / "svhn"), "--json", "--workers", "0")
+    result = overspec(*args, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["n_test"] == 60
