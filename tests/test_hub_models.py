@@ -194,3 +194,75 @@ def test_fetch_offline_lays_out_the_cached_dataset(hub, monkeypatch, tmp_path, c
     result = overspec(*args, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["n_test"] == 60
+
+
+def test_siglip_scores_prompts_with_its_sigmoid_and_bias(hub, monkeypatch, tmp_path):
+    """A sigmoid-loss model (open_clip builds `logit_bias` from `init_logit_bias`, as for SigLIP and SigLIP 2):
+    zero-shot logits are its own exp(logit_scale)·cos + logit_bias, and both prompt scorers of attack detection
+    use its sigmoid; checked against the model's own tensors, computed here by hand."""
+    from types import SimpleNamespace
+
+    from overspec.protocols.attack_detection import PROMPTS, STUDY_PROMPTS, prompt_scores
+    from overspec.protocols.zeroshot import text_classifier, zero_shot_logits
+
+    _online(monkeypatch, hub, tmp_path / "hf")
+    encoder = load_model("hf-hub:me/tiny-siglip")
+    model = encoder.module
+    scale, bias = float(model.logit_scale.detach().exp()), float(model.logit_bias.detach())
+    assert encoder.prompt_rule.kind == "sigmoid" and (encoder.prompt_rule.scale, encoder.prompt_rule.bias) == (
+        scale,
+        bias,
+    )
+    assert -10.1 < bias < -9.9 and load_model(OPEN_CLIP_HUB).prompt_rule.kind == "softmax"  # CLIP keeps its softmax
+    features = _embed(encoder)
+
+    def prompt_embedding(prompts: list[str]) -> torch.Tensor:  # open_clip's prompt ensemble, by hand
+        with torch.no_grad():
+            text = model.encode_text(encoder.tokenizer(prompts)).double()
+        mean = (text / text.norm(dim=-1, keepdim=True)).mean(dim=0)
+        return mean / mean.norm()
+
+    image = torch.from_numpy(features).double()
+    image = image / image.norm(dim=-1, keepdim=True)
+    sigmoid = torch.sigmoid
+
+    bonafide, attack = PROMPTS["mad"]
+    cos_b, cos_a = image @ prompt_embedding(bonafide), image @ prompt_embedding(attack)
+    expected = sigmoid(scale * cos_b + bias) - sigmoid(scale * cos_a + bias)
+    data = SimpleNamespace(task="mad")
+    np.testing.assert_allclose(prompt_scores(encoder, {"test": features}, data), expected.numpy(), atol=1e-5)
+    study = sigmoid(scale * (image @ prompt_embedding([STUDY_PROMPTS["mad"][0]])) + bias)
+    ours = prompt_scores(encoder, {"test": features}, data, prompts="study")
+    np.testing.assert_allclose(ours, study.numpy(), atol=1e-5)
+    weights = text_classifier(encoder, ["cat", "dog"], ["a photo of a {c}."])
+    logits = zero_shot_logits(features, weights, encoder.prompt_rule)
+    by_hand = scale * (image @ torch.stack([prompt_embedding([f"a photo of a {c}."]) for c in ("cat", "dog")]).T)
+    np.testing.assert_allclose(logits, (by_hand + bias).numpy(), atol=1e-3)
+
+
+def test_zoo_foundation_families_name_their_hub_copies_and_preprocessing(monkeypatch):
+    """DINOv2 (timm), SigLIP / SigLIP 2 and EVA-CLIP (open_clip) by zoo name: the hub copies their library publishes,
+    the tag's own preprocessing, and offline without the cache, one line naming the fetch."""
+    import open_clip
+
+    from overspec.models import resolve_spec
+    from overspec.models.hub import hub_needs
+    from overspec.models.open_clip_family import tag_preprocess_cfg
+
+    repos = {
+        name: hub_needs(resolve_spec(name))[0].repo for name in ("dinov2-vit-s14.lvd142m", "siglip2-vit-b16.webli")
+    }
+    assert repos == {
+        "dinov2-vit-s14.lvd142m": "timm/vit_small_patch14_dinov2.lvd142m",
+        "siglip2-vit-b16.webli": "timm/ViT-B-16-SigLIP2",
+    }
+    tokenizer = [need for need in hub_needs(resolve_spec("siglip-vit-b16.webli")) if need.optional]
+    assert {need.repo for need in tokenizer} == {"timm/ViT-B-16-SigLIP"}  # fetched with the weights
+    defaults = {"size": 224, "mean": (0.48145466, 0.4578275, 0.40821073), "std": (0.26862954, 0.26130258, 0.27577711)}
+    siglip = tag_preprocess_cfg(defaults, open_clip.get_pretrained_cfg("ViT-B-16-SigLIP2", "webli"))
+    assert (siglip["mean"], siglip["std"], siglip["resize_mode"]) == ((0.5,) * 3, (0.5,) * 3, "squash")
+    eva = tag_preprocess_cfg(defaults, open_clip.get_pretrained_cfg("EVA02-B-16", "merged2b_s8b_b131k"))
+    assert eva["mean"] == defaults["mean"] and eva["resize_mode"] == "shortest"
+    _offline(monkeypatch)
+    with pytest.raises(OfflineError, match=r"run `overspec fetch siglip2-vit-b16.webli`$"):
+        load_model("siglip2-vit-b16.webli")

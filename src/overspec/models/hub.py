@@ -127,7 +127,17 @@ def open_clip_needs(spec: ModelSpec) -> list[HubFile]:
     if not (spec.arch and isinstance(spec.pretrained, str)) or (spec.weights and Path(spec.weights).exists()):
         return []
     located = open_clip_tag_file(spec.arch, spec.pretrained, model_name=spec.label)
-    return [located] if located else []
+    return ([located] if located else []) + tokenizer_needs(spec.arch)
+
+
+def tokenizer_needs(arch: str) -> list[HubFile]:
+    """The files of a Hugging Face tokenizer an open_clip architecture names (SigLIP's), so that a fetch leaves
+    them in the cache too; optional, as each tokenizer has only some of them."""
+    import open_clip
+
+    name = ((open_clip.get_model_config(arch) or {}).get("text_cfg") or {}).get("hf_tokenizer_name")
+    files = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spiece.model", "config.json")
+    return [HubFile(name, (file,), optional=True) for file in files] if name else []
 
 
 def open_clip_tag_file(arch: str, tag: str, *, model_name: str) -> HubFile | None:

@@ -16,6 +16,7 @@ from overspec.models.checkpoints import check_fit, load_state_dict, strip_wrappe
 from overspec.models.encoder import Encoder
 from overspec.models.hub import hub_paths, open_clip_weights
 from overspec.models.preprocess import CLIP_MEAN, CLIP_STD, Preprocess
+from overspec.models.prompt_rule import PromptRule, rule_of
 from overspec.models.skip_init import initialisation_skipped
 from overspec.models.spec import ModelSpec
 from overspec.registry import unknown_name_message
@@ -33,6 +34,10 @@ class OpenClipEncoder(Encoder):
     @property
     def has_text(self) -> bool:
         return self.tokenizer is not None
+
+    @property
+    def prompt_rule(self) -> PromptRule:
+        return rule_of(self.module)  # read live: an adapted or interpolated model carries its own scale and bias
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self.module.encode_image(images.to(self.device)).float()
@@ -139,12 +144,19 @@ def load_open_clip(spec: ModelSpec) -> OpenClipEncoder:
     tag_cfg = open_clip.get_pretrained_cfg(spec.arch, spec.pretrained) if isinstance(spec.pretrained, str) else {}
     with initialisation_skipped():  # every parameter is loaded next, strictly
         model = open_clip.create_model(spec.arch, pretrained=None, force_quick_gelu=bool(tag_cfg.get("quick_gelu")))
-    if tag_cfg:  # the tag's own preprocessing (SigLIP: 0.5 mean/std, squash), as create_model(pretrained=tag) sets
+    if tag_cfg:
         from open_clip.model import set_model_preprocess_cfg
-        from open_clip.transform import merge_preprocess_dict
 
-        set_model_preprocess_cfg(model, merge_preprocess_dict(model.visual.preprocess_cfg, tag_cfg))
+        set_model_preprocess_cfg(model, tag_preprocess_cfg(model.visual.preprocess_cfg, tag_cfg))
     return _with_weights(model, spec, weights, arch=spec.arch, config_name=spec.arch)
+
+
+def tag_preprocess_cfg(model_cfg: dict, tag_cfg: dict) -> dict:
+    """The pretrained tag's own preprocessing (SigLIP: 0.5 mean/std, squash) over the architecture's, merged as
+    ``open_clip.create_model(arch, pretrained=tag)`` merges them."""
+    from open_clip.transform import merge_preprocess_dict
+
+    return merge_preprocess_dict(model_cfg, tag_cfg)
 
 
 @contextmanager
