@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,11 +35,16 @@ def offline_reason() -> str | None:
         if os.environ.get(variable, "0").lower() in {"1", "true", "yes", "on"}:
             return f"{variable}={os.environ[variable]}"
     url = urlsplit(endpoint())
-    port = url.port or (443 if url.scheme == "https" else 80)
+    return _unreachable(url.hostname, url.port or (443 if url.scheme == "https" else 80))
+
+
+@lru_cache(maxsize=8)
+def _unreachable(host: str, port: int) -> str | None:
+    """Probed once per process: a model load asks several times (spec, fingerprint, weights)."""
     try:
-        socket.create_connection((url.hostname, port), timeout=3).close()
+        socket.create_connection((host, port), timeout=3).close()
     except OSError as exc:
-        return f"{url.hostname}:{port} cannot be reached ({exc.strerror or exc})"
+        return f"{host}:{port} cannot be reached ({exc.strerror or exc})"
     return None
 
 

@@ -98,9 +98,22 @@ def load_model(model: str | Path | dict | ModelSpec, *, device: str | None = Non
 
 
 def weights_available(spec: ModelSpec) -> bool:
-    """Whether every file the spec names exists here (hub-only weights count as not local)."""
+    """Whether every file the spec names exists here, or, for hub models, is in huggingface_hub's cache."""
+    from overspec.errors import OverspecError
+    from overspec.models.hub import hub_files, hub_needs
+
     paths = [p for p in (spec.weights, spec.checkpoint, spec.head) if p]
-    return bool(paths) and all(Path(p).exists() for p in paths)
+    if paths and all(Path(p).exists() for p in paths):
+        return True
+    try:
+        needs = hub_needs(spec)
+        return (
+            bool(needs)
+            and all(Path(p).exists() for p in (spec.checkpoint, spec.head) if p)
+            and bool(hub_files(needs, spec=spec, cached_only=True))
+        )
+    except OverspecError:
+        return False
 
 
 def require_files(spec: ModelSpec) -> None:

@@ -95,7 +95,6 @@ def missing_error(spec: ModelSpec, missing: list[HubFile]) -> ModelError:
     from overspec.fetch.remote import endpoint, offline_reason
 
     reason = offline_reason()
-
     files = ", ".join(f"{need.repo}/{' or '.join(need.names)}" for need in missing)
     if reason is None:
         return ModelError(f"{spec.label}: the hub repository has none of {files} ({endpoint()}); check the name")
