@@ -190,9 +190,13 @@ def test_fetch_offline_lays_out_the_cached_dataset(hub, monkeypatch, tmp_path, c
         f"({tmp_path / 'data' / 'svhn'}) (from huggingface_hub's cache)"
     ]
     spec = write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": str(clip_file)})
-    args = ("eval", str(spec), "svhn", "--root", str(tmp_path / "data" / "svhn"), "--json", "--workers", "0")
-    result = overspec(*args, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    assert result.returncode == 0, result.stderr
+    from typer.testing import CliRunner
+
+    from overspec.cli import app
+
+    args = ["eval", str(spec), "svhn", "--root", str(tmp_path / "data" / "svhn"), "--json", "--workers", "0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n_test"] == 60
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from helpers.cli import overspec, write_yaml
+from helpers.cli import write_yaml
 from overspec.errors import ConfigError, UnknownNameError
 from overspec.models import resolve_spec
 from overspec.models.identity import spec_fingerprint
@@ -102,10 +102,15 @@ def test_models_resolve_prints_yaml_and_json():
     assert json.loads(as_json.stdout)["pretrained"] is True
 
 
-def test_unknown_reference_is_one_line_from_the_command():
-    unknown = overspec("models", "--resolve", "ViT-B-16")
-    assert unknown.returncode == 2 and unknown.stderr.count("\n") == 1, unknown.stderr
-    assert unknown.stderr.startswith("error: unknown model 'ViT-B-16'") and "a spec file" in unknown.stderr
+def test_unknown_reference_is_one_line_from_the_command(monkeypatch, capsys):
+    from overspec.cli import run
+
+    monkeypatch.setattr("sys.argv", ["overspec", "models", "--resolve", "ViT-B-16"])
+    with pytest.raises(SystemExit) as exit_code:
+        run()
+    stderr = capsys.readouterr().err
+    assert exit_code.value.code == 2 and stderr.count("\n") == 1, stderr
+    assert stderr.startswith("error: unknown model 'ViT-B-16'") and "a spec file" in stderr
 
 
 def test_experiment_configs_take_references(tmp_path):
