@@ -270,3 +270,28 @@ def test_zoo_foundation_families_name_their_hub_copies_and_preprocessing(monkeyp
     _offline(monkeypatch)
     with pytest.raises(OfflineError, match=r"run `overspec fetch siglip2-vit-b16.webli`$"):
         load_model("siglip2-vit-b16.webli")
+
+
+def test_fetch_fills_the_cache_for_a_reference(hub, monkeypatch, tmp_path):
+    """`overspec fetch REF` on the online node is what the offline message names: afterwards the offline node loads."""
+    from overspec.fetch import describe, fetch
+    from overspec.fetch.weights import HubModelTarget
+    from overspec.models import resolve_spec
+
+    _online(monkeypatch, hub, tmp_path / "hf")
+    planned = fetch([HF_CLIP], dry_run=True, log=lambda line: None)
+    assert [f.path for f in planned.transfers[0].files] == [
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    ]
+    assert not list((tmp_path / "hf").rglob("model.safetensors"))  # a dry run downloads nothing
+    done = fetch([HF_CLIP], log=lambda line: None)
+    assert done.done == [f"{HF_CLIP}: 3 file(s) of {HF_CLIP} in huggingface_hub's cache ({tmp_path / 'hf'})"]
+    hub.stop()
+    _offline(monkeypatch)
+    assert load_model(HF_CLIP).has_text
+    with pytest.raises(OfflineError, match=f"run `overspec fetch {OPEN_CLIP_HUB}`"):
+        load_model(OPEN_CLIP_HUB)  # never fetched into this cache
+    target = HubModelTarget(resolve_spec(HF_CLIP))
+    assert target.present() and describe(target).endswith(f"; fetch it: overspec fetch {HF_CLIP}")
