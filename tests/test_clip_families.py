@@ -90,13 +90,14 @@ def test_hub_weights_offline_fail_at_once_naming_file_and_place(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OfflineError) as info:
         load_model({"family": "open_clip", "arch": "ViT-B-16", "pretrained": "openai"})
-    assert "hub is offline" in str(info.value)
-    assert "https://huggingface.co/timm/vit_base_patch16_clip_224.openai" in str(info.value)
-    with pytest.raises(OfflineError, match=r"put the weights file at .*weights/clip/ViT-L-14.pt"):
+    assert "huggingface_hub's cache" in str(info.value) and "the hub cannot be reached (HF_HUB_OFFLINE=1)" in str(
+        info.value
+    )
+    assert "`hf download timm/vit_base_patch16_clip_224.openai open_clip_model.safetensors`" in str(info.value)
+    with pytest.raises(OfflineError, match=r"run `overspec fetch clip-vit-l14.openai`; or put the weights file at .*"):
         load_model("clip-vit-l14.openai")
-    with pytest.raises(
-        OfflineError, match="openai/clip-vit-base-patch16 is not a local directory and the hub is offline"
-    ):
+    hf_message = r"hf_clip:openai/clip-vit-base-patch16: huggingface_hub's cache .* lacks openai/clip-vit-base-patch16/"
+    with pytest.raises(OfflineError, match=hf_message):
         load_model({"family": "hf_clip", "weights": "openai/clip-vit-base-patch16"})
 
 

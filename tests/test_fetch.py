@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import overspec, write_yaml
-from helpers.data import write_webdataset
-from helpers.hub import FakeHub, hub_env
+from helpers.hub import FakeHub, hub_env, publish_webdataset
 
 SVHN = "clip-benchmark/wds_vtab-svhn"
 CLIP_REPO = "timm/vit_base_patch16_clip_224.openai"
@@ -26,15 +25,6 @@ def hub():
     server = FakeHub().start()
     yield server
     server.stop()
-
-
-def publish_webdataset(hub: FakeHub, repo: str, folder: Path, **options) -> Path:
-    """CLIP_benchmark's published layout: shards, nshards.txt per split, classnames and templates."""
-    write_webdataset(folder, **options)
-    for split in ("train", "test"):
-        (folder / split / "nshards.txt").write_text(f"{len(list((folder / split).glob('*.tar')))}\n")
-    hub.add_folder(repo, folder)
-    return folder
 
 
 @pytest.fixture

@@ -22,6 +22,10 @@ out = Console()
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+MODEL_HELP = (
+    "A model reference: a zoo name, a spec file, hf-hub:ORG/REPO, open_clip:ARCH/TAG, timm/NAME.TAG (or NAME.TAG), "
+    "or a transformers CLIP ORG/REPO (`overspec models --resolve REF` shows the spec)."
+)
 
 
 def _version(value: bool) -> None:
@@ -52,9 +56,30 @@ def _print_rows(rows: list[dict], title: str, as_json: bool) -> None:
 
 
 @app.command()
-def models(as_json: JsonFlag = False) -> None:
+def models(
+    as_json: JsonFlag = False,
+    resolve: Annotated[
+        str | None,
+        typer.Option(
+            "--resolve",
+            metavar="REF",
+            help="Show the spec a model reference becomes (zoo name, spec file, hf-hub:ORG/REPO, "
+            "open_clip:ARCH/TAG, timm/NAME.TAG, ORG/REPO).",
+        ),
+    ] = None,
+) -> None:
     """The model zoo: name, family, architecture, and whether its weights are on this machine."""
-    from overspec.models import weights_available, zoo
+    from overspec.models import resolve_spec, weights_available, zoo
+
+    if resolve is not None:
+        spec = resolve_spec(resolve).model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+        if as_json:
+            print(strict_dumps(spec, indent=1))
+        else:
+            import yaml
+
+            print(yaml.safe_dump(spec, sort_keys=False), end="")
+        return
 
     rows = []
     for name in zoo():
@@ -95,7 +120,7 @@ def protocols(as_json: JsonFlag = False) -> None:
 
 @app.command()
 def embed(
-    model: Annotated[str, typer.Argument(help="A zoo name or a model spec YAML file.")],
+    model: Annotated[str, typer.Argument(help=MODEL_HELP)],
     images: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the (N, D) float32 .npy.")],
     batch_size: Annotated[
@@ -138,7 +163,7 @@ def _load_encoder(model: str, device: str):
 
 @app.command("eval")
 def evaluate(
-    model: Annotated[str, typer.Argument(help="A zoo name or a model spec YAML file.")],
+    model: Annotated[str, typer.Argument(help=MODEL_HELP)],
     dataset: Annotated[
         str,
         typer.Argument(

@@ -315,17 +315,17 @@ def missing_paths(experiment: Experiment, path: Path) -> list[str]:
 
 
 def _check_models(experiment: Experiment, path: Path) -> None:
-    """Unknown zoo names are config errors (with near misses), before any run starts."""
-    from overspec.models import zoo
+    """Unknown model references are config errors (with near misses and the accepted forms), before any run."""
+    from overspec.models.reference import is_reference, unknown_reference_message
 
     names = {entry.name for entry in experiment.model_entries()}
     for index, entry in enumerate(experiment.model_entries()):
         for field, value in (("name", entry.source), ("base", entry.base)):
             if field == "base" and value in names:
                 continue  # another model of this experiment
-            if isinstance(value, str) and not value.endswith((".yaml", ".yml")) and value not in zoo():
+            if isinstance(value, str) and not value.endswith((".yaml", ".yml")) and not is_reference(value):
                 key = f"models.{index}" + ("" if field == "name" and entry.spec is None else f".{field}")
-                raise ConfigError(f"{path}: key '{key}': {zoo().unknown_message(value)}")
+                raise ConfigError(f"{path}: key '{key}': {unknown_reference_message(value)}")
             if isinstance(value, str) and value.endswith((".yaml", ".yml")):
                 spec_path = Path(value) if Path(value).is_absolute() else (path.parent / value).resolve()
                 if not spec_path.exists():

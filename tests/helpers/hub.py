@@ -98,7 +98,9 @@ class FakeHub:
 
     def resolve(self, handler, kind, repo, revision, file, *, body) -> None:
         files = self.files_of(kind, repo)
-        if files is None or file not in files:
+        if files is None:  # as the hub answers for a repository that does not exist (or is private)
+            return self.send(handler, 404, b"{}", body=body, error="RepoNotFound")
+        if file not in files:
             return self.send(handler, 404, b"{}", body=body, error="EntryNotFound")
         data = files[file]
         etag = hashlib.sha256(data).hexdigest() if _lfs(file, data) else hashlib.sha1(data).hexdigest()
@@ -145,6 +147,17 @@ def _lfs(path: str, data: bytes) -> dict:
     if not path.endswith((".tar", ".bin", ".pt", ".safetensors")):
         return {}
     return {"lfs": {"oid": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}}
+
+
+def publish_webdataset(hub: FakeHub, repo: str, folder: Path, **options) -> Path:
+    """CLIP_benchmark's published layout: shards, nshards.txt per split, classnames and templates."""
+    from helpers.data import write_webdataset
+
+    write_webdataset(folder, **options)
+    for split in ("train", "test"):
+        (folder / split / "nshards.txt").write_text(f"{len(list((folder / split).glob('*.tar')))}\n")
+    hub.add_folder(repo, folder)
+    return folder
 
 
 def hub_env(hub: FakeHub, base: dict) -> dict:

@@ -16,7 +16,7 @@ from overspec.fetch.manual import ManualItem
 from overspec.fetch.plan import Transfer, check_space
 from overspec.fetch.remote import offline_reason
 from overspec.fetch.targets import Item, experiment_items, resolve
-from overspec.fetch.weights import WeightsTarget
+from overspec.fetch.weights import HubModelTarget, WeightsTarget
 
 __all__ = ["FetchOutcome", "fetch", "missing_items", "describe"]
 
@@ -46,11 +46,18 @@ def fetch(
     manual = [i for i in items if isinstance(i, ManualItem)]
     outcome = FetchOutcome(manual=manual)
     reason = offline_reason() if targets else None
-    if reason is not None:
+    if reason is not None:  # what huggingface_hub's cache holds is used; only what it lacks is an error
         absent = [t for t in targets if not t.present()]
-        if absent:
-            raise FetchError(offline_message(reason, absent))
-        outcome.done = [f"{t.name}: present at {_where(t)} (not checked against the hub: {reason})" for t in targets]
+        restored = {t.name: line for t in ([] if dry_run else absent) if (line := t.from_cache()) is not None}
+        still = [t for t in absent if t.name not in restored]
+        if still:
+            raise FetchError(offline_message(reason, still))
+        for target in targets:
+            line = restored.get(target.name)
+            line = line or f"{target.name}: present at {_where(target)} (not checked against the hub: {reason})"
+            outcome.done.append(line)
+            if target.name in restored:
+                log(line)
         return outcome
     plans = [(target, target.plan()) for target in targets]
     outcome.transfers = [transfer for _, transfer in plans]
@@ -83,24 +90,32 @@ def describe(item: Item, config: str | Path | None = None) -> str:
             else f"overspec fetch --config {config}"
         )
         return f"missing dataset {item.name} at {item.folder}; fetch it: {command}"
+    if isinstance(item, HubModelTarget):
+        return f"missing {item.name} in huggingface_hub's cache ({item.path}); fetch it: overspec fetch {item.name}"
     return f"missing weights of {item.name} at {item.path}; fetch them: overspec fetch {item.name}"
 
 
-def offline_message(reason: str, targets: list[DatasetTarget | WeightsTarget]) -> str:
+def offline_message(reason: str, targets: list[DatasetTarget | WeightsTarget | HubModelTarget]) -> str:
     names = " ".join(t.name for t in targets)
     copies = [f"DIR/{t.name} to {t.folder}" for t in targets if isinstance(t, DatasetTarget)]
     for t in targets:
         if isinstance(t, WeightsTarget):
             copies.append(f"DIR/weights/{_under_weights(t.path)} to {t.path}")
-    return (
-        f"the hub cannot be reached ({reason}) and {len(targets)} item(s) are missing: "
+    message = (
+        f"the hub cannot be reached ({reason}) and {len(targets)} item(s) are neither here nor in huggingface_hub's "
+        "cache: "
         + ", ".join(f"{t.name} ({_where(t)})" for t in targets)
-        + f". On a machine that is online run `OVERSPEC_WEIGHTS=DIR/weights overspec fetch {names} --root DIR`, then "
-        f"copy {'; '.join(copies)}"
+        + f". On a machine that is online and shares that cache, run `overspec fetch {names}`"
     )
+    if copies:
+        message += (
+            f"; or, elsewhere, run `OVERSPEC_WEIGHTS=DIR/weights overspec fetch {names} --root DIR`, then copy "
+            + "; ".join(copies)
+        )
+    return message
 
 
-def _where(target: DatasetTarget | WeightsTarget) -> Path:
+def _where(target: DatasetTarget | WeightsTarget | HubModelTarget) -> Path:
     return target.folder if isinstance(target, DatasetTarget) else target.path
 
 

@@ -1,6 +1,7 @@
-"""Fetching a catalog dataset's published webdataset copy (CLIP_benchmark's ``clip-benchmark/wds_<name>``) into
-the folder the loader reads, and checking what arrived: every shard whole and readable, the shard count of
-``nshards.txt``, the catalog's sizes where known, and the class names (through ``load_dataset``)."""
+"""Fetching a catalog dataset's published webdataset copy (CLIP_benchmark's ``clip-benchmark/wds_<name>``) through
+huggingface_hub's cache (offline: from what the cache already holds) into the folder the loader reads, and checking
+what arrived: every shard whole and readable, the shard count of ``nshards.txt``, the catalog's sizes where known,
+and the class names (through ``load_dataset``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from overspec.data.catalog import CatalogEntry, catalog
 from overspec.errors import DataError, FetchError
 from overspec.fetch import remote
 from overspec.fetch.plan import Transfer
+from overspec.fetch.remote import RemoteFile
 
 METADATA = ["classnames.txt", "zeroshot_classification_templates.txt", "dataset_type.txt"]
 DONE = Path(".cache") / "overspec" / "fetched.json"  # written once a fetch is verified
+STARTED = Path(".cache") / "overspec" / "laid-out"  # written before the files are laid out
 
 
 @dataclass
@@ -43,7 +46,7 @@ class DatasetTarget:
 
     def present(self) -> bool:
         """Here and complete: a folder fetch left half done counts as missing."""
-        started = (self.folder / ".cache" / "huggingface").is_dir()
+        started = (self.folder / STARTED).exists() or (self.folder / ".cache" / "huggingface").is_dir()
         return self.folder.is_dir() and any(self.folder.iterdir()) and (not started or (self.folder / DONE).exists())
 
     def their_splits(self) -> dict[str, str]:
@@ -63,11 +66,13 @@ class DatasetTarget:
         return Transfer(self.name, self.repo, "dataset", self.folder, files)
 
     def fetch(self, transfer: Transfer, log) -> str:
-        remote.download_snapshot(self.repo, "dataset", self.folder, self.patterns())
+        """Download into huggingface_hub's cache, lay the files out in ``folder``, check them."""
+        snapshot = remote.download_snapshot(self.repo, "dataset", self.patterns())
+        self.lay_out(snapshot, [f.path for f in transfer.files])
         bad = damaged(transfer)
         for path in bad:  # huggingface_hub trusts a file it wrote once: a damaged one is fetched again
             log(f"{self.name}: {path} is damaged ({bad[path]}); fetching it again")
-            remote.download_file(self.repo, "dataset", path, self.folder, force=True)
+            remote.place(remote.download_file(self.repo, "dataset", path, force=True), self.folder / path)
         still = damaged(transfer) if bad else {}  # what was sound stays sound
         if still:
             path, why = next(iter(still.items()))
@@ -75,11 +80,44 @@ class DatasetTarget:
                 f"{self.name}: {self.folder / path} is still damaged after fetching it again ({why}); the published "
                 f"copy may be broken: report it at {remote.endpoint()}/datasets/{self.repo}/discussions"
             )
+        return self.verified(transfer)
+
+    def from_cache(self) -> str | None:
+        """Offline: lay out and check the copy an online run left in huggingface_hub's cache (None: it has none,
+        or not every split asked for)."""
+        snapshot = remote.cached_snapshot(self.repo, "dataset", self.patterns())
+        if snapshot is None:
+            return None
+        if any(not list((snapshot / theirs).glob("*.tar")) for theirs in self.their_splits().values()):
+            return None
+        paths = sorted(
+            str(p.relative_to(snapshot)) for pattern in self.patterns() for p in snapshot.glob(pattern) if p.is_file()
+        )
+        transfer = Transfer(
+            self.name, self.repo, "dataset", self.folder, [RemoteFile(p, (snapshot / p).stat().st_size) for p in paths]
+        )
+        self.lay_out(snapshot, paths)
+        bad = damaged(transfer)
+        if bad:
+            path, why = next(iter(bad.items()))
+            raise FetchError(
+                f"{self.name}: {path} in huggingface_hub's cache ({snapshot}) is damaged ({why}); fetch it again on a "
+                f"machine that is online: overspec fetch {self.name}"
+            )
+        return self.verified(transfer) + " (from huggingface_hub's cache)"
+
+    def lay_out(self, snapshot: Path, paths: list[str]) -> None:
+        (self.folder / STARTED).parent.mkdir(parents=True, exist_ok=True)
+        (self.folder / STARTED).touch()  # a layout cut short is not mistaken for a complete folder
+        for path in paths:
+            remote.place(snapshot / path, self.folder / path)
+
+    def verified(self, transfer: Transfer) -> str:
+        """Shard counts and sizes, then the class names (through ``load_dataset``); marks the folder complete."""
         counts = self.check_counts(transfer)
         from overspec.data import load_dataset
 
         load_dataset(self.name, root=self.folder)  # class names against the catalog's order (DataError)
-        (self.folder / DONE).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.folder / DONE, json.dumps({f.path: f.size for f in transfer.files}, indent=1))
         shown = ", ".join(f"{split} {n} samples in {shards} shards" for split, (shards, n) in counts.items())
         return f"{self.name}: {shown}; class names match catalog/{self.name}.yaml ({self.folder})"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,11 +35,16 @@ def offline_reason() -> str | None:
         if os.environ.get(variable, "0").lower() in {"1", "true", "yes", "on"}:
             return f"{variable}={os.environ[variable]}"
     url = urlsplit(endpoint())
-    port = url.port or (443 if url.scheme == "https" else 80)
+    return _unreachable(url.hostname, url.port or (443 if url.scheme == "https" else 80))
+
+
+@lru_cache(maxsize=8)
+def _unreachable(host: str, port: int) -> str | None:
+    """Probed once per process: a model load asks several times (spec, fingerprint, weights)."""
     try:
-        socket.create_connection((url.hostname, port), timeout=3).close()
+        socket.create_connection((host, port), timeout=3).close()
     except OSError as exc:
-        return f"{url.hostname}:{port} cannot be reached ({exc.strerror or exc})"
+        return f"{host}:{port} cannot be reached ({exc.strerror or exc})"
     return None
 
 
@@ -64,26 +70,56 @@ def list_files(repo: str, repo_type: str, patterns: list[str] | None = None) -> 
     ]
 
 
-def download_snapshot(repo: str, repo_type: str, folder: Path, patterns: list[str]) -> None:
-    """``patterns`` of ``repo`` into ``folder`` (files already complete there are kept: a rerun resumes)."""
+def download_snapshot(repo: str, repo_type: str, patterns: list[str]) -> Path:
+    """``patterns`` of ``repo`` into huggingface_hub's cache (files already complete there are kept: a rerun
+    resumes); the snapshot folder."""
     from huggingface_hub import snapshot_download
 
     with hub_errors(f"downloading {_url(repo, repo_type)}"):
-        snapshot_download(
-            repo, repo_type=repo_type, local_dir=folder, allow_patterns=patterns, endpoint=endpoint(), max_workers=4
+        return Path(
+            snapshot_download(repo, repo_type=repo_type, allow_patterns=patterns, endpoint=endpoint(), max_workers=4)
         )
 
 
-def download_file(repo: str, repo_type: str, filename: str, folder: Path, *, force: bool = False) -> Path:
-    """One file of ``repo`` into ``folder/filename``; ``force`` fetches it again even if present."""
+def cached_snapshot(repo: str, repo_type: str, patterns: list[str]) -> Path | None:
+    """The snapshot folder of ``repo`` an earlier online run left in huggingface_hub's cache, or None."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = snapshot_download(repo, repo_type=repo_type, allow_patterns=patterns, local_files_only=True)
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+        return None
+    return Path(folder)
+
+
+def download_file(repo: str, repo_type: str, filename: str, *, force: bool = False) -> Path:
+    """One file of ``repo`` into huggingface_hub's cache; ``force`` fetches it again even if present."""
     from huggingface_hub import hf_hub_download
 
     with hub_errors(f"downloading {filename} of {_url(repo, repo_type)}"):
-        return Path(
-            hf_hub_download(
-                repo, filename, repo_type=repo_type, local_dir=folder, endpoint=endpoint(), force_download=force
-            )
-        )
+        return Path(hf_hub_download(repo, filename, repo_type=repo_type, endpoint=endpoint(), force_download=force))
+
+
+def hub_cache() -> Path:
+    """Where huggingface_hub keeps what it downloads (``HF_HUB_CACHE``, else ``$HF_HOME/hub``)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def place(cached: Path, target: Path) -> None:
+    """Put a file of the cache at ``target``: a hard link to its blob (no second copy on disk), else a copy."""
+    import shutil
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
+    try:
+        os.link(os.path.realpath(cached), partial)
+    except OSError:  # another file system, or links refused: a copy
+        shutil.copyfile(cached, partial)
+    os.replace(partial, target)
 
 
 def _url(repo: str, repo_type: str) -> str:

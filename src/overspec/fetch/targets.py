@@ -11,12 +11,12 @@ from overspec.data.loading import data_root, missing_message
 from overspec.errors import UnknownNameError
 from overspec.fetch.datasets import DatasetTarget
 from overspec.fetch.manual import ManualItem, manual_for, manual_item, manual_sources
-from overspec.fetch.weights import WeightsTarget
+from overspec.fetch.weights import HubModelTarget, WeightsTarget
 from overspec.models.identity import FILE_KEYS
 from overspec.models.spec import ModelSpec
 from overspec.registry import unknown_name_message
 
-Item = DatasetTarget | WeightsTarget | ManualItem
+Item = DatasetTarget | WeightsTarget | HubModelTarget | ManualItem
 NESTED_KEYS = ("base", "image", "target")
 
 
@@ -40,9 +40,10 @@ def _dataset(name: str, root: Path | None, splits: tuple[str, ...]) -> list[Item
 
 
 def _model(name: str, root: Path | None, splits: tuple[str, ...]) -> list[Item] | None:
-    from overspec.models import resolve_spec, zoo
+    from overspec.models import resolve_spec
+    from overspec.models.reference import is_reference
 
-    if name in zoo() or name.endswith((".yaml", ".yml")):
+    if is_reference(name) or name.endswith((".yaml", ".yml")):
         return model_items(resolve_spec(name), nested=False)
     return None
 
@@ -64,9 +65,12 @@ def dataset_item(name: str, folder: Path, splits: tuple[str, ...]) -> Item:
 def model_items(spec: ModelSpec, *, nested: bool = True, depth: int = 0) -> list[Item]:
     """Its public weights as a target, or each file it names as a manual item; then the models it builds on."""
     from overspec.models import resolve_spec
+    from overspec.models.hub import hub_needs
 
     if spec.download is not None and spec.weights:
         items: list[Item] = [WeightsTarget(spec)]
+    elif hub_needs(spec):
+        items = [HubModelTarget(spec)]
     else:
         items = [
             ManualItem(

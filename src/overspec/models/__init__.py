@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from overspec.errors import ConfigError, ModelError
-from overspec.models.spec import ModelSpec, load_spec_file, spec_from_dict
+from overspec.errors import ModelError
+from overspec.models.spec import ModelSpec, spec_from_dict
 from overspec.registry import Registry
 
 if TYPE_CHECKING:
     from overspec.models.encoder import Encoder
+    from overspec.models.hub import HubFile
 
 
 @dataclass(frozen=True)
@@ -31,22 +32,31 @@ class Family:
     loader: str
     task: str = "general"
     update: str | None = None
+    hub: str = "overspec.models.hub:no_needs"  # which files a spec of the family reads from the hub
 
     def load(self, spec: ModelSpec) -> Encoder:
-        module_name, attr = self.loader.split(":")
-        return getattr(importlib.import_module(module_name), attr)(spec)
+        return _imported(self.loader)(spec)
+
+    def hub_needs(self, spec: ModelSpec) -> list[HubFile]:
+        return _imported(self.hub)(spec)
+
+
+def _imported(target: str):
+    module_name, attr = target.split(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 # The one list of families; spec validation, the planner and the sweep read it.
 FAMILIES: Registry[Family] = Registry("model family")
-FAMILIES.register("open_clip", Family("overspec.models.open_clip_family:load_open_clip"))
-FAMILIES.register("openai_clip", Family("overspec.models.open_clip_family:load_openai_clip"))
-FAMILIES.register("hf_clip", Family("overspec.models.hf_clip:load_hf_clip"))
+_OPEN_CLIP_HUB = "overspec.models.hub:open_clip_needs"
+FAMILIES.register("open_clip", Family("overspec.models.open_clip_family:load_open_clip", hub=_OPEN_CLIP_HUB))
+FAMILIES.register("openai_clip", Family("overspec.models.open_clip_family:load_openai_clip", hub=_OPEN_CLIP_HUB))
+FAMILIES.register("hf_clip", Family("overspec.models.hf_clip:load_hf_clip", hub="overspec.models.hub:hf_clip_needs"))
 for _family, _task in (("froundation", "fr"), ("madation", "mad"), ("foundpad", "pad")):
     FAMILIES.register(
         _family, Family("overspec.models.split_attention_lora:load_split_attention_family", _task, "lora.scale")
     )
-FAMILIES.register("timm", Family("overspec.models.timm_family:load_timm"))
+FAMILIES.register("timm", Family("overspec.models.timm_family:load_timm", hub="overspec.models.hub:timm_needs"))
 FAMILIES.register("onnx", Family("overspec.models.onnx_family:load_onnx"))
 FAMILIES.register("peft", Family("overspec.models.peft_family:load_peft", update="adapter_scale"))
 FAMILIES.register("conse", Family("overspec.models.conse:load_conse"))
@@ -65,17 +75,15 @@ def zoo() -> Registry[ModelSpec]:
 
 
 def resolve_spec(model: str | Path | dict | ModelSpec) -> ModelSpec:
-    """A spec from a zoo name, a YAML spec file path, a mapping or a spec."""
+    """A spec from a model reference (a zoo name, a spec file, ``hf-hub:ORG/REPO``, ``open_clip:ARCH/TAG``, a timm
+    name with its tag, a Hugging Face CLIP id: ``models/reference.py``), a mapping or a spec."""
     if isinstance(model, ModelSpec):
         return model
     if isinstance(model, dict):
         return spec_from_dict(model, origin="inline model spec")
-    text = str(model)
-    if text.endswith((".yaml", ".yml")) or Path(text).is_file():
-        if not Path(text).is_file():
-            raise ConfigError(f"model spec file {text} does not exist")
-        return load_spec_file(text)
-    return zoo().get(text)
+    from overspec.models.reference import resolve_reference
+
+    return resolve_reference(str(model))
 
 
 def load_model(model: str | Path | dict | ModelSpec, *, device: str | None = None) -> Encoder:
@@ -90,15 +98,31 @@ def load_model(model: str | Path | dict | ModelSpec, *, device: str | None = Non
 
 
 def weights_available(spec: ModelSpec) -> bool:
-    """Whether every file the spec names exists here (hub-only weights count as not local)."""
+    """Whether every file the spec names exists here, or, for hub models, is in huggingface_hub's cache."""
+    from overspec.errors import OverspecError
+    from overspec.models.hub import hub_files, hub_needs
+
     paths = [p for p in (spec.weights, spec.checkpoint, spec.head) if p]
-    return bool(paths) and all(Path(p).exists() for p in paths)
+    if paths and all(Path(p).exists() for p in paths):
+        return True
+    try:
+        needs = hub_needs(spec)
+        return (
+            bool(needs)
+            and all(Path(p).exists() for p in (spec.checkpoint, spec.head) if p)
+            and bool(hub_files(needs, spec=spec, cached_only=True))
+        )
+    except OverspecError:
+        return False
 
 
 def require_files(spec: ModelSpec) -> None:
-    """Fail before any heavy import when a named file is absent, saying where to get it and put it."""
+    """Fail before any image is read when a named file is absent, saying where to get it and put it; files from
+    the hub are looked up in (or, online, downloaded into) huggingface_hub's cache."""
+    from overspec.models.hub import hub_paths
+
     needed = {"checkpoint": spec.checkpoint, "head": spec.head}
-    if not spec.pretrained and spec.family not in ("hf_clip",):
+    if not spec.pretrained and not spec.hub:
         needed["weights"] = spec.weights
     for key, path in needed.items():
         if path and not Path(path).exists():
@@ -108,3 +132,4 @@ def require_files(spec: ModelSpec) -> None:
                 f"{spec.label}: {key} file {path} does not exist{hint}.{where} Put it there, set OVERSPEC_WEIGHTS "
                 f"to the folder holding it, or write a spec file with `{key}: PATH`."
             )
+    hub_paths(spec)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from overspec.models.preprocess import Preprocess
+from overspec.models.prompt_rule import CLIP_RULE, PromptRule
 
 if TYPE_CHECKING:
     import numpy as np
@@ -55,6 +56,11 @@ class Encoder:
     @property
     def has_text(self) -> bool:
         return False
+
+    @property
+    def prompt_rule(self) -> PromptRule:
+        """How image-prompt similarities become logits and probabilities (``models/prompt_rule.py``)."""
+        return CLIP_RULE
 
     @property
     def text_fingerprint(self) -> str:

@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 from overspec._hashing import digest, path_sha256
-from overspec.errors import ModelError, OfflineError
+from overspec.errors import ModelError
 from overspec.models.encoder import Encoder
-from overspec.models.hub import hub_offline
+from overspec.models.hub import hub_paths
 from overspec.models.preprocess import CLIP_MEAN, CLIP_STD, Preprocess
 from overspec.models.spec import ModelSpec
 
@@ -41,34 +41,33 @@ def _tensor(output: Any) -> torch.Tensor:
 
 
 def load_hf_clip(spec: ModelSpec) -> HFClipEncoder:
-    """``weights`` is a directory saved by ``CLIPModel.save_pretrained`` (or a hub id when online)."""
+    """``weights``: a directory saved by ``CLIPModel.save_pretrained``; or ``hub`` (``weights: ORG/REPO``), a hub
+    repository read through huggingface_hub's cache."""
     from transformers import CLIPModel
 
-    location = spec.weights or spec.arch
-    if not location:
-        raise ModelError(f"{spec.label}: family hf_clip needs `weights` (a CLIPModel directory)")
-    folder = Path(location)
-    if not folder.is_dir():
-        if folder.is_absolute() or location.startswith("."):
-            raise ModelError(f"{spec.label}: {location} is not a directory saved by CLIPModel.save_pretrained")
-        if hub_offline():
-            raise OfflineError(
-                f"{spec.label}: {location} is not a local directory and the hub is offline; download the repo "
-                f"https://huggingface.co/{location} (config.json, model.safetensors, preprocessor_config.json) "
-                "into a folder and give that folder as `weights:`"
+    if spec.hub:
+        found = hub_paths(spec)
+        folder = found[0].parent  # the cache's snapshot folder holds every file fetched
+        files = [str(path) for path in found if path is not None]
+    elif spec.weights:
+        folder = Path(spec.weights)
+        if not folder.is_dir():
+            raise ModelError(
+                f"{spec.label}: {spec.weights} is not a directory saved by CLIPModel.save_pretrained (a hub "
+                "repository is written ORG/REPO)"
             )
-    elif not (folder / "config.json").exists():
-        raise ModelError(f"{spec.label}: {folder} has no config.json; save the model with CLIPModel.save_pretrained")
-    model = CLIPModel.from_pretrained(location).float().eval()
+        if not (folder / "config.json").exists():
+            raise ModelError(
+                f"{spec.label}: {folder} has no config.json; save the model with CLIPModel.save_pretrained"
+            )
+        files = [str(folder)]
+    else:
+        raise ModelError(f"{spec.label}: family hf_clip needs `weights` (a CLIPModel directory or ORG/REPO)")
+    _check_clip(folder, spec)
+    model = CLIPModel.from_pretrained(folder).float().eval()
     preprocess = _preprocess(folder, model).updated(spec.preprocess)
-    files = [str(folder)] if folder.is_dir() else []
     fingerprint = digest(
-        {
-            "family": "hf_clip",
-            "location": location if not files else None,
-            "files": [path_sha256(f) for f in files],
-            "preprocess": preprocess.model_dump(),
-        }
+        {"family": "hf_clip", "files": [path_sha256(f) for f in files], "preprocess": preprocess.model_dump()}
     )
     return HFClipEncoder(
         name=spec.label,
@@ -77,8 +76,21 @@ def load_hf_clip(spec: ModelSpec) -> HFClipEncoder:
         preprocess=preprocess,
         fingerprint=fingerprint,
         module=model,
-        tokenizer=_tokenizer(location, model.config.text_config.max_position_embeddings),
+        tokenizer=_tokenizer(str(folder), model.config.text_config.max_position_embeddings),
     )
+
+
+def _check_clip(folder: Path, spec: ModelSpec) -> None:
+    """A transformers model of another kind (SigLIP, ...) is named by its open_clip form instead."""
+    try:
+        kind = json.loads((folder / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{spec.label}: {folder / 'config.json'} is not readable JSON ({exc})") from None
+    if kind != "clip":
+        raise ModelError(
+            f"{spec.label}: {folder / 'config.json'} describes a {kind!r} model, not a transformers CLIP; name an "
+            "open_clip or timm copy (open_clip:ARCH/TAG, hf-hub:ORG/REPO) or write a spec file"
+        )
 
 
 def _preprocess(folder: Path, model: torch.nn.Module) -> Preprocess:
@@ -106,7 +118,7 @@ def _tokenizer(location: str, context_length: int):
     from transformers import CLIPTokenizer
 
     folder = Path(location)
-    if not folder.is_dir() or (folder / "vocab.json").exists() or (folder / "tokenizer.json").exists():
+    if (folder / "vocab.json").exists() or (folder / "tokenizer.json").exists():
         tokenizer = CLIPTokenizer.from_pretrained(location)
 
         def tokenize(texts: list[str]) -> torch.Tensor:

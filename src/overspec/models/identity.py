@@ -18,13 +18,17 @@ NOT_CONTENT = {"name", "notes", "source", "reference", "download"}  # labels, pr
 
 
 def spec_fingerprint(model: str | Path | dict | ModelSpec) -> str:
-    """sha256 of what the spec loads: its settings, the content of each file it names, and the fingerprints of
-    the models it builds on. A file that is named but absent is a ModelError naming it."""
+    """sha256 of what the spec loads: its settings, the content of each file it names or reads from the hub, and the
+    fingerprints of the models it builds on. A file that is named but absent is a ModelError naming it."""
     from overspec.models import require_files, resolve_spec
+    from overspec.models.hub import hub_paths
 
     spec = resolve_spec(model)
     require_files(spec)  # the same one-line error load_model gives, before any digest
     data = spec.model_dump(exclude=NOT_CONTENT, exclude_none=True)
+    hub_files = [path_sha256(path) for path in hub_paths(spec) if path is not None]
+    if hub_files:  # what the hub's cache holds for it: a new revision of the repository is another model
+        data["hub_files"] = hub_files
     for key in FILE_KEYS:
         path = getattr(spec, key)
         if path is not None and Path(path).exists():  # else a hub name or tag, part of the settings as is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -53,8 +54,10 @@ class ModelSpec(BaseModel):
     family: str  # a name registered in overspec.models.FAMILIES
     name: str | None = None
     arch: str | None = None
-    pretrained: str | None = None
+    # timm: true (the arch's published weights); open_clip / openai_clip: a pretrained tag such as openai
+    pretrained: bool | str | None = None
     weights: str | None = None
+    hub: str | None = None  # a Hugging Face hub repository (ORG/REPO) holding the model, read through its cache
     checkpoint: str | None = None
     head: str | None = None
     base: str | dict | None = None
@@ -80,17 +83,42 @@ class ModelSpec(BaseModel):
             raise ValueError(FAMILIES.unknown_message(family))
         return family
 
+    @field_validator("pretrained", mode="before")
+    @classmethod
+    def _boolean_words(cls, value: object) -> object:
+        """``"true"``/``"false"`` as written in older specs mean the booleans (one value, one fingerprint)."""
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        return value
+
     @model_validator(mode="after")
     def _expand_paths(self) -> ModelSpec:
         for key in ("weights", "checkpoint", "head"):
             value = getattr(self, key)
             if value is not None:
                 object.__setattr__(self, key, expand(value))
+        if self.family == "hf_clip" and self.hub is None:
+            # `weights: ORG/REPO` (or, as before, `arch: ORG/REPO`) that is no folder here names a hub repository
+            value = self.weights or self.arch
+            if value and is_hub_id(value) and not Path(value).exists():
+                object.__setattr__(self, "hub", value)
+                object.__setattr__(self, "weights", None)
+        if self.pretrained is False:
+            object.__setattr__(self, "pretrained", None)
         return self
 
     @property
     def label(self) -> str:
-        return self.name or f"{self.family}:{self.arch or Path(self.checkpoint or self.weights or '?').name}"
+        where = self.arch or self.hub or Path(self.checkpoint or self.weights or "?").name
+        return self.name or f"{self.family}:{where}"
+
+
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def is_hub_id(text: str) -> bool:
+    """``ORG/REPO`` as the Hugging Face hub writes repository ids (no scheme, no leading ``.``, ``/`` or ``~``)."""
+    return HUB_ID.fullmatch(text) is not None and ".." not in text
 
 
 def spec_from_dict(data: object, *, origin: str) -> ModelSpec:
@@ -104,7 +132,12 @@ def spec_from_dict(data: object, *, origin: str) -> ModelSpec:
 def load_spec_file(path: str | Path) -> ModelSpec:
     """Read a YAML model spec; relative paths inside it are resolved against the file's folder."""
     path = Path(path)
-    spec = spec_from_dict(read_yaml(path, what="model spec file"), origin=str(path))
+    data = read_yaml(path, what="model spec file")
+    if isinstance(data, dict) and data.get("family") == "hf_clip" and isinstance(data.get("weights"), str):
+        local = path.parent / data["weights"]  # a folder beside the spec, not a hub id of the same spelling
+        if is_hub_id(data["weights"]) and local.is_dir():
+            data = {**data, "weights": str(local.resolve())}
+    spec = spec_from_dict(data, origin=str(path))
     updates = {}
     for key in ("weights", "checkpoint", "head"):
         value = getattr(spec, key)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -10,7 +12,7 @@ from overspec._hashing import digest, path_sha256
 from overspec.errors import CheckpointError, ModelError
 from overspec.models.checkpoints import check_fit, load_state_dict, strip_wrapper_prefixes
 from overspec.models.encoder import Encoder, NativeHead
-from overspec.models.hub import hub_offline
+from overspec.models.hub import hub_paths
 from overspec.models.preprocess import Preprocess
 from overspec.models.spec import ModelSpec
 from overspec.registry import unknown_name_message
@@ -25,29 +27,23 @@ class TimmEncoder(Encoder):
 
 
 def load_timm(spec: ModelSpec) -> TimmEncoder:
-    """timm ``arch`` with ``weights`` (local file) or timm's ``pretrained`` weights from the hub."""
+    """timm ``arch`` with ``weights`` (a local file), or published weights (``pretrained: true``: the tag's hub copy,
+    or ``hub:`` a timm repository with its config.json), always through huggingface_hub's cache."""
     import timm
 
     if not spec.arch or spec.arch.split(".")[0] not in timm.list_models():
         raise ModelError(f"{spec.label}: {unknown_name_message('timm model', spec.arch or '', timm.list_models())}")
-    model = timm.create_model(spec.arch, pretrained=False)
-    files: list[str] = []
-    if spec.weights:
-        state = strip_wrapper_prefixes(load_state_dict(spec.weights, what=f"{spec.label} weights"))
-        if spec.key_map == "ordered":
-            state = map_in_order(model.state_dict(), state, source=f"{spec.label} weights {spec.weights}")
-        check_fit(model.state_dict(), state, source=f"{spec.label} weights {spec.weights}")
-        model.load_state_dict(state)
-        files.append(spec.weights)
-    elif spec.pretrained:
-        if hub_offline():
-            raise ModelError(
-                f"{spec.label}: timm weights for {spec.arch} are not local and the hub is offline; download "
-                f"model.safetensors from https://huggingface.co/timm/{spec.arch} and give its path as `weights:`"
-            )
-        model = timm.create_model(spec.arch, pretrained=True)
-    else:
+    if not spec.weights and not spec.pretrained and not spec.hub:
         raise ModelError(f"{spec.label}: family timm needs `weights` (a local file) or `pretrained: true`")
+    hub_files = [path for path in hub_paths(spec) if path is not None]
+    weights = spec.weights or str(hub_files[-1])
+    model = _build(spec, hub_files[0] if spec.hub else None)
+    state = strip_wrapper_prefixes(load_state_dict(weights, what=f"{spec.label} weights"))
+    if spec.key_map == "ordered":
+        state = map_in_order(model.state_dict(), state, source=f"{spec.label} weights {weights}")
+    check_fit(model.state_dict(), state, source=f"{spec.label} weights {weights}")
+    model.load_state_dict(state)
+    files = [weights]
     model.eval()
     cfg = timm.data.resolve_data_config(model=model)
     preprocess = Preprocess(
@@ -77,6 +73,21 @@ def load_timm(spec: ModelSpec) -> TimmEncoder:
         head=classifier,
         classifier=classifier,
     )
+
+
+def _build(spec: ModelSpec, config: Path | None) -> torch.nn.Module:
+    """The architecture, with the pretrained config (input size, mean, std, crop) of its tag or of the hub
+    repository's config.json, as ``timm.create_model('hf-hub:...')`` builds it."""
+    import timm
+
+    if config is None:
+        return timm.create_model(spec.arch, pretrained=False)
+    data = json.loads(config.read_text())
+    kwargs = dict(data.get("model_args") or {})
+    if "num_classes" in data:
+        kwargs["num_classes"] = data["num_classes"]
+    pretrained_cfg = {**(data.get("pretrained_cfg") or {}), "hf_hub_id": spec.hub, "source": "hf-hub"}
+    return timm.create_model(data["architecture"], pretrained=False, pretrained_cfg=pretrained_cfg, **kwargs)
 
 
 def _classifier(model: torch.nn.Module) -> NativeHead | None:

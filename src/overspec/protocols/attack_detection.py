@@ -83,7 +83,9 @@ def prompt_scores(
     encoder: Encoder, features: dict[str, np.ndarray], data: AttackDataset, *, prompts: str = "ensemble", **_
 ) -> np.ndarray:
     """Zero-shot. ``ensemble``: cosine to the bona fide prompt ensemble minus cosine to the attack ensemble;
-    ``study``: the study's single prompts, the softmax over 100 x cosine of bona fide (float32, as MADation)."""
+    ``study``: the study's single prompts, the softmax over 100 x cosine of bona fide (float32, as MADation). A
+    sigmoid model (SigLIP) scores with its own rule: each prompt's sigmoid(exp(logit_scale) cos + logit_bias),
+    bona fide minus attack (``ensemble``) or of bona fide alone (``study``)."""
     from overspec.protocols.zeroshot import text_classifier
 
     if prompts == "study":
@@ -94,6 +96,11 @@ def prompt_scores(
     weights_a = text_classifier(encoder, ["attack"], attack)
     test = encoder.to_text_space(features["test"])
     e = test / np.linalg.norm(test, axis=1, keepdims=True)
+    rule = encoder.prompt_rule
+    if rule.kind == "sigmoid":  # SigLIP: each ensemble's own probability of matching, bona fide minus attack
+        cosine = np.concatenate([e @ weights_b, e @ weights_a], axis=1)
+        probabilities = rule.probabilities(cosine)
+        return probabilities[:, 0] - probabilities[:, 1]
     return (e @ weights_b - e @ weights_a).ravel()
 
 
@@ -107,6 +114,9 @@ def _study_prompt_scores(encoder: Encoder, test: np.ndarray, task: str) -> np.nd
     text = torch.from_numpy(text_classifier(encoder, [attack, bonafide], ["{c}"]).astype(np.float32))
     image = torch.from_numpy(encoder.to_text_space(test).astype(np.float32))
     image = image / image.norm(dim=-1, keepdim=True)
+    rule = encoder.prompt_rule
+    if rule.kind == "sigmoid":  # SigLIP: the sigmoid probability that the bona fide prompt matches
+        return rule.probabilities((image @ text).numpy())[:, 1]
     return (100.0 * image @ text).softmax(dim=-1)[:, 1].numpy()
 
 

@@ -12,6 +12,7 @@ from overspec.errors import ModelError
 from overspec.features import extract_features
 from overspec.features.cache import cached_text_array
 from overspec.models.encoder import Encoder
+from overspec.models.prompt_rule import CLIP_RULE, PromptRule
 from overspec.protocols.result import ProtocolResult, classification_metrics, correct_top1
 
 
@@ -34,9 +35,10 @@ def zero_shot_weights(
     return _normalise(per_class).T.astype(np.float32)
 
 
-def zero_shot_logits(image_features: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``100 · normalise(features) @ weights``: CLIP's logits (the scale does not change any ranking)."""
-    return 100.0 * _normalise(image_features.astype(np.float32)) @ weights
+def zero_shot_logits(image_features: np.ndarray, weights: np.ndarray, rule: PromptRule = CLIP_RULE) -> np.ndarray:
+    """``100 · normalise(features) @ weights``: CLIP's logits (the scale does not change any ranking); a sigmoid
+    model's (SigLIP) its own ``exp(logit_scale) · cos + logit_bias`` (``models/prompt_rule.py``)."""
+    return rule.logits(_normalise(image_features.astype(np.float32)) @ weights)
 
 
 def text_classifier(encoder: Encoder, classnames: list[str], templates: list[str]) -> np.ndarray:
@@ -108,7 +110,7 @@ def run_zeroshot(
         description=f"{encoder.name} on {dataset.name}/{split}",
     )
     features = encoder.to_text_space(features)
-    logits = zero_shot_logits(features, weights)
+    logits = zero_shot_logits(features, weights, encoder.prompt_rule)
     return ProtocolResult(
         "zeroshot",
         dataset.name,
