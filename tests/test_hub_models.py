@@ -197,7 +197,7 @@ def test_fetch_offline_lays_out_the_cached_dataset(hub, monkeypatch, tmp_path, c
     args = ["eval", str(spec), "svhn", "--root", str(tmp_path / "data" / "svhn"), "--json", "--workers", "0"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["n_test"] == 60
+    assert json.loads(result.stdout)["results"][0]["counts"]["n_test"] == 60
 
 
 def test_siglip_scores_prompts_with_its_sigmoid_and_bias(hub, monkeypatch, tmp_path):
