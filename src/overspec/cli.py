@@ -16,7 +16,14 @@ from overspec import __version__
 from overspec._json import strict_dumps
 from overspec.errors import ConfigError, OverspecError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+# Plain help text: rich markup would swallow "[default: ...]" and other bracketed text in option help.
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 out = Console()
 err = Console(stderr=True)
 
