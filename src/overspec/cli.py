@@ -15,6 +15,7 @@ from rich.table import Table
 from overspec import __version__
 from overspec._json import strict_dumps
 from overspec.errors import ConfigError, OverspecError
+from overspec.input_schemas import SCHEMAS
 
 # Plain help text: rich markup would swallow "[default: ...]" and other bracketed text in option help.
 app = typer.Typer(
@@ -97,6 +98,17 @@ def protocols(as_json: JsonFlag = False) -> None:
     from overspec.protocols import PROTOCOLS
 
     _print_rows([{"name": n} for n in PROTOCOLS], "protocols", as_json)
+
+
+SchemaKind = StrEnum("SchemaKind", {kind: kind for kind in SCHEMAS})
+
+
+@app.command()
+def schema(kind: Annotated[SchemaKind, typer.Argument(help="config (experiment YAML) or model (model spec YAML).")]):
+    """Print the JSON Schema of an experiment config or a model spec, for editors that validate YAML as it is typed."""
+    from overspec.input_schemas import json_schema
+
+    print(strict_dumps(json_schema(kind.value), indent=2))
 
 
 @app.command()
