@@ -33,14 +33,22 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 
 def _version(value: bool) -> None:
     if value:
-        print(f"overspec {__version__}")
+        from overspec._versions import library_lines
+
+        print("\n".join([f"overspec {__version__}", *library_lines()]))
         raise typer.Exit()
 
 
 @app.callback()
 def main(
     version: Annotated[
-        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool | None,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the versions of overspec, Python, torch (CUDA), open_clip, timm, transformers.",
+        ),
     ] = None,
 ) -> None:
     """Measure what a foundation model loses, and gains, when fine-tuned for biometrics."""

@@ -40,18 +40,30 @@ def schema_model(kind: str) -> type[BaseModel]:
 
 def json_schema(kind: str) -> dict:
     """The JSON Schema (draft 2020-12) of a ``kind`` file, every key described where its model says what it is."""
-    model = schema_model(kind)
+    schema = schema_of(schema_model(kind))
+    if kind == "model":  # the registry holds the families; the model keeps `family: str` so plug-ins can add more
+        from overspec.models import FAMILIES
+
+        schema["properties"]["family"]["enum"] = FAMILIES.names()
+    return {"$schema": DIALECT, **schema}
+
+
+def schema_of(model: type[BaseModel]) -> dict:
+    """``model``'s JSON Schema with every field (nested models' too) described by its description or comment."""
     schema = model.model_json_schema()
     _describe(schema, model)
     for name, definition in schema.get("$defs", {}).items():
         nested = _nested_models(model).get(name)
         if nested is not None:
             _describe(definition, nested)
-    if kind == "model":  # the registry holds the families; the model keeps `family: str` so plug-ins can add more
-        from overspec.models import FAMILIES
-
-        schema["properties"]["family"]["enum"] = FAMILIES.names()
-    return {"$schema": DIALECT, **schema}
+    for definition in [schema, *schema.get("$defs", {}).values()]:  # a key holding a model: that model's summary
+        for prop in definition.get("properties", {}).values():
+            refs = [p["$ref"] for p in [prop, *prop.get("anyOf", [])] if "$ref" in p]
+            if "description" not in prop and refs:
+                summary = schema["$defs"][refs[0].rsplit("/", 1)[-1]].get("description", "")
+                if summary:
+                    prop["description"] = " ".join(summary.split(":")[0].split())
+    return schema
 
 
 def _describe(schema: dict, model: type[BaseModel]) -> None:
