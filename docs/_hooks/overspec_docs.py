@@ -98,7 +98,11 @@ def _type(prop: dict, anchors: dict[str, str]) -> str:
 
 
 def _cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Source text as one table cell: ``<name>`` and ``{k: v}`` outside code spans stay text, not HTML or attributes."""
+    parts = " ".join(str(text).replace("``", "`").split()).split("`")
+    for i in range(0, len(parts), 2):
+        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;").replace("{", "&#123;").replace("}", "&#125;")
+    return "`".join(parts).replace("|", "\\|")
 
 
 def schema(kind: str) -> str:
@@ -136,7 +140,7 @@ def schema(kind: str) -> str:
         heading = "the top level" if name == title else f"`{prefixes[name].rstrip('.')}`"
         out += [f"### {name} {{#{anchors[name]}}}", "", f"Keys of {heading}."]
         if definition.get("description"):
-            out += ["", _cell(definition["description"]).replace("``", "`")]
+            out += ["", _cell(definition["description"])]
         out += ["", "| key | type | default | description |", "|---|---|---|---|"]
         required = set(definition.get("required", []))
         for key, prop in definition.get("properties", {}).items():
@@ -144,7 +148,7 @@ def schema(kind: str) -> str:
             default = "required" if key in required else f"`{json.dumps(prop.get('default'))}`"
             if "default" not in prop and key not in required:
                 default = "computed"  # a default_factory pydantic does not state (e.g. an empty mapping)
-            described = _cell(prop.get("description", "")).replace("``", "`")
+            described = _cell(prop.get("description", ""))
             if (kind, path) in choices:
                 described += (
                     ("; " if described else "")
