@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OVERSPEC_CACHE="$work/cache" OVER
 start=$SECONDS
 step() { echo "== [$((SECONDS - start)) s] $*"; }
 
-step "build the wheel and the sdist"
+step "build the sdist, and the wheel from it (so a file the sdist lacks fails here)"
 "$python" -m build --outdir "$work/dist" "$repo" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 wheel="$(ls "$work"/dist/overspec-*.whl)"
 ls -l "$work"/dist

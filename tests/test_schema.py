@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 def schemas() -> dict[str, jsonschema.Draft202012Validator]:
     validators = {}
     for kind in SCHEMAS:
-        schema = json.loads(overspec("schema", kind).stdout)  # as an editor gets it
+        schema = json_schema(kind)
         jsonschema.Draft202012Validator.check_schema(schema)
         validators[kind] = jsonschema.Draft202012Validator(schema)
     return validators
@@ -87,6 +87,10 @@ def test_keys_are_described_from_their_source_comments():
     assert "size" not in field_comments(Preprocess)  # no comment, no made-up description
     general = json_schema("config")["$defs"]["GeneralSuite"]["properties"]
     assert general["only"]["description"] == comments["only"]
+
+
+def test_the_command_prints_the_schema():
+    assert json.loads(overspec("schema", "config").stdout) == json.loads(json.dumps(json_schema("config")))
 
 
 def test_unknown_kind_is_one_line():
