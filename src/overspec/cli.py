@@ -16,8 +16,16 @@ from rich.table import Table
 from overspec import __version__
 from overspec._json import strict_dumps
 from overspec.errors import ConfigError, OverspecError
+from overspec.input_schemas import SCHEMAS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
+# Plain help text: rich markup would swallow "[default: ...]" and other bracketed text in option help.
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -30,14 +38,22 @@ MODEL_HELP = (
 
 def _version(value: bool) -> None:
     if value:
-        print(f"overspec {__version__}")
+        from overspec._versions import library_lines
+
+        print("\n".join([f"overspec {__version__}", *library_lines()]))
         raise typer.Exit()
 
 
 @app.callback()
 def main(
     version: Annotated[
-        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+        bool | None,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the versions of overspec, Python, torch (CUDA), open_clip, timm, transformers.",
+        ),
     ] = None,
 ) -> None:
     """Measure what a foundation model loses, and gains, when fine-tuned for biometrics."""
@@ -116,6 +132,17 @@ def protocols(as_json: JsonFlag = False) -> None:
     from overspec.protocols import PROTOCOLS
 
     _print_rows([{"name": n} for n in PROTOCOLS], "protocols", as_json)
+
+
+SchemaKind = StrEnum("SchemaKind", {kind: kind for kind in SCHEMAS})
+
+
+@app.command()
+def schema(kind: Annotated[SchemaKind, typer.Argument(help="config (experiment YAML) or model (model spec YAML).")]):
+    """Print the JSON Schema of an experiment config or a model spec, for editors that validate YAML as it is typed."""
+    from overspec.input_schemas import json_schema
+
+    print(strict_dumps(json_schema(kind.value), indent=2))
 
 
 @app.command()

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from overspec._hashing import digest
 from overspec._paths import expand, unset_variables
 from overspec._validation import read_yaml, validated
+from overspec.configs import config_path
 from overspec.errors import ConfigError
 
 
@@ -35,10 +36,10 @@ class ModelEntry(BaseModel):
     """A model to evaluate: a zoo name or a spec file, its base (for GELO) and its task (fr, mad, pad)."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str  # the model's name in results: a zoo name, or any label when ``spec`` is given
     spec: str | dict | None = None  # default: ``name`` from the zoo
-    base: str | None = None
-    task: Literal["fr", "mad", "pad", "general"] | None = None
+    base: str | None = None  # the model GELO compares it with: another entry's name, a zoo name or a spec file
+    task: Literal["fr", "mad", "pad", "general"] | None = None  # what it was tuned for (default: its family's)
     protocols: list[str] | None = None  # only these protocols (e.g. an image-only face embedder: no zero-shot)
 
     @property
@@ -48,10 +49,10 @@ class ModelEntry(BaseModel):
 
 class GeneralSuite(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    datasets: list[str] = Field(min_length=1)
-    protocols: list[str] = ["zeroshot", "linear_probe"]
-    root: str | None = None
-    roots: dict[str, str] = Field(default_factory=dict)
+    datasets: list[str] = Field(min_length=1)  # catalog names (`overspec datasets`), or names given a folder in roots
+    protocols: list[str] = ["zeroshot", "linear_probe"]  # the general-suite protocols run on every dataset
+    root: str | None = None  # dataset <name> lives in <root>/<name>
+    roots: dict[str, str] = Field(default_factory=dict)  # per dataset, its own folder (overrides root)
     options: dict[str, dict] = Field(default_factory=dict)  # per protocol, e.g. linear_probe: {k_shot: 16}
     # per dataset, a subset of ``protocols`` (e.g. digits: [linear_probe] where no class name means anything
     # to a zero-shot head); a dataset not named gets every protocol
@@ -125,13 +126,13 @@ class GeneralSuite(BaseModel):
 
 class BiometricBenchmark(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
+    name: str  # the benchmark's name in results and reports
     protocol: str  # a biometric protocol of overspec.protocols.specs
-    path: str
-    task: Literal["fr", "mad", "pad"] | None = None
+    path: str  # face_verification: a .bin file; ijb: the IJB-B/C folder; attack_detection: a CSV or a dataset folder
+    task: Literal["fr", "mad", "pad"] | None = None  # attack_detection: mad or pad (the others have one task)
     layout: str = "csv"  # attack_detection: "csv" or a dataset layout (see data/attack_layouts.py)
     frames_per_video: int | None = Field(None, gt=0)  # frames sampled from each video file (default 25)
-    options: dict = Field(default_factory=dict)
+    options: dict = Field(default_factory=dict)  # the protocol's options (e.g. convention), checked at plan time
 
     @property
     def reading(self) -> str:
@@ -159,24 +160,24 @@ class ExecutorSettings(BaseModel):
     run); the Ray resources each model's worker asks for, and how often a died worker's cell is retried."""
 
     model_config = ConfigDict(extra="forbid")
-    name: Literal["local", "ray"] = "local"
+    name: Literal["local", "ray"] = "local"  # local: cells run in this process; ray: on a Ray cluster
     address: str | None = None  # "auto" or "ray://HOST:PORT"; none: a Ray instance on this machine
-    cpus_per_cell: float = Field(1, gt=0)
-    gpus_per_cell: float = Field(0, ge=0)
-    max_retries: int = Field(2, ge=0)
+    cpus_per_cell: float = Field(1, gt=0)  # Ray: CPUs each model's worker reserves (its torch threads)
+    gpus_per_cell: float = Field(0, ge=0)  # Ray: GPUs each model's worker reserves
+    max_retries: int = Field(2, ge=0)  # Ray: how often a cell whose worker died is retried
 
 
 class Experiment(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
-    output: str = "runs/${name}"
-    seed: int = 0
+    name: str  # names the experiment and its default output folder
+    output: str = "runs/${name}"  # the run directory: results.sqlite, results.csv, the report
+    seed: int = 0  # part of the config's hash; a protocol's own seed is one of its options
     models: list[str | ModelEntry] = Field(default_factory=list)  # may be empty in a sweep's suite config
-    general: GeneralSuite | None = None
-    biometric: list[BiometricBenchmark] = Field(default_factory=list)
+    general: GeneralSuite | None = None  # the general suite GELO is computed over
+    biometric: list[BiometricBenchmark] = Field(default_factory=list)  # the FR, MAD and PAD benchmarks
     batch_size: int | None = Field(None, gt=0)  # images per forward pass; default by device (features/extract.py)
-    workers: int | None = None
-    device: str | None = None
+    workers: int | None = None  # DataLoader worker processes (default: cores - 1, at most 8)
+    device: str | None = None  # torch device, e.g. cuda or cpu (default: cuda when there is one)
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
 
     @field_validator("name")
@@ -206,8 +207,9 @@ class Experiment(BaseModel):
 
 def load_config(path: str | Path, *, check_paths: bool = True) -> Experiment:
     """Read and validate ``path``; every error names the file, the key, what was expected and what came.
-    With ``check_paths``, dataset folders and benchmark files must exist too."""
-    path = Path(path)
+    With ``check_paths``, dataset folders and benchmark files must exist too. A bare name (``paper``) that is no
+    file here is the config of that name shipped with overspec."""
+    path = config_path(path)
     data = read_yaml(path, what="config file")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping (name, models, general, biometric, ...)")
@@ -277,6 +279,7 @@ def _check_paths(experiment: Experiment, path: Path) -> None:
 
 def check_variables(path: Path) -> None:
     """Every environment variable the config uses is set (an unset one would leave ``${X}`` in a path)."""
+    path = config_path(path)
 
     def strings(node):
         if isinstance(node, dict):

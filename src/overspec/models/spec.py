@@ -24,10 +24,10 @@ class LoraSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    r: int = Field(gt=0)
-    alpha: float = Field(gt=0)
-    scaling: Literal["rslora", "standard"] = "rslora"
-    scale: float = 1.0
+    r: int = Field(gt=0)  # the LoRA rank
+    alpha: float = Field(gt=0)  # the LoRA alpha
+    scaling: Literal["rslora", "standard"] = "rslora"  # rslora: alpha / sqrt(r); standard: alpha / r
+    scale: float = 1.0  # multiplies the update once more: 1 = the checkpoint, 0 = its base
 
     @property
     def factor(self) -> float:
@@ -41,9 +41,9 @@ class HubDownload(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    repo: str
-    file: str
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    repo: str  # a Hugging Face hub model repository, e.g. timm/vit_base_patch16_clip_224.openai
+    file: str  # the file in it
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # checked after the download
 
 
 class ModelSpec(BaseModel):
@@ -52,26 +52,26 @@ class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: str  # a name registered in overspec.models.FAMILIES
-    name: str | None = None
-    arch: str | None = None
+    name: str | None = None  # its name in results (default: the zoo name or the spec file's stem)
+    arch: str | None = None  # the architecture (open_clip or timm name), where the weights do not say it
     # timm: true (the arch's published weights); open_clip / openai_clip: a pretrained tag such as openai
     pretrained: bool | str | None = None
-    weights: str | None = None
+    weights: str | None = None  # the (base) weights: a file or folder, a path with $VARS or pkg://package/file
     hub: str | None = None  # a Hugging Face hub repository (ORG/REPO) holding the model, read through its cache
-    checkpoint: str | None = None
-    head: str | None = None
-    base: str | dict | None = None
+    checkpoint: str | None = None  # the fine-tuned part: a study checkpoint, a peft folder or changed tensors
+    head: str | None = None  # a native MAD/PAD head file (MADation, FoundPAD)
+    base: str | dict | None = None  # the model adapted (peft, finetuned, interpolate): zoo name, spec file or spec
     target: str | dict | None = None  # interpolate: the fine-tuned end (base is the other)
     image: str | dict | None = None  # conse: the classifier whose label probabilities are mapped to text
-    lora: LoraSettings | None = None
-    preprocess: dict | None = None
-    key_map: Literal["names", "ordered"] = "names"
+    lora: LoraSettings | None = None  # the study's checkpoints: rank, alpha and scaling of their unmerged LoRA
+    preprocess: dict | None = None  # overrides of the family's preprocessing (size, resize, mean, std, ...)
+    key_map: Literal["names", "ordered"] = "names"  # timm: match tensors by name, or by position (ordered)
     adapter_layout: Literal["plain", "split_attention"] = "plain"  # peft: module layout the adapter expects
     # peft, finetuned, interpolate: multiplies the fine-tuning update (0 = base, 1 = fine-tuned; WiSE-FT's alpha)
     adapter_scale: float = 1.0
-    source: str | None = None
+    source: str | None = None  # where to get the files (printed when one is missing)
     download: HubDownload | None = None  # a public copy `overspec fetch` can download to `weights`
-    notes: str | None = None
+    notes: str | None = None  # what to know about the model (prose)
     reference: str | None = None  # how published tables name it, e.g. "FRoundation ViT-B/16"
 
     @field_validator("family")
