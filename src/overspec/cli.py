@@ -13,6 +13,11 @@ from rich.console import Console
 from rich.table import Table
 
 from overspec import __version__
+
+try:  # the click that typer parses with: its own copy since typer 0.2x
+    from typer._click import exceptions as _usage
+except ImportError:  # pragma: no cover - older typer
+    from click import exceptions as _usage
 from overspec._json import strict_dumps
 from overspec.errors import ConfigError, OverspecError
 
@@ -21,6 +26,22 @@ out = Console()
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _device_option(value: str | None) -> str | None:
+    from overspec._device import check_device_spelling
+
+    try:
+        return check_device_spelling(value, where="--device")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--device ")) from None
+
+
+Workers = Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).", min=0)]
+Device = Annotated[
+    str | None,
+    typer.Option(help="torch device: cpu, cuda, cuda:N, mps (default: cuda if present).", callback=_device_option),
+]
 
 
 def _version(value: bool) -> None:
@@ -100,8 +121,8 @@ def embed(
     batch_size: Annotated[
         int | None, typer.Option(help="Images per forward pass [default: 16 on a CPU, 64 on a GPU].", min=1)
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
-    device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
+    workers: Workers = None,
+    device: Device = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")] = False,
 ) -> None:
     """Embed every image under IMAGES in sorted path order; the paths go to OUT with suffix .paths.txt."""
@@ -143,15 +164,15 @@ def evaluate(
     ] = "zeroshot",
     root: Annotated[Path | None, typer.Option(help="Folder holding a catalog dataset's files.")] = None,
     as_json: JsonFlag = False,
-    k_shot: Annotated[int | None, typer.Option(help="Linear probe on k examples per class.")] = None,
+    k_shot: Annotated[int | None, typer.Option(help="Linear probe on k examples per class.", min=1)] = None,
     probe_recipe: Annotated[
         str | None, typer.Option(help="Linear-probe recipe: lbfgs (default), clip_benchmark or clip_paper.")
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Images per forward pass [default: 16 on a CPU, 64 on a GPU].", min=1)
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
-    device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
+    workers: Workers = None,
+    device: Device = None,
 ) -> None:
     """Evaluate MODEL on DATASET with one or more protocols, loading both once; metrics are fractions (with
     several protocols, --json prints a list)."""
@@ -281,7 +302,7 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 def run_command(
     config: Annotated[Path, typer.Argument(help="Experiment YAML.")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory (default: the config's output).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Run at most N unfinished cells.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Run at most N unfinished cells.", min=0)] = None,
     shard: Annotated[str | None, typer.Option(help="Run shard I of N (I/N), e.g. for SLURM job arrays.")] = None,
     executor: Annotated[
         str | None, typer.Option(help="How cells run: local or ray (default: the config's executor.name).")
@@ -428,6 +449,9 @@ def sweep(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML whose suites evaluate every point.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where points, results and the plot go.")],
     scales: Annotated[str, typer.Option(help="Comma-separated update scales in [0, 1].")] = "0,0.25,0.5,0.75,1",
+    extrapolate: Annotated[
+        bool, typer.Option("--extrapolate", help="Allow scales outside [0, 1] (beyond the base or the specialist).")
+    ] = False,
     task: Annotated[str | None, typer.Option(help="The specialist's task: fr, mad or pad.")] = None,
     base: Annotated[
         str | None,
@@ -447,6 +471,7 @@ def sweep(
         model,
         experiment,
         scales=values,
+        extrapolate=extrapolate,
         out=out_dir,
         task=task,
         base=base,
@@ -556,7 +581,7 @@ def run() -> None:
 
     try:
         try:
-            app()
+            code = app(standalone_mode=False, prog_name="overspec")  # usage errors come here, as one line
         except OSError as exc:  # a write anywhere (report, plots, tables) that the disk refuses
             if not disk_refused(exc):
                 raise
@@ -564,6 +589,19 @@ def run() -> None:
     except OverspecError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except _usage.NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except _usage.ClickException as exc:  # a bad option value, an unknown option, a missing argument
+        command = f" {exc.ctx.command_path}" if getattr(exc, "ctx", None) else ""
+        text = " ".join(exc.format_message().split())
+        err.print(f"error: {text} (see{command} --help)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # Ctrl-C, as click's standalone mode reports it
+        err.print("Aborted!", markup=False, highlight=False)
+        sys.exit(1)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # python -m overspec.cli (how torchrun starts each process)

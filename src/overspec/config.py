@@ -45,6 +45,17 @@ class ModelEntry(BaseModel):
         return self.spec if self.spec is not None else self.name
 
 
+class LinearProbeOptions(BaseModel):
+    """The values ``general.options.linear_probe`` may take (unknown names are refused by the plan)."""
+
+    model_config = ConfigDict(extra="allow")
+    k_shot: int | None = Field(None, ge=1)  # examples per class; none: the whole train split
+    seed: int = 0
+
+
+PROTOCOL_OPTIONS: dict[str, type[BaseModel]] = {"linear_probe": LinearProbeOptions}
+
+
 class GeneralSuite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     datasets: list[str] = Field(min_length=1)
@@ -78,6 +89,25 @@ class GeneralSuite(BaseModel):
     def _recipe_in_one_place(cls, options: dict[str, dict]) -> dict[str, dict]:
         if "recipe" in options.get("linear_probe", {}):
             raise ValueError("set the probe recipe with general.probe_recipe, not options.linear_probe.recipe")
+        return options
+
+    @field_validator("options")
+    @classmethod
+    def _typed_values(cls, options: dict[str, dict]) -> dict[str, dict]:
+        """Values of typed options are checked here (names against each protocol's signature at plan time)."""
+        from pydantic import ValidationError
+
+        for protocol, schema in PROTOCOL_OPTIONS.items():
+            given = options.get(protocol)
+            if not given:
+                continue
+            try:
+                typed = schema.model_validate(given)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                key = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"{protocol}.{key}: {first['msg']} (got {first.get('input')!r})") from None
+            options[protocol] = {**given, **typed.model_dump(exclude_unset=True)}
         return options
 
     @field_validator("protocols")
@@ -157,7 +187,7 @@ class ExecutorSettings(BaseModel):
     """How cells run: ``local`` (this process) or ``ray`` (a Ray cluster at ``address``, or one started for the
     run); the Ray resources each model's worker asks for, and how often a died worker's cell is retried."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: Literal["local", "ray"] = "local"
     address: str | None = None  # "auto" or "ray://HOST:PORT"; none: a Ray instance on this machine
     cpus_per_cell: float = Field(1, gt=0)
@@ -174,9 +204,18 @@ class Experiment(BaseModel):
     general: GeneralSuite | None = None
     biometric: list[BiometricBenchmark] = Field(default_factory=list)
     batch_size: int | None = Field(None, gt=0)  # images per forward pass; default by device (features/extract.py)
-    workers: int | None = None
-    device: str | None = None
+    workers: int | None = Field(None, ge=0)  # data loader workers; 0 decodes in the main process
+    device: str | None = None  # checked here for spelling; whether the machine has it, where a model is loaded
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str | None) -> str | None:
+        from overspec._device import device_spelling_problem
+
+        if device is not None and (problem := device_spelling_problem(device)) is not None:
+            raise ValueError(problem)
+        return device
 
     @field_validator("name")
     @classmethod

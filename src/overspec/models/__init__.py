@@ -81,6 +81,10 @@ def resolve_spec(model: str | Path | dict | ModelSpec) -> ModelSpec:
 def load_model(model: str | Path | dict | ModelSpec, *, device: str | None = None) -> Encoder:
     """Build the encoder a zoo name, spec file, mapping or ``ModelSpec`` describes."""
     spec = resolve_spec(model)
+    if device is not None:
+        from overspec._device import check_device_present
+
+        check_device_present(str(device))  # before the weights are read
     require_files(spec)
     family = FAMILIES.get(spec.family)
     encoder = family.load(spec)

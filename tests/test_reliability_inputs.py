@@ -1,0 +1,145 @@
+"""Input checked where it enters: numeric options, device strings, base chains, non-finite values, adapters that do
+not apply, foreign or damaged stores and waits that never end each give one line naming the file and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers.cli import overspec, write_yaml
+from overspec.config import load_config
+from overspec.errors import ConfigError
+
+
+def _one_error_line(result) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    return line
+
+
+@pytest.fixture
+def command(capsys, monkeypatch):
+    """``overspec ARGS`` through the CLI's entry point in this process (no interpreter start): its one line."""
+    import sys
+
+    from overspec.cli import run
+
+    def invoke(*args: str) -> str:
+        monkeypatch.setattr(sys, "argv", ["overspec", *args])
+        with pytest.raises(SystemExit) as exited:
+            run()
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and "Traceback" not in err, err
+        (line,) = err.strip().splitlines()
+        return line
+
+    return invoke
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("eval", "clip-vit-b16.openai", "cifar10", "--k-shot", "-1"),
+            "error: Invalid value for '--k-shot': Input should be greater than or equal to 1 "
+            "(see overspec eval --help)",
+        ),
+        (
+            ("run", "x.yaml", "--limit", "-1"),
+            "error: Invalid value for '--limit': Input should be greater than or equal to 0 (see overspec run --help)",
+        ),
+        (
+            ("embed", "m", "imgs", "--out", "f.npy", "--workers", "-1"),
+            "error: Invalid value for '--workers': Input should be greater than or equal to 0 "
+            "(see overspec embed --help)",
+        ),
+        (
+            ("eval", "m", "d", "--device", "nonsense"),
+            "error: Invalid value for '--device': 'nonsense': not a torch device; use cpu, cuda, cuda:N, mps or xpu "
+            "(see overspec eval --help)",
+        ),
+        (
+            ("sweep", "m.yaml", "x.yaml", "--out", "o", "--scales", "-1,2"),
+            "error: --scales: -1 is outside [0, 1] (0 = the base, 1 = the specialist); pass --extrapolate to "
+            "evaluate beyond them",
+        ),
+        (
+            ("sweep", "m.yaml", "x.yaml", "--out", "o", "--scales", "0.5,nan", "--extrapolate"),
+            "error: --scales: nan is not a finite number; give scales such as 0,0.5,1",
+        ),
+    ],
+)
+def test_numeric_flags_and_device_strings_are_one_line(tmp_path, monkeypatch, command, args, expected):
+    monkeypatch.chdir(tmp_path)
+    assert command(*args) == expected
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_sweep_scales_beyond_the_ends_need_extrapolate():
+    from overspec.sweep.curve import check_scales
+
+    check_scales([0, 0.5, 1])
+    check_scales([-1, 2], extrapolate=True)  # WiSE-FT-style extrapolation, asked for explicitly
+    with pytest.raises(ConfigError, match=r"--scales: 1.5 is outside \[0, 1\]"):
+        check_scales([0, 1.5])
+    with pytest.raises(ConfigError, match=r"--scales: inf is not a finite number"):
+        check_scales([float("inf")], extrapolate=True)
+
+
+def _config(tmp_path, **extra) -> object:
+    data = {"name": "x", "models": ["clip-vit-b16.openai"], "general": {"datasets": ["cifar10"], "root": "."}}
+    return write_yaml(tmp_path / "x.yaml", {**data, **extra})
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"general": {"datasets": ["cifar10"], "options": {"linear_probe": {"k_shot": 2.5}}}},
+            "key 'general.options': linear_probe.k_shot: Input should be a valid integer, got a number with a "
+            "fractional part (got 2.5)",
+        ),
+        (
+            {"general": {"datasets": ["cifar10"], "options": {"linear_probe": {"k_shot": -1}}}},
+            "key 'general.options': linear_probe.k_shot: Input should be greater than or equal to 1 (got -1)",
+        ),
+        ({"workers": -1}, "key 'workers': Input should be greater than or equal to 0 (got -1)"),
+        (
+            {"device": "nonsense"},
+            "key 'device': not a torch device; use cpu, cuda, cuda:N, mps or xpu (got 'nonsense')",
+        ),
+        (
+            {"executor": {"cpus_per_cell": float("inf")}},
+            "key 'executor.cpus_per_cell': Input should be a finite number",
+        ),
+    ],
+)
+def test_config_values_are_checked_by_the_schema(tmp_path, extra, expected):
+    path = _config(tmp_path, **extra)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, check_paths=False)
+    assert str(raised.value).startswith(f"{path}: {expected}")
+
+
+def test_a_valid_k_shot_is_kept_and_typed(tmp_path):
+    options = {"linear_probe": {"k_shot": 4}}
+    path = _config(tmp_path, general={"datasets": ["cifar10"], "options": options})
+    assert load_config(path, check_paths=False).general.options == {"linear_probe": {"k_shot": 4}}
+
+
+def test_a_config_device_is_one_line_through_validate(tmp_path):
+    path = _config(tmp_path, device="cuda:x")
+    line = _one_error_line(overspec("validate", str(path)))  # a fresh process, as a user runs it
+    assert line == (
+        f"error: {path}: key 'device': not a torch device; use cpu, cuda, cuda:N, mps or xpu (got 'cuda:x')"
+    )
+
+
+def test_a_device_this_machine_lacks_is_one_line_before_loading(tmp_path):
+    """cuda:99: no machine this runs on has a hundred GPUs; the check comes before the (absent) weights file."""
+    from overspec.models import load_model
+
+    with pytest.raises(ConfigError) as raised:
+        load_model({"family": "openai_clip", "weights": str(tmp_path / "absent.pt")}, device="cuda:99")
+    assert str(raised.value).startswith("device 'cuda:99': not on this machine, which has ")
+    assert str(raised.value).endswith("; use cpu or a device it has")
