@@ -143,3 +143,28 @@ def test_a_device_this_machine_lacks_is_one_line_before_loading(tmp_path):
         load_model({"family": "openai_clip", "weights": str(tmp_path / "absent.pt")}, device="cuda:99")
     assert str(raised.value).startswith("device 'cuda:99': not on this machine, which has ")
     assert str(raised.value).endswith("; use cpu or a device it has")
+
+
+def test_a_spec_whose_base_is_itself_is_one_line(tmp_path, face_dir, command):
+    (tmp_path / "self.yaml").write_text("family: peft\nbase: self.yaml\ncheckpoint: adapter\n")
+    me = tmp_path / "self.yaml"
+    assert command("embed", str(me), str(face_dir), "--out", str(tmp_path / "f.npy")) == (
+        f"error: {me}: key 'base': the specs name each other in a loop ({me} -> {me}); "
+        "end the chain at a zoo name or a spec file without base"
+    )
+    assert not (tmp_path / "f.npy").exists()
+
+
+def test_a_loop_through_an_inline_base_names_the_chain(tmp_path, monkeypatch):
+    from overspec.models.identity import spec_fingerprint
+
+    monkeypatch.chdir(tmp_path)  # an inline spec's relative paths are read from the current folder
+    (tmp_path / "a.yaml").write_text("family: interpolate\nbase: clip-vit-b16.openai\ntarget: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("family: finetuned\nbase: {family: peft, base: a.yaml}\ncheckpoint: w.pt\n")
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    with pytest.raises(ConfigError) as raised:
+        spec_fingerprint(str(a))
+    assert str(raised.value) == (
+        f"{b}: key 'base.base': the specs name each other in a loop ({a} -> {b} -> {a}); "
+        "end the chain at a zoo name or a spec file without base"
+    )

@@ -101,9 +101,35 @@ def spec_from_dict(data: object, *, origin: str) -> ModelSpec:
     return spec
 
 
+NESTED_SPEC_KEYS = ("base", "target", "image")  # other models a spec builds on
+
+
 def load_spec_file(path: str | Path) -> ModelSpec:
-    """Read a YAML model spec; relative paths inside it are resolved against the file's folder."""
-    path = Path(path)
+    """Read a YAML model spec; relative paths inside it are resolved against the file's folder. A chain of
+    specs naming each other (``base:`` itself, a -> b -> a) is one ConfigError naming the chain."""
+    spec = _read_spec_file(Path(path))
+    _check_chain(spec, (Path(path).resolve(),))
+    return spec
+
+
+def _check_chain(spec: ModelSpec, chain: tuple[Path, ...], prefix: str = "") -> None:
+    """Walk the spec files ``spec`` builds on; one already on ``chain`` is a loop (it would recurse forever)."""
+    for key in NESTED_SPEC_KEYS:
+        value = getattr(spec, key)
+        if isinstance(value, dict):
+            _check_chain(spec_from_dict(value, origin=f"{chain[-1]} [{prefix}{key}]"), chain, f"{prefix}{key}.")
+        elif isinstance(value, str) and value.endswith((".yaml", ".yml")) and Path(value).is_file():
+            nested = Path(value).resolve()
+            if nested in chain:
+                loop = " -> ".join(str(p) for p in (*chain[chain.index(nested) :], nested))
+                raise ConfigError(
+                    f"{chain[-1]}: key '{prefix}{key}': the specs name each other in a loop ({loop}); "
+                    "end the chain at a zoo name or a spec file without base"
+                )
+            _check_chain(_read_spec_file(nested), (*chain, nested))
+
+
+def _read_spec_file(path: Path) -> ModelSpec:
     spec = spec_from_dict(read_yaml(path, what="model spec file"), origin=str(path))
     updates = {}
     for key in ("weights", "checkpoint", "head"):
