@@ -168,3 +168,93 @@ def test_a_loop_through_an_inline_base_names_the_chain(tmp_path, monkeypatch):
         f"{b}: key 'base.base': the specs name each other in a loop ({a} -> {b} -> {a}); "
         "end the chain at a zoo name or a spec file without base"
     )
+
+
+def _store_with_a_cell(path, value: float = 0.5):
+    from overspec.results import ResultRow, ResultStore
+
+    store = ResultStore(path)
+    row = ResultRow("r1", "clip", "ViT-B/16", "cifar10", "general", "zeroshot", "acc1", value, n=10, cell="c1")
+    store.add_cell("c1", [row], model="clip", dataset="cifar10", protocol="zeroshot", details={})
+    return store
+
+
+def test_a_foreign_database_is_refused_and_left_as_it_was(tmp_path, command):
+    import sqlite3
+
+    from overspec.results import ResultStore
+
+    run = tmp_path / "run"
+    run.mkdir()
+    foreign = run / "results.sqlite"
+    with sqlite3.connect(foreign) as db:  # another program's table of the same name, at our schema number
+        db.execute("CREATE TABLE results (id INTEGER PRIMARY KEY, score REAL)")
+        db.execute("INSERT INTO results VALUES (1, 0.5)")
+        db.execute("PRAGMA user_version = 3")
+    db.close()
+    before = foreign.read_bytes()
+    assert command("report", str(run)) == (
+        f"error: {foreign}: its results table lacks column(s) run_id, model, arch, dataset and 14 more, so it was "
+        "not written by overspec; point at a run folder's results.sqlite, or give the run another --out"
+    )
+    assert foreign.read_bytes() == before and sorted(p.name for p in run.iterdir()) == ["results.sqlite"]
+
+    photos = tmp_path / "photos.sqlite"
+    with sqlite3.connect(photos) as db:
+        db.execute("CREATE TABLE photos (path TEXT)")
+    db.close()
+    before = photos.read_bytes()
+    with pytest.raises(Exception) as raised:
+        ResultStore(photos)
+    assert str(raised.value) == (
+        f"{photos}: not an overspec results store (it holds table(s) photos); point at a run folder's "
+        "results.sqlite, or give the run another --out"
+    )
+    assert photos.read_bytes() == before
+
+
+def test_a_full_disk_while_storing_is_one_line_and_keeps_the_cells_stored(tmp_path):
+    """``PRAGMA max_page_count`` makes SQLite meet a full disk at the current size: SQLITE_FULL, as on a real one."""
+    from overspec.errors import StorageError
+    from overspec.results import ResultRow, ResultStore
+
+    path = tmp_path / "results.sqlite"
+    store = _store_with_a_cell(path)
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")
+    rows = [ResultRow("r1", "clip", "", "food101", "general", "zeroshot", f"m{i}", 0.1, cell="c2") for i in range(3000)]
+    with pytest.raises(StorageError) as raised:
+        store.add_cell("c2", rows, model="clip", dataset="food101", protocol="zeroshot", details={})
+    assert str(raised.value) == (
+        f"cannot write {path} (storing clip on food101 (zeroshot): database or disk is full); free space on its "
+        "disk (or give the run an --out on a larger one) and rerun: cells already stored are kept"
+    )
+    store.close()
+    again = ResultStore(path, create=False)
+    assert [(r.cell, r.value) for r in again.rows()] == [("c1", 0.5)] and again.finished() == {"c1"}
+
+
+@pytest.mark.parametrize("stored", [None, "'n/a'"])
+def test_a_null_or_text_value_in_the_store_is_one_line(tmp_path, command, stored):
+    run = tmp_path / "run"
+    store = _store_with_a_cell(run / "results.sqlite")
+    with store.db:
+        store.db.execute(f"UPDATE results SET value = {'NULL' if stored is None else stored}")
+    store.close()
+    shown = "None" if stored is None else stored
+    assert command("report", str(run)) == (
+        f"error: {run / 'results.sqlite'}: results row 1 (clip, cifar10, zeroshot, acc1) has value {shown}, not a "
+        "number: the store was edited or damaged; delete the row (DELETE FROM results WHERE rowid = 1) and rerun "
+        "to compute it again"
+    )
+
+
+def test_a_nan_metric_is_not_stored_as_null(tmp_path):
+    from overspec.errors import DataError
+
+    path = tmp_path / "results.sqlite"
+    with pytest.raises(DataError, match=r"clip on cifar10 \(zeroshot\): metric acc1 is nan \[None, None\], not a"):
+        _store_with_a_cell(path, value=float("nan"))
+    from overspec.results import ResultStore
+
+    assert ResultStore(path, create=False).rows() == []
