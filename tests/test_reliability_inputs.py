@@ -258,3 +258,79 @@ def test_a_nan_metric_is_not_stored_as_null(tmp_path):
     from overspec.results import ResultStore
 
     assert ResultStore(path, create=False).rows() == []
+
+
+# --- nothing non-finite passes silently ---
+
+
+def test_one_nan_weight_is_one_line_naming_the_tensor_and_the_file(tmp_path):
+    import torch
+
+    from helpers.models import tiny_clip
+    from overspec.errors import ModelError
+    from overspec.models import load_model
+
+    state = tiny_clip().state_dict()
+    state["visual.transformer.resblocks.0.mlp.c_fc.weight"][3, 5] = float("nan")
+    torch.save(state, tmp_path / "nan.pt")
+    spec = write_yaml(tmp_path / "nan.yaml", {"family": "openai_clip", "weights": str(tmp_path / "nan.pt")})
+    with pytest.raises(ModelError) as raised:
+        load_model(spec)
+    assert str(raised.value) == (
+        f"nan: tensor visual.transformer.resblocks.0.mlp.c_fc.weight holds NaN or inf after loading "
+        f"{tmp_path / 'nan.pt'}; the file is damaged or comes from a diverged run: download or export it again"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"adapter_scale": float("nan")}, "key 'adapter_scale': Input should be a finite number (got nan)"),
+        ({"lora": {"r": 2, "alpha": 4, "scale": float("inf")}}, "key 'lora.scale': Input should be a finite number"),
+        (
+            {"preprocess": {"mean": [float("nan"), 0.5, 0.5]}},
+            "key 'preprocess': mean.0: Input should be a finite number (got nan)",
+        ),
+        ({"preprocess": {"std": [0.5, 0, 0.5]}}, "key 'preprocess': std: every std must be > 0 (got [0.5, 0, 0.5])"),
+    ],
+)
+def test_non_finite_scales_and_preprocessing_are_refused_in_the_spec(tmp_path, extra, expected):
+    from overspec.models.spec import load_spec_file
+
+    path = write_yaml(tmp_path / "m.yaml", {"family": "peft", "base": "clip-vit-b16.openai", **extra})
+    with pytest.raises(ConfigError) as raised:
+        load_spec_file(path)
+    assert str(raised.value).startswith(f"{path}: {expected}")
+
+
+def test_nan_features_are_refused_before_they_are_cached(tmp_path, clip_file, face_dir):
+    """Weights made NaN after the load check (as a NaN-producing forward pass would): the batch's features are
+    checked, the first image is named, and the cache holds no entry."""
+    import torch
+
+    from overspec.data import ImageFiles
+    from overspec.errors import ModelError
+    from overspec.features import extract_features
+    from overspec.models import load_model
+
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    with torch.no_grad():
+        encoder.module.visual.proj.fill_(float("inf"))
+    paths = sorted(face_dir.glob("*.png"))
+    with pytest.raises(ModelError) as raised:
+        extract_features(encoder, ImageFiles(paths, root=face_dir), num_workers=0, progress=False, batch_size=4)
+    assert str(raised.value) == (
+        f"openai_clip:{clip_file.name}: the features of 4 of 4 images from image 0 ({paths[0]}) on are NaN or inf; "
+        "check the model's weights, scales and preprocessing (none are cached)"
+    )
+    assert not list((tmp_path / "cache").rglob("*.npy"))
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-Infinity"])
+def test_analyze_of_a_non_finite_value_names_file_line_and_column(tmp_path, command, bad):
+    table = f"model,dataset,protocol,value\nclip,a,zeroshot,0.5\nclip,b,zeroshot,0.6\nft,a,zeroshot,{bad}\n"
+    (tmp_path / "t.csv").write_text(table + "ft,b,zeroshot,0.5\n")
+    assert command("analyze", str(tmp_path / "t.csv"), "--baseline", "clip", "--json") == (
+        f"error: {tmp_path / 't.csv'}, line 4: value {bad!r} is not a finite number; give the measured value, "
+        "or leave the row out"
+    )

@@ -21,7 +21,7 @@ class LoraSettings(BaseModel):
     0 = its base), for trade-off sweeps.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     r: int = Field(gt=0)
     alpha: float = Field(gt=0)
@@ -48,7 +48,7 @@ class HubDownload(BaseModel):
 class ModelSpec(BaseModel):
     """What a model is and where its files are. See docs in README for each family's keys."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a NaN scale would make NaN weights
 
     family: str  # a name registered in overspec.models.FAMILIES
     name: str | None = None
@@ -79,6 +79,24 @@ class ModelSpec(BaseModel):
         if family not in FAMILIES:
             raise ValueError(FAMILIES.unknown_message(family))
         return family
+
+    @field_validator("preprocess")
+    @classmethod
+    def _preprocess(cls, override: dict | None) -> dict | None:
+        """The override's values are checked here (NaN mean, zero std), not when the first image is read."""
+        from pydantic import ValidationError
+
+        from overspec.models.preprocess import Preprocess
+
+        try:
+            Preprocess().updated(override)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise ValueError(
+                f"{key}: {first['msg'].removeprefix('Value error, ')} (got {first.get('input')!r})"
+            ) from None
+        return override
 
     @model_validator(mode="after")
     def _expand_paths(self) -> ModelSpec:
