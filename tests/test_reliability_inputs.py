@@ -334,3 +334,79 @@ def test_analyze_of_a_non_finite_value_names_file_line_and_column(tmp_path, comm
         f"error: {tmp_path / 't.csv'}, line 4: value {bad!r} is not a finite number; give the measured value, "
         "or leave the row out"
     )
+
+
+# --- an adapter that is not applied ---
+
+
+def _trained_adapter(folder):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from helpers.models import tiny_clip
+
+    torch.manual_seed(1)
+    adapted = get_peft_model(tiny_clip(), LoraConfig(r=4, lora_alpha=8, target_modules=["c_fc"]))
+    with torch.no_grad():
+        for name, param in adapted.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.1)
+    adapted.save_pretrained(folder)
+
+
+def test_a_peft_adapter_whose_names_match_no_module_is_refused(tmp_path, clip_file):
+    import warnings
+
+    from safetensors.torch import load_file, save_file
+
+    from overspec.errors import ModelError
+    from overspec.models import load_model
+
+    adapter = tmp_path / "adapter"
+    _trained_adapter(adapter)
+    weights = adapter / "adapter_model.safetensors"
+    tensors = load_file(weights)
+    save_file({k.replace(".visual.", ".vision."): v for k, v in tensors.items()}, weights)  # a renamed prefix
+    write_yaml(tmp_path / "base.yaml", {"family": "openai_clip", "weights": str(clip_file)})
+    spec = write_yaml(tmp_path / "lora.yaml", {"family": "peft", "base": "base.yaml", "checkpoint": "adapter"})
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(ModelError) as raised:
+        warnings.simplefilter("always")
+        load_model(spec)
+    renamed = sum(".visual." in k for k in tensors)
+    assert renamed and str(raised.value) == (
+        f"lora: adapter {adapter} does not apply to base base: {renamed} of its {len(tensors)} tensors match "
+        "no module: base_model.model.vision.transformer.resblocks.N.mlp.c_fc.lora_A.weight (x2), "
+        "base_model.model.vision.transformer.resblocks.N.mlp.c_fc.lora_B.weight (x2); "
+        f"{renamed} LoRA tensors of the base get no value: "
+        "base_model.model.visual.transformer.resblocks.N.mlp.c_fc.lora_A.weight (x2), "
+        "base_model.model.visual.transformer.resblocks.N.mlp.c_fc.lora_B.weight (x2); it was saved from another "
+        "model or its tensor names were changed: export it again from the model it was trained on"
+    )
+    assert not [w for w in caught if "adapter keys" in str(w.message)]  # the error, not also peft's warning
+
+
+def test_finetuned_and_split_attention_checkpoints_with_renamed_tensors_are_refused(tmp_path, clip_file):
+    import torch
+
+    from helpers.models import tiny_clip, to_split_lora_format
+    from overspec.errors import CheckpointError
+    from overspec.models import load_model
+
+    tuned = {k.replace("visual.", "vision."): v + 0.01 for k, v in tiny_clip().state_dict().items() if "visual." in k}
+    torch.save(tuned, tmp_path / "tuned.pt")
+    base = {"family": "openai_clip", "weights": str(clip_file)}
+    with pytest.raises(CheckpointError, match=r"tuned.pt does not fit the model; \d+ unexpected keys: vision\."):
+        load_model({"family": "finetuned", "base": base, "checkpoint": str(tmp_path / "tuned.pt")})
+
+    state, _ = to_split_lora_format(tiny_clip(seed=7), 2, seed=8)
+    renamed = {(k.replace("visual.", "vision.") if ".w_lora_" in k else k): v for k, v in state.items()}
+    torch.save(renamed, tmp_path / "ck.pth")
+    with pytest.raises(CheckpointError) as raised:
+        load_model({"family": "froundation", "checkpoint": str(tmp_path / "ck.pth"), "lora": {"r": 2, "alpha": 4}})
+    assert str(raised.value) == (
+        f"froundation:ck.pth checkpoint {tmp_path / 'ck.pth'}: 8 LoRA tensors match no attention layer of the "
+        "model: vision.transformer.resblocks.N.attn.q_proj.w_lora_A (x2), "
+        "vision.transformer.resblocks.N.attn.q_proj.w_lora_B (x2), vision.transformer.resblocks.N.attn.v_proj.w_lora_A "
+        "(x2), vision.transformer.resblocks.N.attn.v_proj.w_lora_B (x2); their names were changed or they belong to "
+        "another model: export the checkpoint again from the model it was trained on"
+    )
