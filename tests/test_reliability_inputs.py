@@ -410,3 +410,49 @@ def test_finetuned_and_split_attention_checkpoints_with_renamed_tensors_are_refu
         "(x2), vision.transformer.resblocks.N.attn.v_proj.w_lora_B (x2); their names were changed or they belong to "
         "another model: export the checkpoint again from the model it was trained on"
     )
+
+
+# --- nothing waits forever ---
+
+
+def test_a_hub_that_accepts_and_never_answers_ends_in_bounded_time(tmp_path):
+    """A listener that completes the TCP handshake and never writes a byte: each request times out after
+    OVERSPEC_HUB_TIMEOUT seconds and is tried once more (after huggingface_hub's 1 s wait); then one line."""
+    import os
+    import socket
+    import threading
+    import time
+
+    held, stop = [], threading.Event()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        server.settimeout(0.2)
+
+        def hold():
+            while not stop.is_set():
+                try:
+                    held.append(server.accept()[0])  # read nothing, answer nothing
+                except TimeoutError:
+                    pass
+
+        thread = threading.Thread(target=hold, daemon=True)
+        thread.start()
+        port = server.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+        env |= {"HF_ENDPOINT": f"http://127.0.0.1:{port}", "OVERSPEC_HUB_TIMEOUT": "0.5", "HF_HOME": str(tmp_path)}
+        start = time.monotonic()
+        result = overspec("fetch", "svhn", "--root", str(tmp_path / "data"), env=env, timeout=60)
+        seconds = time.monotonic() - start
+        stop.set()
+        thread.join()
+    for connection in held:
+        connection.close()
+    assert seconds < 15, f"took {seconds:.1f} s"
+    line = _one_error_line(result)
+    assert line == (
+        f"error: listing http://127.0.0.1:{port}/datasets/clip-benchmark/wds_vtab-svhn failed: http://127.0.0.1:{port} "
+        "did not answer GET /api/datasets/clip-benchmark/wds_vtab-svhn/tree/main within 0.5 s, 2 times; check the "
+        "network or HF_ENDPOINT, or allow more seconds with OVERSPEC_HUB_TIMEOUT"
+    )
+    assert not (tmp_path / "data").exists()

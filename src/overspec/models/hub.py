@@ -40,10 +40,19 @@ def open_clip_weights(arch: str, tag: str, *, model_name: str, place_at: str | N
         if cached is not None:
             return cached
         raise OfflineError(f"{model_name}: weights {arch}/{tag} are not on this machine and the hub is offline; {fix}")
+    import socket
+
+    from overspec.fetch.remote import hub_timeout, install_timeouts
+
+    install_timeouts()  # hub downloads: a timeout on every read, retries bounded
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(hub_timeout())  # open_clip's URL downloads (urllib) take no timeout of their own
     try:
         return Path(open_clip.download_pretrained(cfg))
     except Exception as exc:
         raise OfflineError(f"{model_name}: downloading {arch}/{tag} failed ({exc}); {fix}") from None
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def _hf_cached(hub_id: str) -> Path | None:
