@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from overspec import __version__
+from overspec._json import strict_dumps
+from overspec.errors import ConfigError, OverspecError
 
 try:  # the click that typer parses with: its own copy since typer 0.2x
     from typer._click import exceptions as _usage
 except ImportError:  # pragma: no cover - older typer
     from click import exceptions as _usage
-from overspec._json import strict_dumps
-from overspec.errors import ConfigError, OverspecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 out = Console()
