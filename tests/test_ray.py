@@ -46,9 +46,11 @@ def study(tmp_path_factory, digits_folder) -> Path:
     return root
 
 
-def launch(study: Path, out: Path, *extra: str, env: dict | None = None, **options):
+def launch(study: Path, out: Path, *extra: str, env: dict | None = None, timeout: int = 600, **options):
     command = [*run_command(study / "study.yaml", out), *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env or dict(os.environ), **options)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=env or dict(os.environ), **options
+    )
 
 
 def rows(out: Path) -> list[dict]:
@@ -98,3 +100,19 @@ def test_a_killed_ray_driver_resumes(study, tmp_path):
     with sqlite3.connect(out / "results.sqlite") as db:
         done = db.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
     assert done == 4 and "already done, running" in resumed.stderr
+
+
+def test_a_cell_asking_for_more_cpus_than_any_node_has_is_one_line_at_once(study, tmp_path):
+    """Ray would queue the worker forever; the request is checked against the cluster before anything is sent."""
+    start = time.monotonic()
+    result = launch(study, tmp_path / "big", "--executor", "ray", "--cpus-per-cell", "64", timeout=120)
+    seconds = time.monotonic() - start
+    assert result.returncode == 2, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert line.startswith("error: ray: a cell asks for 64 CPUs and 0 GPUs, but no node of the cluster has that ")
+    assert line.endswith(
+        "so it would wait forever; lower --cpus-per-cell / --gpus-per-cell (executor.cpus_per_cell / gpus_per_cell) "
+        "or add nodes"
+    )
+    assert "Traceback" not in result.stderr and seconds < 60, f"took {seconds:.0f} s"
+    assert not (tmp_path / "big" / "results.csv").exists()

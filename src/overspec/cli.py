@@ -18,6 +18,11 @@ from overspec._json import strict_dumps
 from overspec.errors import ConfigError, OverspecError
 from overspec.input_schemas import SCHEMAS
 
+try:  # the click that typer parses with: its own copy since typer 0.2x
+    from typer._click import exceptions as _usage
+except ImportError:  # pragma: no cover - older typer
+    from click import exceptions as _usage
+
 # Plain help text: rich markup would swallow "[default: ...]" and other bracketed text in option help.
 app = typer.Typer(
     add_completion=False,
@@ -34,6 +39,22 @@ MODEL_HELP = (
     "A model reference: a zoo name, a spec file, hf-hub:ORG/REPO, open_clip:ARCH/TAG, timm/NAME.TAG (or NAME.TAG), "
     "or a transformers CLIP ORG/REPO (`overspec models --resolve REF` shows the spec)."
 )
+
+
+def _device_option(value: str | None) -> str | None:
+    from overspec._device import check_device_spelling
+
+    try:
+        return check_device_spelling(value, where="--device")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--device ")) from None
+
+
+Workers = Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).", min=0)]
+Device = Annotated[
+    str | None,
+    typer.Option(help="torch device: cpu, cuda, cuda:N, mps (default: cuda if present).", callback=_device_option),
+]
 
 
 def _version(value: bool) -> None:
@@ -153,8 +174,8 @@ def embed(
     batch_size: Annotated[
         int | None, typer.Option(help="Images per forward pass [default: 16 on a CPU, 64 on a GPU].", min=1)
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
-    device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
+    workers: Workers = None,
+    device: Device = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the feature cache.")] = False,
 ) -> None:
     """Embed every image under IMAGES in sorted path order; the paths go to OUT with suffix .paths.jsonl (one
@@ -229,15 +250,15 @@ def evaluate(
             "without PROTOCOL it goes to each listed protocol that has it."
         ),
     ] = None,
-    k_shot: Annotated[int | None, typer.Option(help="Linear probe on k examples per class.")] = None,
+    k_shot: Annotated[int | None, typer.Option(help="Linear probe on k examples per class.", min=1)] = None,
     probe_recipe: Annotated[
         str | None, typer.Option(help="Linear-probe recipe: lbfgs (default), clip_benchmark or clip_paper.")
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Images per forward pass [default: 16 on a CPU, 64 on a GPU].", min=1)
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).")] = None,
-    device: Annotated[str | None, typer.Option(help="torch device, e.g. cuda or cpu.")] = None,
+    workers: Workers = None,
+    device: Device = None,
 ) -> None:
     """Evaluate MODEL on DATASET with one or more protocols, loading both once; metrics are fractions with 95%
     intervals. --json prints, and --output writes, one versioned document with an entry per protocol
@@ -400,7 +421,7 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 def run_command(
     config: Annotated[Path, typer.Argument(help="Experiment YAML.")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory (default: the config's output).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Run at most N unfinished cells.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Run at most N unfinished cells.", min=0)] = None,
     shard: Annotated[str | None, typer.Option(help="Run shard I of N (I/N), e.g. for SLURM job arrays.")] = None,
     executor: Annotated[
         str | None, typer.Option(help="How cells run: local or ray (default: the config's executor.name).")
@@ -553,6 +574,9 @@ def sweep(
     experiment: Annotated[Path, typer.Argument(help="Experiment YAML whose suites evaluate every point.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where points, results and the plot go.")],
     scales: Annotated[str, typer.Option(help="Comma-separated update scales in [0, 1].")] = "0,0.25,0.5,0.75,1",
+    extrapolate: Annotated[
+        bool, typer.Option("--extrapolate", help="Allow scales outside [0, 1] (beyond the base or the specialist).")
+    ] = False,
     task: Annotated[str | None, typer.Option(help="The specialist's task: fr, mad or pad.")] = None,
     base: Annotated[
         str | None,
@@ -572,6 +596,7 @@ def sweep(
         model,
         experiment,
         scales=values,
+        extrapolate=extrapolate,
         out=out_dir,
         task=task,
         base=base,
@@ -741,7 +766,7 @@ def run() -> None:
 
     try:
         try:
-            app()
+            code = app(standalone_mode=False, prog_name="overspec")  # usage errors come here, as one line
         except OSError as exc:  # a write anywhere (report, plots, tables) that the disk refuses
             if not disk_refused(exc):
                 raise
@@ -749,6 +774,19 @@ def run() -> None:
     except OverspecError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
+    except _usage.NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except _usage.ClickException as exc:  # a bad option value, an unknown option, a missing argument
+        command = f" {exc.ctx.command_path}" if getattr(exc, "ctx", None) else ""
+        text = " ".join(exc.format_message().split())
+        err.print(f"error: {text} (see{command} --help)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:  # Ctrl-C, as click's standalone mode reports it
+        err.print("Aborted!", markup=False, highlight=False)
+        sys.exit(1)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":  # python -m overspec.cli (how torchrun starts each process)

@@ -47,6 +47,17 @@ class ModelEntry(BaseModel):
         return self.spec if self.spec is not None else self.name
 
 
+class LinearProbeOptions(BaseModel):
+    """The values ``general.options.linear_probe`` may take (unknown names are refused by the plan)."""
+
+    model_config = ConfigDict(extra="allow")
+    k_shot: int | None = Field(None, ge=1)  # examples per class; none: the whole train split
+    seed: int = 0
+
+
+PROTOCOL_OPTIONS: dict[str, type[BaseModel]] = {"linear_probe": LinearProbeOptions}
+
+
 class GeneralSuite(BaseModel):
     model_config = ConfigDict(extra="forbid")
     datasets: list[str] = Field(min_length=1)  # catalog names (`overspec datasets`), or names given a folder in roots
@@ -80,6 +91,25 @@ class GeneralSuite(BaseModel):
     def _recipe_in_one_place(cls, options: dict[str, dict]) -> dict[str, dict]:
         if "recipe" in options.get("linear_probe", {}):
             raise ValueError("set the probe recipe with general.probe_recipe, not options.linear_probe.recipe")
+        return options
+
+    @field_validator("options")
+    @classmethod
+    def _typed_values(cls, options: dict[str, dict]) -> dict[str, dict]:
+        """Values of typed options are checked here (names against each protocol's signature at plan time)."""
+        from pydantic import ValidationError
+
+        for protocol, schema in PROTOCOL_OPTIONS.items():
+            given = options.get(protocol)
+            if not given:
+                continue
+            try:
+                typed = schema.model_validate(given)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                key = ".".join(str(p) for p in first["loc"])
+                raise ValueError(f"{protocol}.{key}: {first['msg']} (got {first.get('input')!r})") from None
+            options[protocol] = {**given, **typed.model_dump(exclude_unset=True)}
         return options
 
     @field_validator("protocols")
@@ -159,7 +189,7 @@ class ExecutorSettings(BaseModel):
     """How cells run: ``local`` (this process) or ``ray`` (a Ray cluster at ``address``, or one started for the
     run); the Ray resources each model's worker asks for, and how often a died worker's cell is retried."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: Literal["local", "ray"] = "local"  # local: cells run in this process; ray: on a Ray cluster
     address: str | None = None  # "auto" or "ray://HOST:PORT"; none: a Ray instance on this machine
     cpus_per_cell: float = Field(1, gt=0)  # Ray: CPUs each model's worker reserves (its torch threads)
@@ -176,9 +206,18 @@ class Experiment(BaseModel):
     general: GeneralSuite | None = None  # the general suite GELO is computed over
     biometric: list[BiometricBenchmark] = Field(default_factory=list)  # the FR, MAD and PAD benchmarks
     batch_size: int | None = Field(None, gt=0)  # images per forward pass; default by device (features/extract.py)
-    workers: int | None = None  # DataLoader worker processes (default: cores - 1, at most 8)
-    device: str | None = None  # torch device, e.g. cuda or cpu (default: cuda when there is one)
+    workers: int | None = Field(None, ge=0)  # DataLoader worker processes (default: cores - 1, at most 8; 0: none)
+    device: str | None = None  # torch device, e.g. cuda or cpu (default: cuda when there is one); spelling checked here
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str | None) -> str | None:
+        from overspec._device import device_spelling_problem
+
+        if device is not None and (problem := device_spelling_problem(device)) is not None:
+            raise ValueError(problem)
+        return device
 
     @field_validator("name")
     @classmethod

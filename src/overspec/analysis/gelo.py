@@ -18,6 +18,7 @@ McNemar test.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -120,6 +121,11 @@ def read_table(path: str | Path) -> list[Record]:
             value = float(row[value_column])
         except ValueError:
             raise DataError(f"{path}, line {line}: {value_column} {row[value_column]!r} is not a number") from None
+        if not math.isfinite(value):  # one NaN would make the model's GELO NaN, shown as null
+            raise DataError(
+                f"{path}, line {line}: {value_column} {row[value_column]!r} is not a finite number; "
+                "give the measured value, or leave the row out"
+            )
         metric = row.get("headline_metric") or row.get("metric") or "headline"
         hib = row.get("higher_is_better")
         if hib not in (None, ""):

@@ -11,7 +11,7 @@ from overspec._hashing import digest
 from overspec._paths import cache_writable
 from overspec._progress import progress_bar
 from overspec._threads import usable_cores
-from overspec.errors import DataError
+from overspec.errors import DataError, ModelError
 from overspec.features.cache import FeatureCache, verified_load
 
 if TYPE_CHECKING:
@@ -115,13 +115,15 @@ def _compute(encoder, dataset, start, stop, batch_size, num_workers, progress, a
     )
     use_amp = amp and encoder.device.type == "cuda"
     pending: list[np.ndarray] = []
-    row = start
+    row = seen = start
     with progress_bar(progress, description or f"embedding with {encoder.name}", stop, start) as advance:
         try:
             for batch in loader:
                 with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=use_amp):
                     batch = batch.to(encoder.device, non_blocking=True)  # from pinned memory on CUDA
                     pending.append(encoder.encode_image(batch).float().cpu().numpy())
+                _check_finite(pending[-1], encoder, dataset, seen)
+                seen += len(batch)
                 advance(len(batch))
                 if entry is not None and sum(len(p) for p in pending) >= rows_per_chunk:
                     row = _flush(entry, row, pending)
@@ -131,6 +133,19 @@ def _compute(encoder, dataset, start, stop, batch_size, num_workers, progress, a
         _flush(entry, row, pending)
         return None
     return np.concatenate(pending) if pending else np.zeros((0, 0), np.float32)
+
+
+def _check_finite(features: np.ndarray, encoder, dataset, first: int) -> None:
+    """NaN or inf features (NaN weights, a NaN scale, fp16 overflow) are refused before they are cached."""
+    bad = ~np.isfinite(features).all(axis=1)
+    if bad.any():
+        index = first + int(np.argmax(bad))
+        paths = getattr(dataset, "paths", None)
+        image = f" ({paths[index]})" if paths is not None and index < len(paths) else ""
+        raise ModelError(
+            f"{encoder.name}: the features of {int(bad.sum())} of {len(bad)} images from image {index}{image} on "
+            "are NaN or inf; check the model's weights, scales and preprocessing (none are cached)"
+        )
 
 
 def _flush(entry, row: int, pending: list[np.ndarray]) -> int:

@@ -3,6 +3,7 @@ downloading part of one. Every failure of the hub or the network is one line (a 
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -48,9 +49,90 @@ def _unreachable(host: str, port: int) -> str | None:
     return None
 
 
+DEFAULT_TIMEOUT = 30.0  # seconds a hub request may wait for a connection or for its next bytes
+MAX_RETRIES = 1  # a request that timed out is tried once more (after huggingface_hub's 1 s wait), then given up
+
+
+def hub_timeout() -> float:
+    """``OVERSPEC_HUB_TIMEOUT`` (seconds, > 0), else huggingface_hub's ``HF_HUB_DOWNLOAD_TIMEOUT``, else 30."""
+    text = os.environ.get("OVERSPEC_HUB_TIMEOUT") or os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT")
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise FetchError(f"OVERSPEC_HUB_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT={text!r}: give a number of seconds > 0")
+    return value
+
+
+class HubUnresponsive(FetchError):
+    """The hub accepted connections but did not answer within the timeout, every try."""
+
+
+class _Deadlines:
+    """httpx event hooks for huggingface_hub's shared client: every request gets ``hub_timeout()`` for its
+    connection, each read and each write (huggingface_hub sends its listings with no timeout at all), and a
+    request tried more than ``MAX_RETRIES`` times after a timeout stops its retries (theirs: 5, 23 s of waits)."""
+
+    def __init__(self, timeout: float) -> None:
+        import threading
+
+        self.timeout, self.tries, self.lock = timeout, {}, threading.Lock()
+
+    def request(self, request) -> None:
+        request.extensions["timeout"] = {k: self.timeout for k in ("connect", "read", "write", "pool")}
+        key = (request.method, str(request.url))
+        with self.lock:
+            tries = self.tries[key] = self.tries.get(key, 0) + 1
+        if tries > MAX_RETRIES + 1:
+            with self.lock:
+                self.tries.pop(key, None)
+            port = f":{request.url.port}" if request.url.port else ""
+            raise HubUnresponsive(
+                f"{request.url.scheme}://{request.url.host}{port} did not answer "
+                f"{request.method} {request.url.path} within {self.timeout:g} s, {MAX_RETRIES + 1} times; check "
+                "the network or HF_ENDPOINT, or allow more seconds with OVERSPEC_HUB_TIMEOUT"
+            )
+
+    def response(self, response) -> None:
+        with self.lock:
+            self.tries.pop((response.request.method, str(response.request.url)), None)
+
+
+def install_timeouts() -> None:
+    """Give huggingface_hub's shared HTTP client the deadlines above (once per process and timeout)."""
+    import huggingface_hub
+    from huggingface_hub.utils._http import default_client_factory
+
+    timeout = hub_timeout()
+    if _installed.get("timeout") == timeout:
+        return
+    deadlines = _Deadlines(timeout)
+
+    def factory():
+        client = default_client_factory()
+        hooks = client.event_hooks
+        client.event_hooks = {
+            "request": [*hooks["request"], deadlines.request],
+            "response": [*hooks["response"], deadlines.response],
+        }
+        return client
+
+    huggingface_hub.set_client_factory(factory)
+    # its "Retrying in 1s" notes would come before our one line, which says what was tried
+    logging.getLogger("huggingface_hub.utils._http").setLevel(logging.ERROR)
+    _installed["timeout"] = timeout
+
+
+_installed: dict[str, float] = {}
+
+
 def _api():
     from huggingface_hub import HfApi
 
+    install_timeouts()
     return HfApi(endpoint=endpoint(), library_name="overspec")
 
 
@@ -75,6 +157,7 @@ def download_snapshot(repo: str, repo_type: str, patterns: list[str]) -> Path:
     resumes); the snapshot folder."""
     from huggingface_hub import snapshot_download
 
+    install_timeouts()
     with hub_errors(f"downloading {_url(repo, repo_type)}"):
         return Path(
             snapshot_download(repo, repo_type=repo_type, allow_patterns=patterns, endpoint=endpoint(), max_workers=4)
@@ -97,6 +180,7 @@ def download_file(repo: str, repo_type: str, filename: str, *, force: bool = Fal
     """One file of ``repo`` into huggingface_hub's cache; ``force`` fetches it again even if present."""
     from huggingface_hub import hf_hub_download
 
+    install_timeouts()
     with hub_errors(f"downloading {filename} of {_url(repo, repo_type)}"):
         return Path(hf_hub_download(repo, filename, repo_type=repo_type, endpoint=endpoint(), force_download=force))
 
@@ -136,6 +220,8 @@ class hub_errors:  # noqa: N801 - used as a context manager
         return None
 
     def __exit__(self, kind, exc, tb) -> bool:
+        if isinstance(exc, HubUnresponsive):
+            raise FetchError(f"{self.doing} failed: {exc}") from None
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, FetchError):
             return False
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError

@@ -89,12 +89,48 @@ def resolve_spec(model: str | Path | dict | ModelSpec) -> ModelSpec:
 def load_model(model: str | Path | dict | ModelSpec, *, device: str | None = None) -> Encoder:
     """Build the encoder a zoo name, spec file, mapping or ``ModelSpec`` describes."""
     spec = resolve_spec(model)
+    if device is not None:
+        from overspec._device import check_device_present
+
+        check_device_present(str(device))  # before the weights are read
     require_files(spec)
     family = FAMILIES.get(spec.family)
     encoder = family.load(spec)
+    check_finite_weights(encoder, spec)
     if spec.base is not None and family.update != "adapter_scale":
         encoder.settings.setdefault("base", spec.base)  # the model it was fine-tuned from
     return encoder.to(device) if device else encoder
+
+
+def check_finite_weights(encoder: Encoder, spec: ModelSpec) -> None:
+    """Every floating-point tensor of the loaded model (and its head) is finite: one NaN weight makes every
+    score NaN, and the argmax of NaN scores is class 0, an accuracy that looks like a number.
+
+    A tensor's float64 sum is finite exactly when all its values are (NaN and inf propagate; values of at most
+    32 bits cannot overflow it), at half the cost of ``isfinite(t).all()``: for EfficientNet-Lite0's 296 tensors
+    (4.7 M values) 14 ms against 36 ms on one core (best of 40 on a busy 2-core machine), beside 250 ms to load."""
+    import torch
+
+    modules = {"": encoder.module, "head ": encoder.head.module if encoder.head is not None else None}
+    for prefix, module in modules.items():
+        if not isinstance(module, torch.nn.Module):
+            continue
+        with torch.inference_mode():
+            bad = next((n for n, t in module.state_dict().items() if t.is_floating_point() and not _finite(t)), None)
+        if bad is not None:
+            source = spec.head if prefix else (spec.checkpoint or spec.weights or f"{spec.arch} {spec.pretrained}")
+            raise ModelError(
+                f"{spec.label}: {prefix}tensor {bad} holds NaN or inf after loading {source}; the file is "
+                "damaged or comes from a diverged run: download or export it again"
+            )
+
+
+def _finite(tensor) -> bool:
+    import torch
+
+    if tensor.dtype == torch.float64:  # its sum could overflow
+        return bool(torch.isfinite(tensor).all())
+    return bool(torch.isfinite(tensor.sum(dtype=torch.float64)))
 
 
 def weights_available(spec: ModelSpec) -> bool:

@@ -55,9 +55,11 @@ def hub_files(needs: list[HubFile], *, spec: ModelSpec, cached_only: bool = Fals
     names the model in errors."""
     if not needs:
         return []
-    from overspec.fetch.remote import offline_reason
+    from overspec.fetch.remote import install_timeouts, offline_reason
 
     reason = "only the cache is read" if cached_only else offline_reason()
+    if reason is None:
+        install_timeouts()  # a hub that accepts and never answers ends in one line, not a wait forever
     found = [_cached_or_downloaded(need, reason, spec) for need in needs]
     missing = [need for need, path in zip(needs, found, strict=True) if path is None and not need.optional]
     if missing:
@@ -214,7 +216,16 @@ def open_clip_weights(spec: ModelSpec, *, place_at: str | None = None) -> Path:
         raise OfflineError(
             f"{spec.label}: weights {where} are published only at {cfg.get('url')} and the hub is offline; {fix}"
         )
+    import socket
+
+    from overspec.fetch.remote import hub_timeout, install_timeouts
+
+    install_timeouts()  # hub downloads: a timeout on every read, retries bounded
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(hub_timeout())  # open_clip's URL downloads (urllib) take no timeout of their own
     try:
         return Path(open_clip.download_pretrained(cfg))
     except Exception as exc:
         raise OfflineError(f"{spec.label}: downloading {where} failed ({exc}); {fix}") from None
+    finally:
+        socket.setdefaulttimeout(previous)

@@ -6,6 +6,7 @@ The adapter's module names are relative to the base encoder's ``module`` (the op
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from overspec._hashing import path_sha256
@@ -36,11 +37,14 @@ def load_peft(spec: ModelSpec) -> Encoder:
     base = (encoder.fingerprint, encoder.preprocess)
     prepare(encoder, spec.adapter_layout)
     try:
-        adapted = PeftModel.from_pretrained(encoder.module, str(folder))
+        with warnings.catch_warnings():  # _check_applied below turns this warning into an error
+            warnings.filterwarnings("ignore", message="Found missing adapter keys")
+            adapted = PeftModel.from_pretrained(encoder.module, str(folder))
     except (ValueError, RuntimeError, KeyError) as exc:
         raise ModelError(
             f"{spec.label}: adapter {folder} does not fit base {encoder.name}: {str(exc).splitlines()[0]}"
         ) from None
+    _check_applied(adapted, folder, spec.label, encoder.name)
     if spec.adapter_scale != 1.0:
         scale_adapters(adapted, spec.adapter_scale)
     encoder.module = adapted.merge_and_unload().eval()
@@ -62,3 +66,25 @@ def load_peft(spec: ModelSpec) -> Encoder:
     encoder.settings = {**encoder.settings, "adapter": str(folder), "base_family": encoder.family}
     encoder.family = "peft"
     return encoder
+
+
+def _check_applied(adapted, folder: Path, label: str, base: str) -> None:
+    """Every tensor of the adapter file went into a LoRA layer of the base, and every LoRA layer got one. peft
+    only warns otherwise (a renamed prefix loads nothing and leaves the base's features unchanged)."""
+    from peft.utils import get_peft_model_state_dict, load_peft_weights
+
+    saved = set(load_peft_weights(str(folder), device="cpu"))
+    wanted = set(get_peft_model_state_dict(adapted))
+    unmatched, unfilled = sorted(saved - wanted), sorted(wanted - saved)
+    if unmatched or unfilled:
+        from overspec.models.checkpoints import summarise_keys
+
+        parts = []
+        if unmatched:
+            parts.append(f"{len(unmatched)} of its {len(saved)} tensors match no module: {summarise_keys(unmatched)}")
+        if unfilled:
+            parts.append(f"{len(unfilled)} LoRA tensors of the base get no value: {summarise_keys(unfilled)}")
+        raise ModelError(
+            f"{label}: adapter {folder} does not apply to base {base}: {'; '.join(parts)}; it was saved from "
+            "another model or its tensor names were changed: export it again from the model it was trained on"
+        )

@@ -30,7 +30,7 @@ class Preprocess(BaseModel):
     for models trained on OpenCV-decoded images.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)  # NaN in, NaN features out
 
     size: int = Field(224, gt=0)
     resize: Literal["shortest", "squash"] = "shortest"

@@ -22,7 +22,7 @@ class LoraSettings(BaseModel):
     0 = its base), for trade-off sweeps.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     r: int = Field(gt=0)  # the LoRA rank
     alpha: float = Field(gt=0)  # the LoRA alpha
@@ -49,7 +49,7 @@ class HubDownload(BaseModel):
 class ModelSpec(BaseModel):
     """What a model is and where its files are. See docs in README for each family's keys."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # a NaN scale would make NaN weights
 
     family: str  # a name registered in overspec.models.FAMILIES
     name: str | None = None  # its name in results (default: the zoo name or the spec file's stem)
@@ -91,6 +91,24 @@ class ModelSpec(BaseModel):
             return value.lower() == "true"
         return value
 
+    @field_validator("preprocess")
+    @classmethod
+    def _preprocess(cls, override: dict | None) -> dict | None:
+        """The override's values are checked here (NaN mean, zero std), not when the first image is read."""
+        from pydantic import ValidationError
+
+        from overspec.models.preprocess import Preprocess
+
+        try:
+            Preprocess().updated(override)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise ValueError(
+                f"{key}: {first['msg'].removeprefix('Value error, ')} (got {first.get('input')!r})"
+            ) from None
+        return override
+
     @model_validator(mode="after")
     def _expand_paths(self) -> ModelSpec:
         for key in ("weights", "checkpoint", "head"):
@@ -129,9 +147,35 @@ def spec_from_dict(data: object, *, origin: str) -> ModelSpec:
     return spec
 
 
+NESTED_SPEC_KEYS = ("base", "target", "image")  # other models a spec builds on
+
+
 def load_spec_file(path: str | Path) -> ModelSpec:
-    """Read a YAML model spec; relative paths inside it are resolved against the file's folder."""
-    path = Path(path)
+    """Read a YAML model spec; relative paths inside it are resolved against the file's folder. A chain of
+    specs naming each other (``base:`` itself, a -> b -> a) is one ConfigError naming the chain."""
+    spec = _read_spec_file(Path(path))
+    _check_chain(spec, (Path(path).resolve(),))
+    return spec
+
+
+def _check_chain(spec: ModelSpec, chain: tuple[Path, ...], prefix: str = "") -> None:
+    """Walk the spec files ``spec`` builds on; one already on ``chain`` is a loop (it would recurse forever)."""
+    for key in NESTED_SPEC_KEYS:
+        value = getattr(spec, key)
+        if isinstance(value, dict):
+            _check_chain(spec_from_dict(value, origin=f"{chain[-1]} [{prefix}{key}]"), chain, f"{prefix}{key}.")
+        elif isinstance(value, str) and value.endswith((".yaml", ".yml")) and Path(value).is_file():
+            nested = Path(value).resolve()
+            if nested in chain:
+                loop = " -> ".join(str(p) for p in (*chain[chain.index(nested) :], nested))
+                raise ConfigError(
+                    f"{chain[-1]}: key '{prefix}{key}': the specs name each other in a loop ({loop}); "
+                    "end the chain at a zoo name or a spec file without base"
+                )
+            _check_chain(_read_spec_file(nested), (*chain, nested))
+
+
+def _read_spec_file(path: Path) -> ModelSpec:
     data = read_yaml(path, what="model spec file")
     if isinstance(data, dict) and data.get("family") == "hf_clip" and isinstance(data.get("weights"), str):
         local = path.parent / data["weights"]  # a folder beside the spec, not a hub id of the same spelling

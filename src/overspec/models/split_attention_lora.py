@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from overspec.errors import CheckpointError, ModelError
-from overspec.models.checkpoints import check_fit, load_state_dict, strip_wrapper_prefixes
+from overspec.models.checkpoints import check_fit, load_state_dict, strip_wrapper_prefixes, summarise_keys
 from overspec.models.encoder import NativeHead
 from overspec.models.open_clip_family import (
     OpenClipEncoder,
@@ -174,6 +174,13 @@ def load_split_attention_family(spec: ModelSpec) -> OpenClipEncoder:
     width = next((v.shape[0] for k, v in state.items() if k.endswith("visual.conv1.weight")), 768)
     lora = spec.lora or LoraSettings(r=rank, alpha=recipe.default_alpha(width))
     merged = merge_split_attention(state, lora, source=source)
+    leftover = sorted(k for k in merged if ".w_lora_" in k)
+    if leftover:  # LoRA tensors under names no attention layer has: merging them would silently skip them
+        raise CheckpointError(
+            f"{source}: {len(leftover)} LoRA tensors match no attention layer of the model: "
+            f"{summarise_keys(leftover)}; their names were changed or they belong to another model: "
+            "export the checkpoint again from the model it was trained on"
+        )
     files = [spec.checkpoint]
     if spec.weights:  # base CLIP supplies whatever the checkpoint left out (e.g. the text tower)
         base = strip_wrapper_prefixes(load_state_dict(spec.weights, what=f"{spec.label} base weights"))

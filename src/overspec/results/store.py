@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 from overspec import __version__
 from overspec._atomic import atomic_open
-from overspec.errors import DataError
+from overspec.errors import DataError, StorageError
 
 SCHEMA_VERSION = 4
 
@@ -69,6 +72,9 @@ _ADDED_IN_2 = ("model_task", "base", "base_fingerprint", "headline_metric", "ref
 _ADDED_LATER = {"ci_method": 4}
 # what every value computed before conventions were named follows: overspec's own rules
 _CONVENTION_BEFORE_3 = {"zeroshot": "clip", "linear_probe": "lbfgs"}
+_TABLES = {"results", "cells", "plan"}
+_IN_SCHEMA_1 = COLUMNS[: COLUMNS.index("cell") + 1]  # what every store has had; migrations add the rest
+_NUMBERS = ("value", "ci_low", "ci_high")  # value must be a number; the interval's ends a number or empty
 
 
 class ResultStore:
@@ -84,13 +90,56 @@ class ResultStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.db = sqlite3.connect(str(self.path), timeout=60)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self._create_or_migrate()
+            self._check_own(required=_IN_SCHEMA_1)  # before anything is written into another program's file
+            with self._writing("opening"):
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self._create_or_migrate()
+            self._check_own(required=COLUMNS)
         except sqlite3.DatabaseError as exc:
             raise DataError(
                 f"{self.path}: not a readable results store ({exc}); restore it or rerun into a new --out"
             ) from None
         self.db.row_factory = sqlite3.Row
+
+    @contextmanager
+    def _writing(self, doing: str) -> Iterator[None]:
+        """A write SQLite refuses (disk full, read-only, locked past the timeout) is one line; the transaction
+        it was in rolls back, so every cell stored before it stays."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "full" in text:
+                fix = "free space on its disk (or give the run an --out on a larger one) and rerun"
+            elif "readonly" in text or "read-only" in text:
+                fix = "make it writable, or rerun with --out on a writable folder"
+            elif "locked" in text or "busy" in text:
+                fix = "another process holds it; wait for it to finish, or rerun with another --out"
+            else:
+                raise
+            raise StorageError(
+                f"cannot write {self.path} ({doing}: {text}); {fix}: cells already stored are kept"
+            ) from None
+
+    def _check_own(self, *, required: list[str] | tuple[str, ...]) -> None:
+        """A database another program wrote (other tables, or a results table without ``required`` columns) is
+        refused before anything is written into it or read from it as results."""
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        foreign = sorted(t for t in tables - _TABLES if not t.startswith("sqlite_"))
+        if foreign:
+            raise DataError(
+                f"{self.path}: not an overspec results store (it holds table(s) {', '.join(foreign)}); "
+                "point at a run folder's results.sqlite, or give the run another --out"
+            )
+        if "results" in tables:
+            have = {r[1] for r in self.db.execute("PRAGMA table_info(results)")}
+            missing = [c for c in required if c not in have]
+            if missing:
+                listed = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+                raise DataError(
+                    f"{self.path}: its results table lacks column(s) {listed}, so it was not written by "
+                    "overspec; point at a run folder's results.sqlite, or give the run another --out"
+                )
 
     def _create_or_migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -156,7 +205,7 @@ class ResultStore:
 
     def record_plan(self, cells: list[str]) -> None:
         """The cells of the run's current plan (shards record the whole plan, so merged stores agree)."""
-        with self.db:
+        with self._writing("recording the plan"), self.db:
             self.db.execute("DELETE FROM plan")
             self.db.executemany("INSERT OR IGNORE INTO plan VALUES (?)", [(c,) for c in cells])
 
@@ -169,8 +218,18 @@ class ResultStore:
         self, cell: str, rows: list[ResultRow], *, model: str, dataset: str, protocol: str, details: dict
     ) -> None:
         """Store a finished cell's rows and its completion mark atomically (replacing an earlier copy)."""
+        for row in rows:  # SQLite would store a NaN value as NULL, which no reader can use
+            for end in ("ci_low", "ci_high"):  # an undefined interval (no samples) is no interval
+                if isinstance(getattr(row, end), float) and math.isnan(getattr(row, end)):
+                    setattr(row, end, None)
+            if not all(_number(getattr(row, c), empty=c != "value") for c in _NUMBERS):
+                raise DataError(
+                    f"{self.path}: {model} on {dataset} ({protocol}): metric {row.metric} is {row.value} "
+                    f"[{row.ci_low}, {row.ci_high}], not a finite number; the cell is not stored (cells already "
+                    "stored are kept): check the model's weights and the data for NaN"
+                )
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self.db:
+        with self._writing(f"storing {model} on {dataset} ({protocol})"), self.db:
             self.db.execute("DELETE FROM results WHERE cell = ?", (cell,))
             self.db.executemany(
                 f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
@@ -183,13 +242,23 @@ class ResultStore:
 
     def rows(self, *, current: bool = False) -> list[ResultRow]:
         """Every row, or with ``current`` only those of the planned cells."""
-        cursor = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM results ORDER BY model, dataset, protocol, metric")
+        cursor = self.db.execute(
+            f"SELECT rowid, {', '.join(COLUMNS)} FROM results ORDER BY model, dataset, protocol, metric"
+        )
         planned = self.planned() if current else None
-        return [
-            ResultRow(**{**dict(r), "higher_is_better": bool(r["higher_is_better"])})
-            for r in cursor
-            if planned is None or r["cell"] in planned
-        ]
+        rows = []
+        for r in cursor:
+            if planned is not None and r["cell"] not in planned:
+                continue
+            for column in _NUMBERS:
+                if not _number(r[column], empty=column != "value"):
+                    raise DataError(
+                        f"{self.path}: results row {r['rowid']} ({r['model']}, {r['dataset']}, {r['protocol']}, "
+                        f"{r['metric']}) has {column} {r[column]!r}, not a number: the store was edited or damaged; "
+                        f"delete the row (DELETE FROM results WHERE rowid = {r['rowid']}) and rerun to compute it again"
+                    )
+            rows.append(ResultRow(**{**{c: r[c] for c in COLUMNS}, "higher_is_better": bool(r["higher_is_better"])}))
+        return rows
 
     def superseded(self) -> list[ResultRow]:
         """Rows of cells the current plan no longer holds (kept for the record)."""
@@ -214,7 +283,7 @@ class ResultStore:
             rows, details = by_cell.get(cell, []), json.loads(details)
             self.add_cell(cell, rows, model=model, dataset=dataset, protocol=protocol, details=details)
         if planned:
-            with self.db:
+            with self._writing("merging plans"), self.db:
                 self.db.executemany("INSERT OR IGNORE INTO plan VALUES (?)", [(c,) for c in planned])
         return len(meta)
 
@@ -230,3 +299,10 @@ class ResultStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _number(value: object, *, empty: bool) -> bool:
+    """A finite int or float (SQLite hands back text or NULL where a value was edited or lost); None if ``empty``."""
+    if value is None:
+        return empty
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

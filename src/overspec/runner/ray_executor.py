@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from overspec._threads import usable_cores
-from overspec.errors import OverspecError
+from overspec.errors import ConfigError, OverspecError
 from overspec.runner.executors import Job, identity
 
 # Test hook: "DATASET:MARKER" makes a worker process die (os._exit) the first time it starts a cell of DATASET
@@ -77,9 +77,27 @@ def _start(ray, settings) -> None:
         raise OverspecError(f"cannot start Ray on {where}: {str(exc).splitlines()[0]}") from None
 
 
+def check_fits(ray, settings) -> None:
+    """A worker that asks for more CPUs or GPUs than any node has would wait for them forever (Ray queues it
+    without a word): refuse it at once, saying what the cluster has."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    asked = {"CPU": settings.cpus_per_cell, "GPU": settings.gpus_per_cell}
+    fits = any(all(node.get(kind, 0) >= amount for kind, amount in asked.items()) for node in nodes)
+    if not fits:
+        total = ray.cluster_resources()
+        largest = {kind: max((node.get(kind, 0) for node in nodes), default=0) for kind in asked}
+        raise ConfigError(
+            f"ray: a cell asks for {asked['CPU']:g} CPUs and {asked['GPU']:g} GPUs, but no node of the cluster has "
+            f"that (largest: {largest['CPU']:g} CPUs, {largest['GPU']:g} GPUs; in all {total.get('CPU', 0):g} CPUs, "
+            f"{total.get('GPU', 0):g} GPUs), so it would wait forever; lower --cpus-per-cell / --gpus-per-cell "
+            "(executor.cpus_per_cell / gpus_per_cell) or add nodes"
+        )
+
+
 def _run(ray, job: Job, settings) -> None:
     from overspec._progress import progress_bar
 
+    check_fits(ray, settings)
     worker = ray.remote(CellWorker).options(
         num_cpus=settings.cpus_per_cell,
         num_gpus=settings.gpus_per_cell,

@@ -12,6 +12,7 @@ s = 0) and the biometric score, the Pareto front and the knee point.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,6 +92,18 @@ def knee(points: list[SweepPoint]) -> None:
     points[int(np.argmax(distance))].knee = True
 
 
+def check_scales(scales: list[float], *, extrapolate: bool = False) -> None:
+    """Every scale finite, and in [0, 1] unless extrapolation is asked for explicitly."""
+    for s in scales:
+        if not math.isfinite(s):
+            raise ConfigError(f"--scales: {s} is not a finite number; give scales such as 0,0.5,1")
+        if not extrapolate and not 0 <= s <= 1:
+            raise ConfigError(
+                f"--scales: {s:g} is outside [0, 1] (0 = the base, 1 = the specialist); "
+                "pass --extrapolate to evaluate beyond them"
+            )
+
+
 def run_sweep(
     model: str | Path,
     experiment: str | Path,
@@ -99,8 +112,12 @@ def run_sweep(
     out: str | Path,
     task: str | None = None,
     base: str | Path | None = None,
+    extrapolate: bool = False,
     log=print,
 ) -> list[SweepPoint]:
+    """``extrapolate`` allows scales outside [0, 1] (WiSE-FT-style extrapolation past the base or the
+    specialist); without it such a scale is a mistyped value and refused."""
+    check_scales(scales, extrapolate=extrapolate)
     from overspec.analysis.gelo import Record, analyse
     from overspec.models import FAMILIES
     from overspec.results import ResultStore
