@@ -145,7 +145,10 @@ def evaluate(
     as_json: JsonFlag = False,
     k_shot: Annotated[int | None, typer.Option(help="Linear probe on k examples per class.")] = None,
     probe_recipe: Annotated[
-        str | None, typer.Option(help="Linear-probe recipe: lbfgs (default), clip_benchmark, clip_benchmark_default or clip_paper.")
+        str | None,
+        typer.Option(
+            help="Linear-probe recipe: lbfgs (default), clip_benchmark, clip_benchmark_default or clip_paper."
+        ),
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Images per forward pass [default: 16 on a CPU, 64 on a GPU].", min=1)

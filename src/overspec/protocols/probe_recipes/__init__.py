@@ -2,7 +2,8 @@
 
 Each recipe is a function ``(x_train, y_train, x_test, n_classes, *, val_fraction, seed, device) -> ProbeFit``:
 it carves its validation rows from train (``validation_carve``), picks its regularisation on them, refits on
-train+val and returns test logits (``clip_benchmark_default`` has no validation split and no search). ``docs/conventions.md`` compares them.
+train+val and returns test logits (``clip_benchmark_default`` has no validation split and no search).
+``docs/conventions.md`` compares them.
 """
 
 from __future__ import annotations
