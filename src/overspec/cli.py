@@ -158,6 +158,7 @@ def evaluate(
 ) -> None:
     """Evaluate MODEL on DATASET with one or more protocols, loading both once; metrics are fractions (with
     several protocols, --json prints a list)."""
+    from overspec.compute import compute_for
     from overspec.data import load_dataset
     from overspec.models.identity import spec_fingerprint
     from overspec.protocols import PROTOCOLS
@@ -179,7 +180,7 @@ def evaluate(
     probe = {"k_shot": k_shot} if k_shot else {}
     probe |= {"recipe": probe_recipe} if probe_recipe is not None else {}
     options = {name: probe if name == "linear_probe" else {} for name in protocols}
-    identity = {"model": spec_fingerprint(model), "data": data.fingerprint, "compute": device}
+    identity = {"model": spec_fingerprint(model), "data": data.fingerprint, "compute": compute_for(device).key}
     keys = {name: result_key(protocol=name, options=options[name], **identity) for name in protocols}
     found = {name: recall(key) for name, key in keys.items()}
     encoder = None
@@ -545,12 +546,9 @@ def _score_rows(values: dict, ci: dict, prefix: str = ""):
 
 
 def _default_device() -> str:
-    """cuda when torch sees a GPU, else cpu; without an NVIDIA device node, cpu without importing torch (seconds)."""
-    if sys.platform.startswith("linux") and not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/dxg")):
-        return "cpu"
-    import torch
+    from overspec.compute import default_device
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return default_device()
 
 
 def run() -> None:

@@ -7,7 +7,9 @@ model_fingerprint, dataset_fingerprint, overspec_version, created_at, cell (the 
 identity the planner resolved: model_task (what the model was tuned for), base and base_fingerprint (the model it
 was fine-tuned from), headline_metric (the metric the ``headline`` row repeats), reference (its published name),
 convention (the rules the value follows: ``iso``, ``insightface``, ``madation``, ``foundpad`` for biometric
-protocols, the probe recipe for the linear probe, ``clip`` for zero-shot). A cell's rows are written in one
+protocols, the probe recipe for the linear probe, ``clip`` for zero-shot), device and precision (the compute it
+ran on, ``overspec/compute.py``: ``cpu``/``fp32``, ``cuda``/``fp16-autocast``; empty for rows stored before
+schema 4). A cell's rows are written in one
 transaction with its completion mark, so a crash never leaves half a cell. Each ``overspec run`` records its plan:
 exports and reports show the planned cells; rows of cells that are no longer planned (a replaced checkpoint, changed
 options) stay in the store and are listed by ``superseded``.
@@ -26,7 +28,7 @@ from overspec import __version__
 from overspec._atomic import atomic_open
 from overspec.errors import DataError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass
@@ -55,6 +57,8 @@ class ResultRow:
     headline_metric: str | None = None
     reference: str | None = None
     convention: str | None = None  # the rules the value follows: a metric convention, a probe recipe
+    device: str | None = None  # device type of the forward pass (overspec/compute.py)
+    precision: str | None = None  # its arithmetic: fp32 or fp16-autocast
 
 
 COLUMNS = [f.name for f in fields(ResultRow)]
@@ -98,6 +102,8 @@ class ResultStore:
                 self._migrate_1_to_2()
             if "results" in tables and version < 3:
                 self._migrate_2_to_3()
+            if "results" in tables and version < 4:
+                self._migrate_3_to_4()
             columns = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
             self.db.execute(f"CREATE TABLE IF NOT EXISTS results ({columns})")
             self.db.execute(
@@ -135,6 +141,11 @@ class ResultStore:
             + " ".join(f"WHEN '{p}' THEN '{c}'" for p, c in _CONVENTION_BEFORE_3.items())
             + " ELSE 'iso' END"
         )
+
+    def _migrate_3_to_4(self) -> None:
+        """Record the compute of every value; what earlier stores ran on is unknown (empty)."""
+        for column in ("device", "precision"):
+            self.db.execute(f"ALTER TABLE results ADD COLUMN {column} TEXT")
 
     def finished(self) -> set[str]:
         return {row[0] for row in self.db.execute("SELECT cell FROM cells")}
