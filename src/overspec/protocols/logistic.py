@@ -48,12 +48,22 @@ LOGITS_BUDGET = 1 << 28  # bytes of one objective chunk's logits and scaled feat
 
 @contextmanager
 def one_thread() -> Iterator[None]:
-    """torch in one thread for the block, then as before: how many threads a matrix product or a sum is split
-    over changes the order of its additions, so its last digits, so an L-BFGS trajectory."""
+    """torch, and NumPy's BLAS where threadpoolctl (scikit-learn's dependency) is installed, in one thread for the
+    block, then as before: how many threads a matrix product or a sum is split over changes the order of its
+    additions, so its last digits, so an L-BFGS trajectory."""
+    from contextlib import nullcontext
+
     threads = torch.get_num_threads()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # then NumPy's BLAS keeps its threads; the torch solver does not use it
+        blas = nullcontext()
+    else:
+        blas = threadpool_limits(limits=1, user_api="blas")
     torch.set_num_threads(1)
     try:
-        yield
+        with blas:
+            yield
     finally:
         torch.set_num_threads(threads)
 
