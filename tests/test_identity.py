@@ -129,17 +129,38 @@ def test_a_checkpoint_replaced_in_place_reruns_exactly_its_cells(two_bases, tmp_
 
 
 def test_features_computed_in_fp16_on_cuda_and_fp32_on_the_cpu_are_cached_apart(clip_file, monkeypatch):
+    from overspec.compute import compute_for
     from overspec.features.cache import FeatureCache
-    from overspec.features.extract import compute_setting
     from overspec.models import load_model
 
     encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
-    settings = {"cpu": compute_setting(encoder, amp=True)}
-    monkeypatch.setattr(type(encoder), "device", property(lambda self: torch.device("cuda")))
-    settings |= {"cuda amp": compute_setting(encoder, amp=True), "cuda fp32": compute_setting(encoder, amp=False)}
+    settings = {"cpu": compute_for(encoder.device).key}
+    cuda = torch.device("cuda", 1)
+    settings |= {"cuda amp": compute_for(cuda).key, "cuda fp32": compute_for(cuda, amp=False).key}
     assert settings == {"cpu": "cpu-fp32", "cuda amp": "cuda-fp16-autocast", "cuda fp32": "cuda-fp32"}
+    assert compute_for("cuda:0") == compute_for(cuda)  # the index does not change a number
     keys = {FeatureCache().key(model="m", dataset="d", preprocess="p", compute=c) for c in settings.values()}
     assert len(keys) == 3
+
+
+def test_the_compute_is_in_every_cell_key_and_row_and_threads_batches_workers_are_not(two_bases):
+    """One notion of compute (device type and arithmetic): another device is another cell; batch size, workers and
+    the executor are not part of a cell; every row records its device and precision."""
+    from overspec.config import load_config
+    from overspec.runner.plan import plan
+
+    experiment = load_config(two_bases / "two.yaml")
+    keys = [c.key for c in plan(experiment)]
+    assert {c.compute.key for c in plan(experiment)} == {"cpu-fp32"}
+    same = experiment.model_copy(update={"batch_size": 3, "workers": 2, "executor": {"name": "ray"}})
+    assert [c.key for c in plan(same)] == keys
+    for device in ("cuda", "cuda:1"):
+        on_gpu = plan(experiment.model_copy(update={"device": device}))
+        assert {c.compute.key for c in on_gpu} == {"cuda-fp16-autocast"}
+        assert not set(keys) & {c.key for c in on_gpu}  # every cell runs again, once per device type
+    assert [c.key for c in plan(experiment.model_copy(update={"device": "cpu"}))] == keys
+    rows = table(two_bases / "run")
+    assert {(r["device"], r["precision"]) for r in rows} == {("cpu", "fp32")}
 
 
 def test_conse_works_with_the_prompt_scorer(tmp_path):
@@ -224,6 +245,7 @@ def test_a_store_written_by_release_0_1_opens_migrated(tmp_path):
     with sqlite3.connect(out / "results.sqlite") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert {r.ci_method for r in rows.values()} == {None}  # added in schema 4: old rows had no stated method
+    assert {(r.device, r.precision) for r in rows.values()} == {(None, None)}  # not recorded then: unknown
     rebuilt = overspec("report", str(out))
     assert rebuilt.returncode == 0, rebuilt.stderr
     summary = json.loads((out / "summary.json").read_text())

@@ -117,6 +117,36 @@ def test_classification_metrics_equal_scikit_learn():
         accuracy_topk(logits[:, :3], labels % 3, k=5)
 
 
+def test_ties_go_to_the_lowest_class_index():
+    """``[1, 3, 3, 0, 3]``: torch 2.14's CPU ``topk`` ranks index 2 first; overspec ranks 1, 2, 4 (argmax's rule)."""
+    row = np.array([[1.0, 3.0, 3.0, 0.0, 3.0]])
+    assert [accuracy_topk(row, [label], k=1) for label in range(5)] == [0, 1, 0, 0, 0]
+    assert [accuracy_topk(row, [label], k=2) for label in range(5)] == [0, 1, 1, 0, 0]
+    assert accuracy_topk(row, [4], k=3) == 1 and accuracy_topk(row, [0], k=4) == 1
+    assert mean_per_class_recall(row, [1]) == 1 and mean_per_class_recall(row, [2]) == 0  # top-1 and recall agree
+
+
+def test_duplicated_class_names_tie_exactly_and_the_first_wins():
+    """OpenAI's ImageNet names repeat ("sunglasses" twice): the two classes get one zero-shot weight vector."""
+    from overspec.protocols.result import correct_top1
+    from overspec.protocols.zeroshot import zero_shot_logits, zero_shot_weights
+
+    vocabulary = {"a photo of a cat": 0, "a photo of a sunglasses": 1, "a photo of a dog": 2}
+    table = np.random.default_rng(0).normal(size=(3, 8))
+    weights = zero_shot_weights(
+        lambda texts: table[[vocabulary[t] for t in texts]],
+        ["cat", "sunglasses", "dog", "sunglasses"],
+        ["a photo of a {c}"],
+    )
+    assert np.array_equal(weights[:, 1], weights[:, 3])
+    features = table[[1, 1, 0, 2]] + np.random.default_rng(1).normal(scale=0.01, size=(4, 8))
+    logits = zero_shot_logits(features, weights)
+    assert np.array_equal(logits[:, 1], logits[:, 3])  # an exact tie, image by image
+    labels = np.array([1, 3, 0, 2])  # the second image is of the later "sunglasses"
+    assert accuracy_topk(logits, labels, k=1) == 0.75 and accuracy_topk(logits, labels, k=2) == 1
+    assert correct_top1(logits, labels).tolist() == [True, False, True, True]
+
+
 @pytest.mark.parametrize(
     ("scores", "labels", "message"),
     [

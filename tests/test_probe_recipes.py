@@ -121,6 +121,30 @@ def test_clip_benchmark_recipe_equals_clip_benchmark(monkeypatch):
     assert np.array_equal(details["correct"], logits.argmax(axis=1) == yt)
 
 
+def test_clip_benchmark_default_recipe_equals_clip_benchmark_without_a_validation_split(monkeypatch):
+    """Its ``evaluate`` without ``val_dataloader``: ``best_wd = 0``, ``train`` on the training loader, ``infer``."""
+    lp = pytest.importorskip("clip_benchmark.metrics.linear_probe")
+    from torch.utils.data import DataLoader
+
+    monkeypatch.setattr(torch.nn.Module, "cuda", lambda self, *args, **kwargs: self)
+    monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *args, **kwargs: self)
+    (x, y), (xt, yt) = synthetic(300, 200, 12, 4, seed=5)
+    featurizer = lp.Featurizer(_Raw(), normalize=True)
+    with torch.no_grad():
+        train_features, features_test = featurizer(torch.as_tensor(x)), featurizer(torch.as_tensor(xt))
+    train_loader = DataLoader(lp.FeatureDataset(train_features, torch.as_tensor(y)), batch_size=64, shuffle=True)
+    test_loader = DataLoader(lp.FeatureDataset(features_test, torch.as_tensor(yt)), batch_size=64, shuffle=False)
+    final_model = lp.train(train_loader, 12, int(y.max()) + 1, 0, 0.1, 10, False, "cpu", 7)
+    logits, _ = lp.infer(final_model, test_loader, False, "cpu")
+    metrics, details = probe(x, y, xt, yt, 4, recipe="clip_benchmark_default", seed=7)
+    assert details["weight_decay"] == 0 and details["n_validation"] == 0
+    assert np.array_equal(details["correct"], logits.numpy().argmax(axis=1) == yt)
+    fit = PROBE_RECIPES.get("clip_benchmark_default")(x, y, xt, 4, seed=7)
+    np.testing.assert_allclose(fit.logits, logits.numpy(), rtol=1e-5, atol=1e-6)  # the same layer, step for step
+    other_seed = PROBE_RECIPES.get("clip_benchmark_default")(x, y, xt, 4, seed=8)
+    assert not np.allclose(other_seed.logits, logits.numpy(), atol=1e-4)  # the comparison can fail
+
+
 def clip_paper_transcription(x_train, y_train, x_test, *, seed):
     """The reference is the paper's text (Radford et al. 2021, appendix A.3): "we determine the L2
     regularization strength λ using a hyperparameter sweep on the validation sets over the range between
@@ -185,7 +209,8 @@ def test_every_recipe_probes(recipe):
     y[y == 5], yt[0] = 4, 5  # a class absent from training: never predicted, still counted
     metrics, details = probe(x, y, xt, yt, 6, recipe=recipe)
     assert details["recipe"] == recipe and 0.4 < metrics["acc1"] <= 1 and "acc5" in metrics
-    assert not details["correct"][0] and details["n_train"] == 120 and details["n_validation"] > 0
+    assert not details["correct"][0] and details["n_train"] == 120
+    assert (details["n_validation"] > 0) == (recipe != "clip_benchmark_default")  # the one path without a search
 
 
 def test_unknown_recipe_names_the_known_ones():
@@ -215,7 +240,7 @@ def test_config_probe_recipe_is_validated(tmp_path):
         validated(Experiment, data, origin="x.yaml")
     assert "general.probe_recipe" in str(error.value)
     assert "unknown probe recipe 'clip_papr'; did you mean 'clip_paper'" in str(error.value)
-    assert "available: clip_benchmark, clip_paper, lbfgs" in str(error.value)
+    assert "available: clip_benchmark, clip_benchmark_default, clip_paper, lbfgs" in str(error.value)
     assert "\n" not in str(error.value)
 
 

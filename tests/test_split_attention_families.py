@@ -24,8 +24,8 @@ CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711])
 RECIPES = {  # family -> (r, alpha, PIL resample, mean, std, bgr): what each repository's eval code does
     "froundation": (16, 32.0, Image.BICUBIC, CLIP_MEAN, CLIP_STD, False),
     "madation": (2, 4.0, Image.BILINEAR, np.full(3, 0.5), np.full(3, 0.5), True),
-    "foundpad": (8, 8.0, Image.BILINEAR, np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225]), False),
-}
+    "foundpad": (8, 8.0, "cv2", np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225]), False),
+}  # FoundPAD resizes with albumentations' A.Resize: cv2.resize INTER_LINEAR
 
 
 def merged_reference(model: torch.nn.Module, lora: dict, factor: float) -> torch.nn.Module:
@@ -41,7 +41,14 @@ def merged_reference(model: torch.nn.Module, lora: dict, factor: float) -> torch
 
 
 def preprocess_by_hand(path, size, resample, mean, std, bgr) -> torch.Tensor:
-    image = np.asarray(Image.open(path).convert("RGB").resize((size, size), resample), dtype=np.float64) / 255
+    rgb = Image.open(path).convert("RGB")
+    if resample == "cv2":
+        import cv2
+
+        resized = cv2.resize(np.asarray(rgb), (size, size), interpolation=cv2.INTER_LINEAR)
+    else:
+        resized = rgb.resize((size, size), resample)
+    image = np.asarray(resized, dtype=np.float64) / 255
     if bgr:
         image = image[..., ::-1]
     return torch.tensor(((image - mean) / std).transpose(2, 0, 1), dtype=torch.float32)
@@ -89,6 +96,36 @@ def test_checkpoint_embeddings_equal_merged_weights(family, tmp_path):
         bonafide = np.exp(logits[:, 1]) / np.exp(logits).sum(axis=1)
         np.testing.assert_allclose(scores, bonafide, atol=1e-6)
         assert encoder.head.positive == "bonafide"
+
+
+def test_foundpad_resizes_as_opencv_inter_linear():
+    """FoundPAD's A.Resize(224, 224) is cv2.resize INTER_LINEAR on the uint8 image: equal to the last bit on a
+    450-pixel crop (where antialiased bilinear is far off), and a 224 image passes unresized."""
+    import cv2
+    from skimage.data import astronaut
+
+    from overspec.models.split_attention_lora import RECIPES as FAMILIES
+
+    preprocess = FAMILIES["foundpad"].preprocess
+    transform = preprocess.transform()
+    mean, std = np.array(preprocess.mean, np.float32), np.array(preprocess.std, np.float32)
+
+    def expected(array):
+        resized = cv2.resize(array, (224, 224), interpolation=cv2.INTER_LINEAR)
+        scaled = torch.from_numpy(resized).permute(2, 0, 1).float() / 255  # ToTensor's arithmetic
+        return (scaled - torch.from_numpy(mean)[:, None, None]) / torch.from_numpy(std)[:, None, None]
+
+    crop = np.ascontiguousarray(astronaut()[20:470, 30:480])
+    assert crop.shape == (450, 450, 3)
+    got = transform(Image.fromarray(crop))
+    assert torch.equal(got, expected(crop))
+    antialiased = preprocess.updated({"interpolation": "bilinear"}).transform()(Image.fromarray(crop))
+    assert ((antialiased - got) * torch.from_numpy(std)[:, None, None]).abs().max() * 255 > 10  # it matters
+    small = np.ascontiguousarray(crop[:224, :224])
+    assert torch.equal(transform(Image.fromarray(small)), expected(small))
+    assert np.array_equal(cv2.resize(small, (224, 224), interpolation=cv2.INTER_LINEAR), small)
+    with pytest.raises(ValueError, match="set resize: squash"):
+        preprocess.updated({"resize": "shortest"})
 
 
 def test_standard_scaling_and_ddp_prefix(tmp_path):

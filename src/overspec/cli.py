@@ -252,7 +252,10 @@ def evaluate(
     ] = None,
     k_shot: Annotated[int | None, typer.Option(help="Linear probe on k examples per class.", min=1)] = None,
     probe_recipe: Annotated[
-        str | None, typer.Option(help="Linear-probe recipe: lbfgs (default), clip_benchmark or clip_paper.")
+        str | None,
+        typer.Option(
+            help="Linear-probe recipe: lbfgs (default), clip_benchmark, clip_benchmark_default or clip_paper."
+        ),
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Images per forward pass [default: 16 on a CPU, 64 on a GPU].", min=1)
@@ -755,7 +758,7 @@ def metrics(as_json: JsonFlag = False) -> None:
 
 
 def _default_device() -> str:
-    from overspec.evaluation import default_device
+    from overspec.compute import default_device
 
     return default_device()
 

@@ -130,14 +130,15 @@ def evaluate(
     protocol CSV or a released layout's folder (``layout``) for attack_detection, whose ``task`` is mad or pad.
     ``options``: per protocol, as an experiment's ``options:``; ``convention`` sets the convention of each protocol
     that has a choice (the probe's recipe; zero-shot has one rule)."""
-    from overspec.features.extract import arithmetic
+    from overspec.compute import compute_for, default_device
     from overspec.results.memo import recall, remember, result_key
     from overspec.runner.run import _Resources, evaluate_cell
 
     device = device or default_device()
     experiment, cells = _planned(
-        str(model), str(dataset), protocols, options or {}, convention, root, task, layout, frames_per_video
+        str(model), str(dataset), protocols, options or {}, convention, root, task, layout, frames_per_video, device
     )
+    compute = compute_for(device)  # as the plan put it in each cell's key
     experiment = experiment.model_copy(update={"device": device, "batch_size": batch_size, "workers": num_workers})
     resources = _Resources(experiment, cells)
     data_fingerprint = _data_fingerprint(cells[0], resources)
@@ -147,7 +148,7 @@ def evaluate(
             data=data_fingerprint,
             protocol=c.protocol.name,
             options={"options": c.protocol.options, "headline": c.protocol.headline, "task": c.task},
-            compute=device,
+            compute=compute.key,
         )
         for c in cells
     }
@@ -171,12 +172,12 @@ def evaluate(
         cells[0].dataset,
         data_fingerprint,
         device,
-        arithmetic(device),
+        compute.precision,
         outcomes,
     )
 
 
-def _planned(model: str, dataset: str, protocols, options, convention, root, task, layout, frames_per_video):
+def _planned(model: str, dataset: str, protocols, options, convention, root, task, layout, frames_per_video, device):
     """``(experiment, cells)``: the request as an experiment, planned as `overspec run` plans one (model identity
     and weights present, options, conventions, data fingerprints), cells in the order the protocols were asked."""
     from overspec._validation import validated
@@ -192,7 +193,7 @@ def _planned(model: str, dataset: str, protocols, options, convention, root, tas
             "biometric file or folder; evaluate them in two calls"
         )
     spec = _experiment(model, dataset, names, per, root, task, layout, frames_per_video, general=bool(general))
-    experiment = validated(Experiment, spec, origin="overspec eval")
+    experiment = validated(Experiment, {**spec, "device": device}, origin="overspec eval")
     cells = sorted(plan(experiment), key=lambda c: names.index(c.protocol.name))
     skipped = [n for n in names if n not in {c.protocol.name for c in cells}]
     if skipped:  # the planner skips a probe on a dataset without a train split; asked for by name, it is an error
@@ -301,14 +302,3 @@ def _data_fingerprint(cell, resources) -> str:
 
         content = load_pair_list(location)[0].fingerprint
     return digest([cell.data_fingerprint, cell.benchmark.reading, content])
-
-
-def default_device() -> str:
-    """cuda when torch sees a GPU, else cpu; without an NVIDIA device node, cpu without importing torch (seconds)."""
-    import sys
-
-    if sys.platform.startswith("linux") and not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/dxg")):
-        return "cpu"
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"

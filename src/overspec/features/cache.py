@@ -166,7 +166,7 @@ class FeatureCache:
         self.root = Path(root) if root else cache_dir() / "features"
 
     def key(self, *, model: str, dataset: str, preprocess: str, compute: str) -> str:
-        """``compute`` is the device type and arithmetic (e.g. ``cuda-fp16-autocast``, ``cpu-fp32``)."""
+        """``compute``: ``Compute.key`` (``overspec/compute.py``), e.g. ``cuda-fp16-autocast``, ``cpu-fp32``."""
         return digest({"model": model, "dataset": dataset, "preprocess": preprocess, "compute": compute})
 
     def folder(self, key: str) -> Path:

@@ -11,6 +11,7 @@ from overspec._hashing import digest
 from overspec._paths import cache_writable
 from overspec._progress import progress_bar
 from overspec._threads import usable_cores
+from overspec.compute import compute_for
 from overspec.errors import DataError, ModelError
 from overspec.features.cache import FeatureCache, verified_load
 
@@ -65,7 +66,7 @@ def extract_features(
         model=encoder.fingerprint,
         dataset=dataset.fingerprint,
         preprocess=digest(encoder.preprocess.model_dump()),
-        compute=compute_setting(encoder, amp),
+        compute=compute_for(encoder.device, amp=amp).key,
     )
     found = cache.get(key, rows=n)
     if found is not None:
@@ -76,7 +77,7 @@ def extract_features(
         "model": encoder.name,
         "model_fingerprint": encoder.fingerprint,
         "dataset": dataset.fingerprint,
-        "compute": compute_setting(encoder, amp),
+        "compute": compute_for(encoder.device, amp=amp).key,
     }
     with cache.open(key, n_rows=n, meta=meta) as entry:
         if entry.final.exists():  # another process finished while we waited for the lock
@@ -86,18 +87,6 @@ def extract_features(
         start = entry.resume_row()
         _compute(encoder, dataset, start, n, batch_size, num_workers, progress, amp, description, entry, chunk_rows)
         return entry.finish()
-
-
-def compute_setting(encoder: Encoder, amp: bool) -> str:
-    """Device type and arithmetic of the forward pass: fp16 autocast on CUDA gives other features than fp32 on
-    the CPU, so the two are cached apart."""
-    device = encoder.device.type
-    return f"{device}-{arithmetic(device, amp)}"
-
-
-def arithmetic(device: str, amp: bool = True) -> str:
-    """The arithmetic of a forward pass on ``device`` (a torch device string): fp16 autocast on CUDA with ``amp``."""
-    return "fp16-autocast" if amp and device.split(":")[0] == "cuda" else "fp32"
 
 
 def _compute(encoder, dataset, start, stop, batch_size, num_workers, progress, amp, description, entry, chunk_rows):

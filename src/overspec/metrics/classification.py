@@ -19,8 +19,16 @@ def _check(logits, labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def accuracy_topk(logits, labels, *, k: int = 1) -> float:
-    """Fraction of samples whose label is among the ``k`` highest logits (ties broken by class index,
-    the lower index first, as ``torch.topk`` on CPU does for equal values)."""
+    """Fraction of samples whose label is among the ``k`` highest logits.
+
+    Ties: the lower class index ranks first (a stable sort of the logits, descending). CLIP_benchmark's accuracy
+    takes ``output.topk(k, 1, True, True)``, whose order among equal values torch leaves undocumented and which
+    differs by device and version (torch 2.14 on CPU ranks index 2 first in ``[1, 3, 3, 0, 3]``), so no rule
+    replays it everywhere; the lowest index is ``torch.argmax``'s and ``np.argmax``'s documented rule, the one
+    CLIP_benchmark's own per-class recall (``logits.argmax``) and ``mean_per_class_recall`` here use, so top-1
+    and recall agree. Exact ties are real: ImageNet's OpenAI class names repeat ("missile", "sunglasses"), so the
+    two classes of a name get identical zero-shot weights and the later one is never a top-1 prediction.
+    """
     z, y = _check(logits, labels)
     if k > z.shape[1]:
         raise DataError(f"top-{k} accuracy needs at least {k} classes, got {z.shape[1]}")

@@ -151,9 +151,10 @@ RECIPES: dict[str, FamilyRecipe] = {
         Preprocess(size=224, resize="squash", interpolation="bilinear", mean=HALF, std=HALF, channel_order="bgr"),
         default_alpha=lambda width: 8.0 if width >= 1024 else 4.0,
     ),
-    # FoundPAD: RGB, Resize 224 bilinear, ImageNet mean/std; r=8, alpha=8.
+    # FoundPAD: RGB, albumentations A.Resize 224 (OpenCV INTER_LINEAR, no antialiasing), ImageNet mean/std; r=8,
+    # alpha=8.
     "foundpad": FamilyRecipe(
-        Preprocess(size=224, resize="squash", interpolation="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD),
+        Preprocess(size=224, resize="squash", interpolation="opencv_linear", mean=IMAGENET_MEAN, std=IMAGENET_STD),
         default_alpha=lambda width: 8.0,
     ),
 }

@@ -72,7 +72,7 @@ def probe_scores(encoder: Encoder, features: dict[str, np.ndarray], data: Attack
     if "train" not in features:
         raise ModelError(f"scorer probe needs a train split in {data.name}")
     labels = data.split("train").bonafide.astype(np.int64)
-    model, _, _ = fit_probe(features["train"], labels, 2, final_tolerance=1e-4)
+    model, _, _ = fit_probe(features["train"], labels, 2)
     with torch.no_grad():
         logits = model.logits(torch.from_numpy(features["test"]))
     return (logits[:, 1] - logits[:, 0]).numpy()

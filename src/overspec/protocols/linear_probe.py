@@ -8,6 +8,7 @@ from overspec.data.labelled import LabelledDataset
 from overspec.errors import ConfigError
 from overspec.features import extract_features
 from overspec.models.encoder import Encoder
+from overspec.protocols.logistic import one_thread
 from overspec.protocols.probe_recipes import DEFAULT_RECIPE, PROBE_RECIPES
 from overspec.protocols.probe_recipes.lbfgs import fit_probe  # noqa: F401 (its home before recipes)
 from overspec.protocols.result import ProtocolResult, classification_metrics, correct_top1
@@ -32,11 +33,12 @@ def probe(
     seed: int = 0,
     device: str = "cpu",
 ) -> tuple[dict, dict]:
-    """Pure probe on arrays by the named ``recipe`` (``PROBE_RECIPES``), the test split touched once.
-    Returns ``(metrics, details)``."""
-    fitted = PROBE_RECIPES.get(recipe)(
-        x_train, y_train, x_test, n_classes, val_fraction=val_fraction, seed=seed, device=device
-    )
+    """Pure probe on arrays by the named ``recipe`` (``PROBE_RECIPES``), the test split touched once, torch in one
+    thread (``one_thread``: the same digits whatever thread count the process was given). Returns
+    ``(metrics, details)``."""
+    recipe_fit = PROBE_RECIPES.get(recipe)
+    with one_thread():
+        fitted = recipe_fit(x_train, y_train, x_test, n_classes, val_fraction=val_fraction, seed=seed, device=device)
     metrics = classification_metrics(fitted.logits, y_test)
     details = {
         "recipe": recipe,

@@ -29,6 +29,7 @@ def code_fingerprint() -> str:
 
 
 def result_key(*, model: str, data: str, protocol: str, options: dict, compute: str) -> str:
+    """``compute``: ``Compute.key`` (``overspec/compute.py``), the device type and arithmetic, as in a cell's key."""
     return digest(
         {
             "model": model,

@@ -10,7 +10,8 @@ convention (the rules the value follows: ``iso``, ``insightface``, ``madation``,
 protocols, with options after a colon such as ``madation:float32``; the probe recipe for the linear probe,
 ``clip`` for zero-shot), ci_method (how the interval was obtained: a bootstrap over pairs, samples, videos or
 subjects, or Wilson's interval). A metric whose operating point the data cannot resolve has no row; the cell's
-details say why (``unresolved``). A cell's rows are written in one
+details say why (``unresolved``). device and precision: the compute it ran on (``overspec/compute.py``:
+``cpu``/``fp32``, ``cuda``/``fp16-autocast``; empty for rows stored before schema 4). A cell's rows are written in one
 transaction with its completion mark, so a crash never leaves half a cell. Each ``overspec run`` records its plan:
 exports and reports show the planned cells; rows of cells that are no longer planned (a replaced checkpoint, changed
 options) stay in the store and are listed by ``superseded``.
@@ -62,6 +63,8 @@ class ResultRow:
     reference: str | None = None
     convention: str | None = None  # the rules the value follows: a metric convention, a probe recipe
     ci_method: str | None = None  # how ci_low/ci_high were obtained (bootstrap over what, Wilson, ...)
+    device: str | None = None  # device type of the forward pass (overspec/compute.py)
+    precision: str | None = None  # its arithmetic: fp32 or fp16-autocast
 
 
 COLUMNS = [f.name for f in fields(ResultRow)]
@@ -69,7 +72,7 @@ _TYPES = {"value": "REAL", "ci_low": "REAL", "ci_high": "REAL", "n": "INTEGER", 
 _ADDED_IN_2 = ("model_task", "base", "base_fingerprint", "headline_metric", "reference")
 # columns added after schema 3, each in the schema that added it: a migration adds those a store lacks (NULL in its
 # old rows, which had no such figure)
-_ADDED_LATER = {"ci_method": 4}
+_ADDED_LATER = {"ci_method": 4, "device": 4, "precision": 4}  # column: the schema that added it
 # what every value computed before conventions were named follows: overspec's own rules
 _CONVENTION_BEFORE_3 = {"zeroshot": "clip", "linear_probe": "lbfgs"}
 _TABLES = {"results", "cells", "plan"}

@@ -3,8 +3,9 @@
 Identity is resolved here, once. Each cell carries its model's content fingerprint, its base (the experiment
 model it was fine-tuned from) and task, the fingerprint of its data, and its protocol's options and headline
 metric. The runner, store, analysis and report read these fields and never re-resolve a spec or guess from
-names. A cell's key is its content: change the weights, a spec, the options or the data, and exactly the
-affected cells run again.
+names. A cell's key is its content: change the weights, a spec, the options, the data or the compute (device
+type and arithmetic, ``overspec/compute.py``), and exactly the affected cells run again; threads, batch size,
+workers and the executor are not part of it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from overspec._hashing import content_digests, digest, path_sha256
+from overspec.compute import Compute, compute_for
 from overspec.config import BiometricBenchmark, Experiment, ModelEntry
 from overspec.errors import ConfigError, OverspecError
 
@@ -53,6 +55,7 @@ class Cell:
     data_fingerprint: str
     protocol: ProtocolSpec
     benchmark: BiometricBenchmark | None = None
+    compute: Compute = Compute("cpu", "fp32")  # where and in what arithmetic its model runs
 
     @property
     def key(self) -> str:
@@ -63,6 +66,7 @@ class Cell:
                 "dataset": [self.dataset, self.task, self.data_fingerprint],
                 "protocol": [self.protocol.name, self.protocol.options, self.protocol.headline],
                 "layout": self.benchmark.reading if self.benchmark else None,
+                "compute": self.compute.key,
             }
         )[:20]
 
@@ -77,6 +81,7 @@ def plan(experiment: Experiment) -> list[Cell]:
     from overspec.protocols.specs import PROTOCOL_INFO
 
     identities = resolve_models(experiment)
+    compute = compute_for(experiment.device)
     evaluations = _evaluations(experiment)
     fingerprints: dict[str | None, str] = {}
     cells = []
@@ -90,7 +95,8 @@ def plan(experiment: Experiment) -> list[Cell]:
             if task == "general":
                 headline = experiment.general.headline_of(headline)
             spec = ProtocolSpec(protocol, dict(options or {}), headline)
-            cells.append(Cell(identities[entry.name], dataset, task, location, fingerprints[location], spec, bench))
+            cell = Cell(identities[entry.name], dataset, task, location, fingerprints[location], spec, bench, compute)
+            cells.append(cell)
     return cells
 
 

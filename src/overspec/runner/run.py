@@ -50,7 +50,8 @@ class _Resources:
 
             self.encoder = None  # free the previous model first
             set_torch_threads(self.cores)
-            encoder = load_model(cell.model.entry.source, device=self.experiment.device or _device())
+            # the device the plan put in the cell's key (a Ray worker does not choose another)
+            encoder = load_model(cell.model.entry.source, device=self.experiment.device or cell.compute.device)
             if cell.model.base:  # zero-shot borrows the text tower of the base the plan resolved
                 encoder.settings["base"] = self.sources.get(cell.model.base, encoder.settings.get("base"))
             self.encoder_key, self.encoder = (cell.model.name, cell.model.fingerprint), encoder
@@ -76,12 +77,6 @@ class _Resources:
             else:
                 self.datasets[key] = cell.location  # face_verification / ijb read their own files
         return self.datasets[key]
-
-
-def _device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def evaluate_cell(cell: Cell, resources: _Resources) -> ProtocolResult:
@@ -153,6 +148,8 @@ def result_rows(
                 reference=cell.model.reference,
                 convention=cell.protocol.convention,
                 ci_method=method,
+                device=cell.compute.device,
+                precision=cell.compute.precision,
             )
         )
     return rows

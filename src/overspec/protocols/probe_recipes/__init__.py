@@ -2,7 +2,8 @@
 
 Each recipe is a function ``(x_train, y_train, x_test, n_classes, *, val_fraction, seed, device) -> ProbeFit``:
 it carves its validation rows from train (``validation_carve``), picks its regularisation on them, refits on
-train+val and returns test logits. ``docs/conventions.md`` compares them.
+train+val and returns test logits (``clip_benchmark_default`` has no validation split and no search).
+``docs/conventions.md`` compares them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class ProbeFit:
 PROBE_RECIPES: Registry[Callable[..., ProbeFit]] = Registry("probe recipe")
 PROBE_RECIPES.register("lbfgs", "overspec.protocols.probe_recipes.lbfgs:lbfgs")
 PROBE_RECIPES.register("clip_benchmark", "overspec.protocols.probe_recipes.clip_benchmark:clip_benchmark")
+PROBE_RECIPES.register(
+    "clip_benchmark_default", "overspec.protocols.probe_recipes.clip_benchmark:clip_benchmark_default"
+)
 PROBE_RECIPES.register("clip_paper", "overspec.protocols.probe_recipes.clip_paper:clip_paper")
 DEFAULT_RECIPE = "lbfgs"
 

@@ -12,6 +12,11 @@ and a ``randperm``. A private generator stands in for the global one, so the cal
 alone. Differences: float32 throughout (its ``--no_amp``; by default it trains under CUDA autocast), any
 device (it insists on CUDA), and the validation rows are overspec's seeded carve (its ``--val_proportion``
 splits with torch's global RNG after model creation, which no other program can replay).
+
+``clip_benchmark_default`` is its path without a validation split (its default: no ``--val_proportion``): weight
+decay 0, no search, the layer trained on all training rows. Rows enter in dataset order (its ``evaluate`` first
+permutes them with torch's global RNG, which no other program can replay; the ``DataLoader``'s seeded shuffle
+follows either way).
 """
 
 from __future__ import annotations
@@ -111,3 +116,27 @@ def clip_benchmark(
         "n_validation": len(val_rows),
     }
     return ProbeFit(full_logits(scores, np.arange(n_outputs), n_classes), details)
+
+
+def clip_benchmark_default(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    n_classes: int,
+    *,
+    val_fraction: float = 0.2,  # unused: this path has no validation split
+    seed: int = 0,
+    device: str = "cpu",
+) -> ProbeFit:
+    """L2-normalised features, AdamW-trained linear layer at weight decay 0 on all training rows (module docstring)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = F.normalize(torch.as_tensor(x_train, dtype=torch.float32, device=device), dim=-1)
+    y = torch.as_tensor(y_train, dtype=torch.long, device=device)
+    n_outputs = int(y_train.max()) + 1  # as its output_shape: targets.max() + 1
+    weight, bias = train_linear(x, y, n_outputs, 0.0, seed=seed)
+    with torch.no_grad():
+        test = F.normalize(torch.as_tensor(x_test, dtype=torch.float32, device=device), dim=-1)
+        scores = F.linear(test, weight, bias).cpu().numpy()
+    return ProbeFit(full_logits(scores, np.arange(n_outputs), n_classes), {"weight_decay": 0.0, "n_validation": 0})
