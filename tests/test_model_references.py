@@ -127,3 +127,21 @@ def test_experiment_configs_take_references(tmp_path):
     wrong = write_yaml(tmp_path / "w.yaml", {**base, "models": ["ViT-B-16"]})
     with pytest.raises(ConfigError, match=r"key 'models.0': unknown model 'ViT-B-16'.*open_clip:ViT-B-16/openai"):
         load_config(wrong, check_paths=False)
+
+
+def test_a_family_whose_library_is_not_installed_is_one_line_and_not_available(monkeypatch):
+    """A wheel installed with the timm extra only: listing the zoo must not crash on the open_clip entries."""
+    import sys
+
+    from overspec.errors import ModelError
+    from overspec.models import weights_available
+    from overspec.models.hub import hub_needs
+
+    spec = resolve_spec("clip-vit-b16.openai")  # a zoo entry: resolving it reads the zoo, not open_clip
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # `import open_clip` now raises ModuleNotFoundError
+    with pytest.raises(ModelError) as caught:
+        hub_needs(spec)
+    assert str(caught.value).endswith(
+        "needs the package open_clip, which is not installed; pip install 'overspec[clip]'"
+    ) and "\n" not in str(caught.value)
+    assert weights_available(spec) is False

@@ -42,7 +42,19 @@ def hub_needs(spec: ModelSpec) -> list[HubFile]:
     """The hub files ``spec`` loads (none for a model whose files are all local)."""
     from overspec.models import FAMILIES
 
-    return FAMILIES.get(spec.family).hub_needs(spec)
+    try:
+        return FAMILIES.get(spec.family).hub_needs(spec)
+    except ModuleNotFoundError as exc:  # a family's library is an optional extra (e.g. a wheel with timm only)
+        extra = EXTRA_OF_PACKAGE.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        raise ModelError(
+            f"{spec.label}: family {spec.family} needs the package {exc.name}, which is not installed; "
+            f"pip install 'overspec[{extra}]'"
+        ) from None
+
+
+EXTRA_OF_PACKAGE = {"open_clip": "clip", "transformers": "clip", "timm": "timm", "onnx": "onnx", "onnxruntime": "onnx"}
 
 
 def hub_paths(spec: ModelSpec) -> list[Path | None]:
