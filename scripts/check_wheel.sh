@@ -87,13 +87,14 @@ PY
 "$bin/python" - "$work/eval.json" <<'PY'
 import json, sys
 document = json.load(open(sys.argv[1]))
-results = document if isinstance(document, list) else document.get("results", [document])
-assert [r["protocol"] for r in results] == ["linear_probe"], results
+results = document["results"]  # eval's versioned document (src/overspec/schemas/eval.schema.json)
+assert document["schema_version"] >= 1 and [r["protocol"] for r in results] == ["linear_probe"], results
 for result in results:
     metric = result["headline_metric"]
-    value = result[metric] if metric in result else result["metrics"][metric]
-    assert 0 <= value <= 1, value
-    print(f"{result['protocol']}: {metric} = {value:.3f}")
+    value = result["metrics"][metric]["value"]
+    low, high = result["metrics"][metric].get("interval", (value, value))
+    assert 0 <= low <= value <= high <= 1, (low, value, high)
+    print(f"{result['protocol']}: {metric} = {value:.3f} [{low:.3f}, {high:.3f}]")
 PY
 if [[ "${CHECK_WHEEL_QUICKSTART:-0}" == 1 ]]; then
   step "the quickstart from the installed wheel"
