@@ -136,8 +136,12 @@ def test_a_family_whose_library_is_not_installed_is_one_line_and_not_available(m
     from overspec.errors import ModelError
     from overspec.models import weights_available
     from overspec.models.hub import hub_needs
+    from overspec.models.spec import spec_from_dict
 
-    spec = resolve_spec("clip-vit-b16.openai")  # a zoo entry: resolving it reads the zoo, not open_clip
+    # open_clip's published ViT-B/16 by its tag, no local file (a zoo entry's weights path may exist from another test)
+    spec = spec_from_dict(
+        {"family": "open_clip", "arch": "ViT-B-16", "pretrained": "openai", "name": "clip"}, origin="test"
+    )
     monkeypatch.setitem(sys.modules, "open_clip", None)  # `import open_clip` now raises ModuleNotFoundError
     with pytest.raises(ModelError) as caught:
         hub_needs(spec)
