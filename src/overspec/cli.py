@@ -527,6 +527,23 @@ def report(
 
 
 @app.command()
+def browse(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (each holding results.sqlite).")],
+    out_file: Annotated[Path, typer.Option("--out", help="The page to write.")] = Path("compare.html"),
+    reference: Annotated[
+        str, typer.Option(help="The study whose published models are drawn beside yours (chettaoui2025), or none.")
+    ] = "chettaoui2025",
+) -> None:
+    """One self-contained HTML page across runs: every result with its interval, convention and provenance
+    (sortable, filterable), GELO against biometric gain with intervals and the published points, per-dataset
+    changes, and a link to each run's report. Offline: nothing is fetched."""
+    from overspec.report.browse import build_browse
+
+    path = build_browse(run_dirs, out_file, reference=reference)
+    err.print(f"browse: {path}", markup=False, highlight=False)
+
+
+@app.command()
 def quickstart(
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("run/quickstart"),
     scale: Annotated[float, typer.Option(help="Shrink the data (e.g. 0.3) for a faster look.")] = 1.0,

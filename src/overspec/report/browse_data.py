@@ -1,0 +1,250 @@
+"""What ``overspec browse`` shows, as data: every run's stored rows, its GELOs and biometric gains (by the report's
+own code path: ``analysis/gelo.py`` on the rows the planner tagged), and the study's published trade-off points.
+
+A trade-off point is one model of one run under one general protocol: its GELO with the analysis' 95 % interval
+(y) against its mean gain over its own base on the benchmarks of its own task, in points (x). The gain's interval
+combines the two models' own 95 % intervals as if independent (``_gain_errors``): both models are scored on the same
+samples, whose errors are positively correlated, so this overstates the spread rather than hiding it. A model with
+several benchmarks of its task gets the mean gain, its error the root sum of squares over the benchmarks divided by
+their number.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from overspec._csv import csv_rows
+from overspec.analysis.gelo import BiometricGain, GeloResult, analyse, biometric_gains
+from overspec.errors import ConfigError, DataError
+from overspec.protocols.specs import general_protocols
+from overspec.report.build import _records, _samples
+from overspec.report.published import STUDIES, arch_key, load_published
+from overspec.results import ResultStore
+from overspec.results.store import ResultRow
+
+
+@dataclass
+class RunData:
+    """One run folder as the page shows it."""
+
+    label: str  # unique among the page's runs: the folder name, with parents where names repeat
+    path: Path
+    rows: list[ResultRow]  # the store's rows of the current plan (what the run's report and results.csv hold)
+    gelos: dict[str, list[GeloResult]] = field(default_factory=dict)  # general protocol -> one per model
+    gains: list[BiometricGain] = field(default_factory=list)
+
+    @property
+    def report(self) -> Path | None:
+        path = self.path / "report.html"
+        return path if path.is_file() else None
+
+
+@dataclass(frozen=True)
+class TradeoffPoint:
+    source: str  # a run's label, or the published study's name
+    model: str
+    arch: str
+    task: str  # what the model was tuned for: fr, mad, pad
+    protocol: str
+    gelo: float
+    gelo_ci: tuple[float, float] | None
+    gain: float  # points, positive = better than the base whatever the metric's direction
+    gain_errors: tuple[float, float] | None  # (minus, plus) in points, None where a benchmark has no interval
+    benchmarks: tuple[str, ...]
+    base: str
+    published: bool = False
+
+
+def load_runs(run_dirs: list[str | Path]) -> list[RunData]:
+    """Each run folder's current rows, GELOs per general protocol and biometric gains."""
+    if not run_dirs:
+        raise ConfigError("overspec browse: give at least one run folder (one holding results.sqlite)")
+    folders = [_run_folder(Path(p)) for p in run_dirs]
+    seen: dict[Path, Path] = {}
+    for given, folder in zip(run_dirs, folders, strict=True):
+        if folder.resolve() in seen:
+            raise ConfigError(f"{given}: the same run as {seen[folder.resolve()]}; give each run once")
+        seen[folder.resolve()] = Path(given)
+    runs = []
+    for label, folder in zip(_labels(folders), folders, strict=True):
+        store = ResultStore(folder / "results.sqlite", create=False)
+        try:
+            rows = store.rows(current=True)
+        finally:
+            store.close()
+        run = RunData(label, folder, rows)
+        records, _, _ = _records(rows)
+        samples = _samples(folder, rows)
+        for protocol in general_protocols():  # as build_report does: one analysis per protocol
+            found = analyse(records, protocols=[protocol], samples=samples)
+            if found:
+                run.gelos[protocol] = found
+        run.gains = biometric_gains(records)
+        runs.append(run)
+    return runs
+
+
+def _run_folder(path: Path) -> Path:
+    """A run folder, or its results.sqlite given directly."""
+    if path.is_file() and path.name == "results.sqlite":
+        return path.parent
+    if not (path / "results.sqlite").is_file():
+        raise DataError(
+            f"{path}: no results.sqlite there; give a run folder (the --out of `overspec run` or `overspec quickstart`)"
+        )
+    return path
+
+
+def _labels(folders: list[Path]) -> list[str]:
+    """Each folder's shortest trailing part of its path that no other folder ends with (``mad-b``, ``a/run``)."""
+    parts = [folder.resolve().parts for folder in folders]
+    labels = []
+    for i, mine in enumerate(parts):
+        others = [p for j, p in enumerate(parts) if j != i]
+        depth = 1
+        while depth < len(mine) and any(p[-depth:] == mine[-depth:] for p in others):
+            depth += 1
+        labels.append("/".join(mine[-depth:]))
+    return labels
+
+
+def tradeoff_points(runs: list[RunData]) -> list[TradeoffPoint]:
+    """One point per run, specialist and general protocol where the model has both a GELO and a biometric gain."""
+    points = []
+    for run in runs:
+        headline = {(r.model, r.dataset): r for r in run.rows if r.metric == "headline" and r.task != "general"}
+        by_model: dict[str, list[BiometricGain]] = {}
+        for g in run.gains:
+            by_model.setdefault(g.model, []).append(g)
+        for protocol, gelos in sorted(run.gelos.items()):
+            for g in gelos:
+                gains = by_model.get(g.model)
+                if not gains:
+                    continue
+                errors = [
+                    _gain_errors(headline[(x.model, x.benchmark)], headline[(g.baseline, x.benchmark)]) for x in gains
+                ]
+                points.append(
+                    TradeoffPoint(
+                        run.label,
+                        g.model,
+                        g.arch,
+                        gains[0].task,
+                        protocol,
+                        g.gelo,
+                        g.ci if all(math.isfinite(c) for c in g.ci) else None,
+                        100 * float(np.mean([x.gain for x in gains])),
+                        _mean_errors(errors),
+                        tuple(x.benchmark for x in gains),
+                        g.baseline,
+                    )
+                )
+    return points
+
+
+def _gain_errors(model: ResultRow, base: ResultRow) -> tuple[float, float] | None:
+    """(minus, plus) of one benchmark's gain, in points: each side from the two rows' 95 % intervals as independent
+    errors. The gain is model − base (higher is better) or base − model (lower is better)."""
+    ends = (model.ci_low, model.ci_high, base.ci_low, base.ci_high)
+    if any(e is None for e in ends):
+        return None
+    m_down, m_up = model.value - model.ci_low, model.ci_high - model.value
+    b_down, b_up = base.value - base.ci_low, base.ci_high - base.value
+    if not model.higher_is_better:  # the gain rises as the model's error falls
+        m_down, m_up, b_down, b_up = m_up, m_down, b_up, b_down
+    return 100 * math.hypot(m_down, b_up), 100 * math.hypot(m_up, b_down)
+
+
+def _mean_errors(errors: list[tuple[float, float] | None]) -> tuple[float, float] | None:
+    if not errors or any(e is None for e in errors):
+        return None
+    k = len(errors)
+    return math.sqrt(sum(e[0] ** 2 for e in errors)) / k, math.sqrt(sum(e[1] ** 2 for e in errors)) / k
+
+
+@dataclass(frozen=True)
+class StudyBiometric:
+    """How a bundled study's biometric table (``<name>_biometric.csv``: model, arch, benchmark_metric,
+    value_percent) gives each specialist's gain: its base's name and, per task, the headline rows and direction."""
+
+    base: str
+    headlines: dict[str, tuple[tuple[str, ...], bool]]  # task -> (benchmark_metric names, higher is better)
+
+
+# Chettaoui et al. (IJCB 2025): FR by its 10-fold accuracies and IJB TAR@FAR=1e-4, MAD by its EER, PAD by
+# CelebA-Spoof HTER (the headline of each of the paper's biometric tables).
+STUDY_BIOMETRICS = {
+    "chettaoui2025": StudyBiometric(
+        "CLIP",
+        {
+            "fr": (
+                ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "ijbb_tar_at_far_1e-4", "ijbc_tar_at_far_1e-4"),
+                True,
+            ),
+            "mad": (("mad_eer",), False),
+            "pad": (("celeba_spoof_hter",), False),
+        },
+    )
+}
+
+
+def published_points(reference: str | Path | None) -> list[TradeoffPoint]:
+    """The study's specialists as trade-off points: its published GELO against its published gain over its base
+    of the same architecture (points; no intervals: the study gives none). Empty for ``none``, or for a CSV file
+    (which holds no biometric table)."""
+    study = load_published(reference)
+    if study is None or study.name not in STUDIES or study.name not in STUDY_BIOMETRICS:
+        return []
+    rules = STUDY_BIOMETRICS[study.name]
+    path = Path(str(resources.files("overspec").joinpath("reference", f"{study.name}_biometric.csv")))
+    values: dict[tuple[str, str, str], float] = {}
+    required = ("model", "arch", "benchmark_metric", "value_percent")
+    with csv_rows(path, what="published biometric table", required=required) as (_, rows):
+        for line, row in rows:
+            try:
+                values[(row["model"], arch_key(row["arch"]), row["benchmark_metric"])] = float(row["value_percent"])
+            except ValueError:
+                number = row["value_percent"]
+                raise DataError(f"{path}, line {line}: value_percent {number!r} is not a number") from None
+    points = []
+    for (task, arch, protocol), published in sorted(study.gelos.items()):
+        if task not in rules.headlines:
+            continue
+        names, higher = rules.headlines[task]
+        sign = 1 if higher else -1
+        gains = [
+            sign * (values[(published.model, arch, n)] - values[(rules.base, arch, n)])
+            for n in names
+            if (published.model, arch, n) in values and (rules.base, arch, n) in values
+        ]
+        if gains:
+            points.append(
+                TradeoffPoint(
+                    study.name,
+                    published.model,
+                    published.arch,
+                    task,
+                    protocol,
+                    published.gelo,
+                    None,
+                    float(np.mean(gains)),
+                    None,
+                    names,
+                    rules.base,
+                    published=True,
+                )
+            )
+    return points
+
+
+def report_link(run: RunData, page: Path) -> str | None:
+    """The run's report.html relative to the page's folder (so the page and the runs can move together)."""
+    if run.report is None:
+        return None
+    return Path(os.path.relpath(run.report.resolve(), page.resolve().parent)).as_posix()

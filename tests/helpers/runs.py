@@ -1,0 +1,80 @@
+"""Small real runs of `overspec run` to compare across: tiny CLIPs saved as real checkpoints, real digit and face
+images, each run with a base, a specialist and one benchmark of the specialist's task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from helpers.cli import write_yaml
+from helpers.data import build_attack_layout, write_bin
+from helpers.models import tiny_clip, to_split_lora_format
+
+# run name: (specialist family, its task, the tiny CLIP's width (a second "architecture"), LoRA seed)
+RUNS = {
+    "fr-b": ("froundation", "fr", 64, 3),
+    "mad-b": ("madation", "mad", 64, 4),
+    "fr-l": ("froundation", "fr", 128, 5),
+}
+
+
+def _benchmarks(root: Path) -> dict[str, dict]:
+    """A face-verification .bin and a MAD protocol CSV (SMDD-style train, SYN-MAD-style test), written once."""
+    from overspec.data.attack_layouts import LAYOUTS
+    from overspec.data.attack_protocol import write_protocol_csv
+
+    if not (root / "mad.csv").exists():
+        write_bin(root / "lfw.bin", n_pairs=20)
+        build_attack_layout("syn_mad22", root / "mad_test")
+        build_attack_layout("smdd", root / "mad_train")
+        samples = LAYOUTS.get("smdd")(root / "mad_train") + LAYOUTS.get("syn_mad22")(root / "mad_test")
+        write_protocol_csv(samples, root / "mad.csv")
+    return {
+        "fr": {"name": "lfw", "protocol": "face_verification", "path": str(root / "lfw.bin")},
+        "mad": {"name": "syn_mad22", "protocol": "attack_detection", "task": "mad", "path": str(root / "mad.csv")},
+    }
+
+
+def write_run_config(root: Path, name: str, digits_folder: Path) -> Path:
+    """The experiment YAML of run ``name`` (``RUNS``), its models saved beside it."""
+    family, task, width, seed = RUNS[name]
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(tiny_clip(width=width).state_dict(), folder / "clip.pt")
+    write_yaml(folder / "clip.yaml", {"family": "openai_clip", "weights": "clip.pt"})
+    state, _ = to_split_lora_format(tiny_clip(width=width), 2, seed=seed)
+    torch.save(state, folder / "specialist.pth")
+    spec = {"family": family, "checkpoint": "specialist.pth", "lora": {"r": 2, "alpha": 4}}
+    if family == "madation":
+        torch.manual_seed(seed)
+        head = {"linear.weight": torch.randn(2, 32), "linear.bias": torch.zeros(2)}
+        torch.save(head, folder / "head.pth")
+        spec["head"] = "head.pth"
+    write_yaml(folder / "specialist.yaml", spec)
+    roots = {"digits": str(digits_folder), "digits_again": str(digits_folder)}
+    return write_yaml(
+        folder / "experiment.yaml",
+        {
+            "name": name,
+            "models": [
+                {"name": "clip", "spec": "clip.yaml"},
+                {"name": f"{task}-specialist", "spec": "specialist.yaml", "base": "clip", "task": task},
+            ],
+            "general": {"datasets": sorted(roots), "protocols": ["zeroshot", "linear_probe"], "roots": roots},
+            "biometric": [_benchmarks(root)[task]],
+            "workers": 0,
+        },
+    )
+
+
+def three_runs(root: Path, digits_folder: Path) -> list[Path]:
+    """Run the three experiments of ``RUNS`` (with their reports) into ``root/<name>/run``."""
+    from overspec.runner import run_experiment
+
+    outs = []
+    for name in RUNS:
+        out = root / name / "run"
+        run_experiment(write_run_config(root, name, digits_folder), out=out, log=lambda line: None)
+        outs.append(out)
+    return outs
