@@ -8,14 +8,14 @@ from pathlib import Path
 import torch
 
 from helpers.cli import write_yaml
-from helpers.data import build_attack_layout, write_bin
+from helpers.data import DIGIT_NAMES, build_attack_layout, digit_images, write_bin
 from helpers.models import tiny_clip, to_split_lora_format
 
 # run name: (specialist family, its task, the tiny CLIP's width (a second "architecture"), LoRA seed)
 RUNS = {
     "fr-b": ("froundation", "fr", 64, 3),
     "mad-b": ("madation", "mad", 64, 4),
-    "fr-l": ("froundation", "fr", 128, 5),
+    "fr-l": ("froundation", "fr", 96, 5),
 }
 
 
@@ -34,6 +34,19 @@ def _benchmarks(root: Path) -> dict[str, dict]:
         "fr": {"name": "lfw", "protocol": "face_verification", "path": str(root / "lfw.bin")},
         "mad": {"name": "syn_mad22", "protocol": "attack_detection", "task": "mad", "path": str(root / "mad.csv")},
     }
+
+
+def small_digits(root: Path, train: int = 8, test: int = 6) -> Path:
+    """Real digits in the class-per-folder layout, ``train`` and ``test`` images per class (few: the runs are many)."""
+    folder = root / "digits"
+    if not folder.exists():
+        for split, per_class, offset in (("train", train, 0), ("test", test, train)):
+            for i, (image, label) in enumerate(digit_images(per_class, offset)):
+                (folder / split / f"{label}_{DIGIT_NAMES[label]}").mkdir(parents=True, exist_ok=True)
+                image.save(folder / split / f"{label}_{DIGIT_NAMES[label]}" / f"{i:04d}.png")
+        (folder / "classnames.txt").write_text("\n".join(DIGIT_NAMES) + "\n")
+        (folder / "templates.txt").write_text('a photo of the number: "{c}".\n')
+    return folder
 
 
 def write_run_config(root: Path, name: str, digits_folder: Path) -> Path:
@@ -68,13 +81,13 @@ def write_run_config(root: Path, name: str, digits_folder: Path) -> Path:
     )
 
 
-def three_runs(root: Path, digits_folder: Path) -> list[Path]:
+def three_runs(root: Path) -> list[Path]:
     """Run the three experiments of ``RUNS`` (with their reports) into ``root/<name>/run``."""
     from overspec.runner import run_experiment
 
-    outs = []
+    digits, outs = small_digits(root), []
     for name in RUNS:
         out = root / name / "run"
-        run_experiment(write_run_config(root, name, digits_folder), out=out, log=lambda line: None)
+        run_experiment(write_run_config(root, name, digits), out=out, log=lambda line: None)
         outs.append(out)
     return outs

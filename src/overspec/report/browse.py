@@ -70,6 +70,7 @@ def build_browse(run_dirs: list[str | Path], out: str | Path = "compare.html", *
     sections = [
         _runs_section(runs, out),
         _figure_section(
+            "tradeoff",
             "Trade-off: generality against specialisation",
             tradeoff_figure(points, published),
             "Each run's specialist: its GELO (y, with the analysis' 95 % interval) against its mean gain over its own "
@@ -79,6 +80,7 @@ def build_browse(run_dirs: list[str | Path], out: str | Path = "compare.html", *
             "Dashed lines: no change (GELO 1, gain 0).",
         ),
         _figure_section(
+            "gelo",
             "GELO per model",
             gelo_figure(runs),
             "GELO (mean headline over the general suite / the same mean for the model's own base) per model and run, "
@@ -89,6 +91,7 @@ def build_browse(run_dirs: list[str | Path], out: str | Path = "compare.html", *
     for protocol in _ordered(p for run in runs for p in run.gelos):
         sections.append(
             _figure_section(
+                f"changes-{protocol}",
                 f"Per-dataset change, {PROTOCOL_TITLES.get(protocol, protocol)}",
                 changes_figure(runs, protocol),
                 "Relative change (%) of each dataset's headline metric against the model's own base; hover for the "
@@ -284,8 +287,7 @@ def _change_text(change, baseline: str) -> str:
     return text
 
 
-def _figure_section(title: str, figure, caption: str) -> str:
-    div_id = "fig-" + "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")
+def _figure_section(div_id: str, title: str, figure, caption: str) -> str:
     body = figure.to_html(
         full_html=False, include_plotlyjs=False, div_id=div_id, config={"displaylogo": False, "responsive": True}
     )
