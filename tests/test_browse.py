@@ -217,6 +217,9 @@ def test_the_published_layer_is_the_studys_numbers():
     clip = [93.33, 88.86, 74.67, 77.13, 79.23, 27.79, 32.4]
     assert (fr.gelo, fr.gain) == (0.688, pytest.approx(sum(o - c for o, c in zip(ours, clip, strict=True)) / 7))
     assert published_points("none") == []
+    summary = Path(__file__).resolve().parents[1] / "src" / "overspec" / "reference" / "chettaoui2025_summary.csv"
+    with pytest.raises(ConfigError, match=r"browse draws a bundled study's published models \(chettaoui2025\)"):
+        published_points(summary)
 
 
 def test_the_page_is_self_contained_and_links_each_report(runs, tmp_path):

@@ -64,9 +64,9 @@ def build_browse(run_dirs: list[str | Path], out: str | Path = "compare.html", *
     (a bundled study's name, or ``none``)."""
     _plotly()  # before any work: a missing extra is one line
     out = Path(out)
+    published = published_points(reference)  # a bad --reference fails before any store is read
     runs = load_runs(run_dirs)
     points = tradeoff_points(runs)
-    published = published_points(reference)
     sections = [
         _runs_section(runs, out),
         _figure_section(

@@ -196,11 +196,15 @@ STUDY_BIOMETRICS = {
 
 def published_points(reference: str | Path | None) -> list[TradeoffPoint]:
     """The study's specialists as trade-off points: its published GELO against its published gain over its base
-    of the same architecture (points; no intervals: the study gives none). Empty for ``none``, or for a CSV file
-    (which holds no biometric table)."""
+    of the same architecture (points; no intervals: the study gives none). Empty for ``none``."""
     study = load_published(reference)
-    if study is None or study.name not in STUDIES or study.name not in STUDY_BIOMETRICS:
+    if study is None:
         return []
+    if study.name not in STUDIES or study.name not in STUDY_BIOMETRICS:
+        raise ConfigError(
+            f"--reference {reference}: browse draws a bundled study's published models "
+            f"({', '.join(STUDY_BIOMETRICS)}), whose biometric table it reads, or none; a CSV file holds no such table"
+        )
     rules = STUDY_BIOMETRICS[study.name]
     path = Path(str(resources.files("overspec").joinpath("reference", f"{study.name}_biometric.csv")))
     values: dict[tuple[str, str, str], float] = {}
