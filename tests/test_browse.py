@@ -240,3 +240,17 @@ def test_bad_run_folders_are_one_line(runs, tmp_path):
     result = overspec("browse", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.html"))
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "no results.sqlite" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "x.html").exists()
+
+
+def test_a_run_of_base_models_only_still_gets_its_table(tmp_path):
+    store = ResultStore(tmp_path / "bases" / "results.sqlite")
+    rows = _rows("a/run", "clip")
+    by_cell: dict[tuple, list[ResultRow]] = {}
+    for row in rows:
+        by_cell.setdefault((row.dataset, row.protocol), []).append(row)
+    for (dataset, protocol), cell_rows in by_cell.items():
+        store.add_cell(f"{dataset}:{protocol}", cell_rows, model="clip", dataset=dataset, protocol=protocol, details={})
+    store.close()
+    page = build_browse([tmp_path / "bases"], tmp_path / "compare.html", reference="none").read_text()
+    assert len(page_rows(page)) == len(rows) and page.count("Plotly.newPlot(") == 2  # trade-off and GELO: empty
+    assert "<h1>overspec browse: bases</h1>" in page and "no model of these runs has a base" in page

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from overspec._atomic import atomic_open
 from overspec.errors import OverspecError
 from overspec.report.browse_data import (
     RunData,
@@ -100,9 +101,10 @@ def build_browse(run_dirs: list[str | Path], out: str | Path = "compare.html", *
             )
         )
     sections.append(_table_section(runs))
-    page = _page("overspec browse: " + ", ".join(r.label for r in runs), sections)
+    names = ", ".join(r.label for r in runs) if len(runs) <= 4 else f"{len(runs)} runs"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    with atomic_open(out, "w", encoding="utf-8") as f:
+        f.write(_page(f"overspec browse: {names}", sections))
     return out
 
 
@@ -122,7 +124,7 @@ def tradeoff_figure(points: list[TradeoffPoint], published: list[TradeoffPoint])
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    protocols = _ordered(p.protocol for p in points) or ["zeroshot"]
+    protocols = _ordered(p.protocol for p in points) or _ordered(p.protocol for p in published) or ["zeroshot"]
     figure = make_subplots(
         rows=1,
         cols=len(protocols),
@@ -173,9 +175,16 @@ def tradeoff_figure(points: list[TradeoffPoint], published: list[TradeoffPoint])
         figure.add_hline(y=1.0, line_dash="dash", line_color="grey", line_width=1, row=1, col=column)
         figure.add_vline(x=0.0, line_dash="dash", line_color="grey", line_width=1, row=1, col=column)
         figure.update_xaxes(title_text="biometric gain over the base (points, own task)", row=1, col=column)
+    if not points:
+        _say(figure, "no specialist of these runs has both a GELO and a benchmark of its own task")
     figure.update_yaxes(title_text="GELO (fine-tuned / base)", row=1, col=1)
     figure.update_layout(template="plotly_white", height=520, margin={"t": 40}, legend_title_text="task · architecture")
     return figure
+
+
+def _say(figure, text: str) -> None:
+    """A figure with nothing to plot says why, in its middle."""
+    figure.add_annotation(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 14})
 
 
 def _errors(pairs: list[tuple[float, float] | None]) -> dict:
@@ -226,6 +235,8 @@ def gelo_figure(runs: list[RunData]):
             )
         )
     figure.add_vline(x=1.0, line_dash="dash", line_color="grey", line_width=1)
+    if not labels:
+        _say(figure, "no model of these runs has a base with general-suite results: no GELO")
     rows = len(dict.fromkeys(labels))
     figure.update_layout(
         template="plotly_white",
