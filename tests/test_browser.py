@@ -110,6 +110,7 @@ def test_the_browse_page_over_three_runs(browser, runs, shots, tmp_path):
     axis_protocol = {"x": "zeroshot", "x2": "linear_probe"}
     plotted = sorted((axis_protocol[axis or "x"], round(y, 12)) for axis, ys in traces for y in ys)
     assert plotted == expected and len(plotted) == 6
+    page.locator("#tradeoff").screenshot(path=str(shots / "browse_tradeoff.png"))
 
     # every stored row is a table row; filtering by dataset keeps exactly the lfw rows
     rows = page.locator("#results tbody tr")

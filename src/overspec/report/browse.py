@@ -243,7 +243,7 @@ def gelo_figure(runs: list[RunData]):
         height=max(220, 90 + 34 * rows),
         margin={"t": 20},
         xaxis_title="GELO (fine-tuned / base)",
-        yaxis={"categoryorder": "category descending"},
+        yaxis={"categoryorder": "array", "categoryarray": list(dict.fromkeys(labels)), "autorange": "reversed"},
         legend_title_text="protocol",
     )
     return figure
@@ -283,6 +283,7 @@ def changes_figure(runs: list[RunData], protocol: str):
         height=max(260, 130 + 45 * len(labels)),
         margin={"t": 20},
         xaxis_title="dataset",
+        yaxis={"autorange": "reversed"},  # the runs top to bottom in the order given, as in the GELO figure
     )
     return figure
 
