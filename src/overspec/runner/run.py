@@ -248,9 +248,12 @@ def _one_writer(out: Path):
 
 
 def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, log) -> RunSummary:
-    phases = Phases()
+    from overspec import provenance
+
+    started, phases = provenance.now(), Phases()
     with phases("plan"):
         cells = plan(experiment)
+    provenance.write_resolved_config(experiment, out, executor=executor)
     planned = [c.key for c in cells]
     if shard is not None:
         index, count = shard
@@ -290,6 +293,13 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
     with phases("store and export"):
         store.export_csv(out / "results.csv")
         store.close()
+    device, precision = provenance.compute_of(cells)
+    provenance.append_record(
+        out,
+        provenance.record(
+            device=device, precision=precision, config_hash=experiment.config_hash, started=started, cells_run=len(todo)
+        ),
+    )
     if report:
         from overspec.report import build_report
 
