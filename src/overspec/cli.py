@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from overspec import __version__
+from overspec._cli_logging import LoggingGroup
 from overspec._json import strict_dumps
+from overspec._log import InfoLines
 from overspec.errors import ConfigError, OverspecError
 from overspec.input_schemas import SCHEMAS
 
@@ -25,6 +27,7 @@ except ImportError:  # pragma: no cover - older typer
 
 # Plain help text: rich markup would swallow "[default: ...]" and other bracketed text in option help.
 app = typer.Typer(
+    cls=LoggingGroup,  # -q/--quiet and -v/--verbose on every command
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -32,7 +35,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console()
-err = Console(stderr=True)
+err = InfoLines()  # what a command says while it works: info log records, silenced by -q
+fail = Console(stderr=True)  # error lines, never silenced
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 MODEL_HELP = (
@@ -775,7 +779,7 @@ def run() -> None:
                 raise
             raise storage_error(Path(exc.filename or "a file"), exc) from None
     except OverspecError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        fail.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except _usage.NoArgsIsHelpError as exc:
         exc.show()
@@ -783,10 +787,10 @@ def run() -> None:
     except _usage.ClickException as exc:  # a bad option value, an unknown option, a missing argument
         command = f" {exc.ctx.command_path}" if getattr(exc, "ctx", None) else ""
         text = " ".join(exc.format_message().split())
-        err.print(f"error: {text} (see{command} --help)", markup=False, highlight=False, soft_wrap=True)
+        fail.print(f"error: {text} (see{command} --help)", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:  # Ctrl-C, as click's standalone mode reports it
-        err.print("Aborted!", markup=False, highlight=False)
+        fail.print("Aborted!", markup=False, highlight=False)
         sys.exit(1)
     if code:
         sys.exit(code)
