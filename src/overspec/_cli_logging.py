@@ -59,8 +59,8 @@ def verbosity_options() -> list:
 
 
 class LoggingGroup(TyperGroup):
-    """The ``overspec`` group: -q/-v before the command or after it, and info level at the start of each command
-    line (a process may run several, e.g. tests)."""
+    """The ``overspec`` group: -q/-v before the command or after it, for that command line only (a process may run
+    several, e.g. tests)."""
 
     def __init__(self, **attrs) -> None:
         super().__init__(**attrs)
@@ -69,5 +69,9 @@ class LoggingGroup(TyperGroup):
             command.params.extend(verbosity_options())
 
     def main(self, *args, **kwargs):
+        before = _log.logger().level
         _log.configure(_log.NORMAL)
-        return super().main(*args, **kwargs)
+        try:
+            return super().main(*args, **kwargs)
+        finally:  # Python code that runs a command line, then calls overspec itself, is not left quiet
+            _log.configure(before)

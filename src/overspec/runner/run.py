@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from overspec._log import logger
 from overspec._threads import set_torch_threads
 from overspec._timing import Phases
 from overspec.config import ExecutorSettings, Experiment, load_config
@@ -253,7 +254,8 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
     started, phases = provenance.now(), Phases()
     with phases("plan"):
         cells = plan(experiment)
-    provenance.write_resolved_config(experiment, out, executor=executor)
+    resolved = provenance.write_resolved_config(experiment, out, executor=executor)
+    logger(__name__).debug(f"the experiment as it runs: {resolved} (config_hash {experiment.config_hash})")
     planned = [c.key for c in cells]
     if shard is not None:
         index, count = shard
@@ -294,12 +296,13 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
         store.export_csv(out / "results.csv")
         store.close()
     device, precision = provenance.compute_of(cells)
-    provenance.append_record(
+    records = provenance.append_record(
         out,
         provenance.record(
             device=device, precision=precision, config_hash=experiment.config_hash, started=started, cells_run=len(todo)
         ),
     )
+    logger(__name__).debug(f"provenance of this run appended to {records}")
     if report:
         from overspec.report import build_report
 
