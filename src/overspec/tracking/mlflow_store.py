@@ -52,11 +52,11 @@ def log(uri, *, default: Path, experiment: str, params: dict, values: dict, tags
     from overspec.tracking import metric_keys
 
     tracking_uri, artifact_location = _store(uri, default)
-    with _quiet_mlflow():
-        from mlflow.entities import Metric, Param, RunTag
-        from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
 
+    with _quiet_mlflow():  # after importing mlflow, which sets its loggers' levels
         try:
             client = MlflowClient(tracking_uri=tracking_uri)
             found = client.get_experiment_by_name(experiment)
