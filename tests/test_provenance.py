@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from helpers.cli import write_yaml
+from helpers.data import write_bin
 from overspec.config import load_config
 from overspec.runner import run_experiment
 from overspec.runner.plan import plan
@@ -36,18 +37,24 @@ def validate(document: dict, name: str) -> None:
 
 @pytest.fixture(scope="module")
 def one_cell_run(tmp_path_factory, digits_folder, clip_file):
-    """One tiny CLIP, zero-shot on real digits: one cell, run in this process (torch imported)."""
+    """A tiny CLIP and a "specialist" of it (the same weights), zero-shot on real digits and verification on real
+    faces, so summary.json holds a GELO, its interval and a biometric gain; run in this process (torch imported)."""
     root = tmp_path_factory.mktemp("prov")
     write_yaml(root / "clip.yaml", {"family": "openai_clip", "weights": str(clip_file)})
+    write_bin(root / "lfw.bin", n_pairs=10)
     config = {
         "name": "prov",
-        "models": [{"name": "clip", "spec": "clip.yaml"}],
+        "models": [
+            {"name": "clip", "spec": "clip.yaml"},
+            {"name": "ft", "spec": "clip.yaml", "base": "clip", "task": "fr"},
+        ],
         "general": {"datasets": ["digits"], "protocols": ["zeroshot"], "roots": {"digits": str(digits_folder)}},
+        "biometric": [{"name": "lfw", "protocol": "face_verification", "path": "lfw.bin"}],
         "workers": 0,
     }
     write_yaml(root / "prov.yaml", config)
     summary = run_experiment(root / "prov.yaml", out=root / "run", log=lambda line: None)
-    assert summary.ran == 1
+    assert summary.ran == 4
     return root
 
 
@@ -60,9 +67,9 @@ def test_the_resolved_config_reruns_to_the_same_cells(one_cell_run):
     assert "probe_recipe: lbfgs" in text and "headline: catalog" in text  # defaults filled in
     assert str(one_cell_run / "clip.yaml") in text  # paths absolute: the copy reads the same files from anywhere
     again = run_experiment(out / "config.resolved.yaml", out=out, log=lambda line: None)
-    assert (again.planned, again.ran, again.skipped) == (1, 0, 1)  # same keys: nothing to compute
+    assert (again.planned, again.ran, again.skipped) == (4, 0, 4)  # same keys: nothing to compute
     records = json.loads((out / "provenance.json").read_text())["runs"]
-    assert [r["cells_run"] for r in records][:2] == [1, 0]
+    assert [r["cells_run"] for r in records][:2] == [4, 0]
 
 
 def test_summary_and_report_carry_true_provenance(one_cell_run):
@@ -72,6 +79,7 @@ def test_summary_and_report_carry_true_provenance(one_cell_run):
     from overspec.results.store import SCHEMA_VERSION
 
     assert summary["schema"] == "overspec.summary" and summary["results_schema_version"] == SCHEMA_VERSION
+    assert summary["gelo"]["zeroshot"] == {"ft": 1.0} and summary["biometric_gains"][0]["gain"] == 0.0
     record = summary["provenance"][-1]
     from importlib.metadata import version
 
