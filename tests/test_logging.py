@@ -83,3 +83,16 @@ def test_the_probes_fits_are_counted_by_a_progress_bar(capsys):
     assert "lbfgs probe: fits" in shown and f" {fits} " in shown
     probe(x, y, x, y, 3, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_a_first_read_of_many_files_has_a_progress_bar(tmp_path, monkeypatch, capsys):
+    import overspec._hashing as hashing
+
+    files = []
+    for i in range(5):
+        files.append(tmp_path / f"{i}.bin")
+        files[-1].write_bytes(bytes([i]) * 100)
+    monkeypatch.setattr(hashing, "PROGRESS_FILES", 3)  # (2,000 files in earnest)
+    first = hashing.content_digests(files)
+    assert "reading files to fingerprint the data" in capsys.readouterr().err
+    assert hashing.content_digests(files) == first and capsys.readouterr().err == ""  # remembered: nothing to read
