@@ -7,7 +7,7 @@ the start and end time (UTC, ISO 8601); the command line; and the config's diges
 ``config_hash`` column of every row it produced).
 
 ``overspec run`` writes the experiment as it ran to ``config.resolved.yaml`` and appends one record per invocation
-to ``provenance.json`` in the run folder; ``summary.json`` and the report carry them. ``overspec eval``'s document
+to ``provenance.json`` in the run folder when it finishes; ``summary.json`` and the report carry them. ``overspec eval``'s document
 carries its own record. Schemas: ``schemas/summary.schema.json`` and ``schemas/eval.schema.json``
 (``$defs/provenance``).
 """
