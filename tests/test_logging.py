@@ -28,7 +28,8 @@ def clip_spec(tmp_path_factory, clip_file):
     )
 
 
-def test_quiet_silences_info_and_progress_and_is_taken_anywhere_on_the_line(clip_spec, face_dir, tmp_path):
+def test_quiet_silences_info_and_progress_and_is_taken_anywhere_on_the_line(clip_spec, face_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("OVERSPEC_CACHE_WRITE", "1")  # restored after the test: embed --no-cache sets it in-process
     args = ["embed", str(clip_spec), str(face_dir), "--workers", "0", "--no-cache"]
     said = invoke(*args, "--out", str(tmp_path / "a.npy")).stderr
     assert "embedding with" in said and "wrote 12 x" in said  # the progress bar, the info line
