@@ -6,9 +6,9 @@ is the imported module's own when torch is imported); the device and precision o
 the start and end time (UTC, ISO 8601); the command line; and the config's digest (``Experiment.config_hash``, the
 ``config_hash`` column of every row it produced).
 
-``overspec run`` writes the experiment as it ran to ``config.resolved.yaml`` and appends one record per invocation
-to ``provenance.json`` in the run folder when it finishes; ``summary.json`` and the report carry them. ``overspec eval``'s document
-carries its own record. Schemas: ``schemas/summary.schema.json`` and ``schemas/eval.schema.json``
+``overspec run`` writes the experiment as it ran to ``config.resolved.yaml`` and, when it finishes, appends one record
+per invocation to ``provenance.json`` in the run folder; ``summary.json`` and the report carry them. ``overspec
+eval``'s document carries its own record. Schemas: ``schemas/summary.schema.json`` and ``schemas/eval.schema.json``
 (``$defs/provenance``).
 """
 
@@ -84,7 +84,7 @@ def compute_of(cells) -> tuple[str, str]:
     return ", ".join(devices), ", ".join(precisions)
 
 
-def write_resolved_config(experiment, out: Path, *, executor=None) -> Path:
+def write_resolved_config(experiment, out: Path, *, executor=None, track: str | None = None) -> Path:
     """``out/config.resolved.yaml``: the experiment as it runs, every default filled in and every path absolute, so
     ``overspec run`` of that file plans the same cells (same keys, same config_hash). An ``output`` left at its
     default (``runs/<name>`` under the working directory) stays unset, as written."""
@@ -93,8 +93,9 @@ def write_resolved_config(experiment, out: Path, *, executor=None) -> Path:
     from overspec._atomic import atomic_write
 
     data = experiment.model_dump(mode="json")
-    if executor is not None:
+    if executor is not None:  # the executor and tracker the command line chose
         data["executor"] = executor.model_dump(mode="json")
+    data["track"] = track or experiment.track
     if experiment.output == type(experiment).model_fields["output"].default:
         del data["output"]
     header = (

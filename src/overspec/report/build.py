@@ -264,7 +264,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
             (tables / f"{name}.{suffix}").write_text(text)
     bases = {r.model: r.base for r in records if r.base}
     conventions = sorted({(r.dataset, r.protocol, r.convention) for r in rows if r.convention})
-    records = read_records(out)
+    runs = read_records(out)  # provenance of every `overspec run` into this folder
     summary = {
         "schema": SUMMARY_SCHEMA,
         "schema_version": SUMMARY_SCHEMA_VERSION,
@@ -281,7 +281,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
         "unresolved": {f"{m}/{d}/{metric}": reason for (m, d, _, metric, _), reason in unresolved.items()},
         "biometric_gains": [g.__dict__ for g in gains],
         "reference": study.name if study else None,
-        "provenance": records,  # every `overspec run` into this folder, oldest first (provenance.py)
+        "provenance": runs,  # oldest first (provenance.py)
     }
     (out / "summary.json").write_text(strict_dumps(summary, indent=1, default=str))
     figure_files += sorted(p for p in figures.glob("*.png") if p not in figure_files)  # e.g. a sweep's curve
@@ -289,7 +289,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
     intro = (
         findings(gelo_results, tasks, chance, study) + _intro(bases, no_gelo, gains) + _conventions_line(conventions)
     )
-    footer = markdown_lines(records)
+    footer = markdown_lines(runs)
     _write_markdown(out, sections, figure_files, intro, notes, footer)
     return _write_html(out, sections, figure_files, intro, notes, footer)
 

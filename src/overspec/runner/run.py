@@ -261,7 +261,7 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
     started, phases = provenance.now(), Phases()
     with phases("plan"):
         cells = plan(experiment)
-    resolved = provenance.write_resolved_config(experiment, out, executor=executor)
+    resolved = provenance.write_resolved_config(experiment, out, executor=executor, track=track)
     logger(__name__).debug(f"the experiment as it runs: {resolved} (config_hash {experiment.config_hash})")
     planned = [c.key for c in cells]
     if shard is not None:
