@@ -36,6 +36,11 @@ def test_metric_keys_follow_the_documented_mapping():
 def test_a_missing_mlflow_or_an_unknown_tracker_is_one_line(monkeypatch, tmp_path, digits_folder, clip_file):
     with pytest.raises(ConfigError, match=r"unknown tracker 'wandb'.*write mlflow or mlflow:URI"):
         parse("wandb")
+    from overspec.config import load_config
+
+    write_yaml(tmp_path / "bad.yaml", {"name": "bad", "track": "wandb"})
+    with pytest.raises(ConfigError, match=r"bad.yaml: key 'track': 'wandb': unknown tracker 'wandb'"):
+        load_config(tmp_path / "bad.yaml")
     monkeypatch.setitem(sys.modules, "mlflow", None)  # importing mlflow fails
     with pytest.raises(ConfigError) as raised:
         check(parse("mlflow:http://localhost:5000"))

@@ -219,7 +219,10 @@ class Experiment(BaseModel):
         from overspec.tracking import parse
 
         if track is not None:
-            parse(track, where="track:")
+            try:
+                parse(track, where="track:")
+            except ConfigError as exc:  # as a validation error, so the message names the file and the key
+                raise ValueError(str(exc).removeprefix("track: ")) from None
         return track
 
     @field_validator("device")
