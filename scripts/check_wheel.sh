@@ -89,6 +89,8 @@ import json, sys
 document = json.load(open(sys.argv[1]))
 results = document["results"]  # eval's versioned document (src/overspec/schemas/eval.schema.json)
 assert document["schema_version"] >= 1 and [r["protocol"] for r in results] == ["linear_probe"], results
+provenance = document["provenance"]  # an installed package: versions, no git commit
+assert provenance["torch"] and provenance["overspec"] and provenance["git_commit"] is None, provenance
 for result in results:
     metric = result["headline_metric"]
     value = result["metrics"][metric]["value"]

@@ -7,6 +7,7 @@ import json
 from importlib import resources
 
 import pytest
+import torch
 
 from helpers.cli import overspec, write_yaml
 from helpers.data import build_attack_layout, lfw_faces, write_bin, write_ijb
@@ -136,7 +137,8 @@ def test_attack_detection_with_a_convention_and_the_output_file(tmp_path, clip_s
     }
     assert document["model"]["reference"] == str(clip_spec) and len(document["model"]["fingerprint"]) == 64
     assert document["device"] == "cpu" and document["precision"] == "fp32"
-    assert document["torch_version"] and document["schema_version"] == 1
+    assert document["schema_version"] == 2 and document["provenance"]["device"] == "cpu"
+    assert document["provenance"]["torch"] == torch.__version__  # the imported torch's, local tag included
     # a released layout read as is: SYN-MAD 2022 has no train split, so `auto` falls back to zero-shot prompts
     released = evaluate(clip_spec, mad_csv.parent / "test", ["attack_detection"], task="mad", layout="syn_mad22")
     entry = released.document()["results"][0]

@@ -179,7 +179,7 @@ def test_a_damaged_cache_entry_is_recomputed_never_served(clip_file, face_dir, t
     err = capfd.readouterr().err
     np.testing.assert_array_equal(again, expected)
     assert calls["n"] == len(images)  # recomputed, not served
-    (line,) = [line for line in err.splitlines() if line.startswith("overspec:")]
+    (line,) = [line for line in err.splitlines() if line.startswith("overspec: warning:")]
     assert str(final) in line and "moved aside as .corrupt, computing again" in line
     assert final.with_name("features.npy.corrupt").exists()
     calls["n"] = 0

@@ -6,6 +6,7 @@ A page asks for generated text with a marker on a line of its own, ``<!-- oversp
   values), from the pydantic models through ``overspec.input_schemas`` (what ``overspec schema`` prints);
 - ``families``, ``zoo``, ``catalog``, ``protocols``, ``metrics``, ``results-columns``, ``cli``: the registries,
   the zoo, the dataset catalog, the metric registry, the columns of ``results.csv`` and every command's help;
+- ``json-schema NAME [DEF]``: the fields of a shipped JSON Schema (summary, eval) or of one of its ``$defs``;
 - ``readme SECTION``, ``file PATH``: a README section or a file of the repository, as it is.
 
 An unknown marker, a registered metric the metrics page does not define, or a YAML example marked
@@ -261,6 +262,36 @@ def results_columns(_: str) -> str:
     return "\n".join(rows)
 
 
+def json_schema(args: str) -> str:
+    """``NAME [DEF]``: the fields of a shipped JSON Schema (``overspec/schemas/NAME.schema.json``) or of one of its
+    ``$defs``: key, type, whether required, description."""
+    from importlib import resources
+
+    name, _, definition = args.strip().partition(" ")
+    schema = json.loads(resources.files("overspec").joinpath("schemas", f"{name}.schema.json").read_text())
+    node = schema["$defs"][definition] if definition else schema
+
+    def kind(prop: dict) -> str:
+        if "$ref" in prop:
+            return f"`{prop['$ref'].rsplit('/', 1)[-1]}` object"
+        if "const" in prop:
+            return f"`{json.dumps(prop['const'])}`"
+        if "enum" in prop:
+            return " \\| ".join(f"`{v}`" for v in prop["enum"])
+        types = prop.get("type", "any")
+        text = " or ".join(types) if isinstance(types, list) else types
+        if text == "array" and "$ref" in prop.get("items", {}):
+            text = f"array of {kind(prop['items'])}"
+        return text
+
+    rows = ["| key | type | required | description |", "|---|---|---|---|"]
+    required = set(node.get("required", []))
+    for key, prop in node["properties"].items():
+        description = _cell(prop.get("description", ""))
+        rows.append(f"| `{key}` | {kind(prop)} | {'yes' if key in required else ''} | {description} |")
+    return "\n".join(rows)
+
+
 def cli(_: str) -> str:
     import typer
     from typer.testing import CliRunner
@@ -306,6 +337,7 @@ GENERATORS = {
     "protocols": protocols,
     "metrics": metrics,
     "results-columns": results_columns,
+    "json-schema": json_schema,
     "cli": cli,
     "readme": readme,
     "file": file,

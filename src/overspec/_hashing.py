@@ -10,7 +10,11 @@ from pathlib import Path
 
 from overspec._atomic import atomic_write
 from overspec._paths import cache_dir, cache_writable
+from overspec._progress import progress_bar
 from overspec.errors import StorageError
+
+# above these, the first read of a dataset's files or of a checkpoint takes seconds: it gets a progress bar
+PROGRESS_FILES, PROGRESS_BYTES = 2_000, 1 << 30
 
 
 def digest(obj: object) -> str:
@@ -27,9 +31,11 @@ def file_sha256(path: str | Path) -> str:
     if memo.exists():
         return memo.read_text().strip()
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    big = stat.st_size > PROGRESS_BYTES
+    with open(path, "rb") as f, progress_bar(big, f"hashing {path.name}", stat.st_size) as advance:
         for block in iter(lambda: f.read(1 << 22), b""):
             h.update(block)
+            advance(len(block))
     value = h.hexdigest()
     if cache_writable():
         try:
@@ -86,12 +92,15 @@ def content_digests(paths: list[Path]) -> list[str]:
         except sqlite3.Error:  # an unreadable memo is only a slower run
             db = None
     found, new = [], []
-    for path, key in zip(paths, keys, strict=True):
-        if key not in remembered:
-            with open(path, "rb") as f:
-                remembered[key] = hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
-            new.append((key, remembered[key]))
-        found.append(remembered[key])
+    unread = sum(key not in remembered for key in keys)
+    with progress_bar(unread > PROGRESS_FILES, "reading files to fingerprint the data", unread) as advance:
+        for path, key in zip(paths, keys, strict=True):
+            if key not in remembered:
+                with open(path, "rb") as f:
+                    remembered[key] = hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=16)).hexdigest()
+                new.append((key, remembered[key]))
+                advance(1)
+            found.append(remembered[key])
     if db is not None:
         try:
             with db:

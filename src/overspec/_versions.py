@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import platform
-from importlib.metadata import PackageNotFoundError, version
+import sys
+from importlib.metadata import PackageNotFoundError, distribution, version
+from pathlib import Path
 
 # name shown -> distribution name on PyPI
 LIBRARIES = {"open_clip": "open_clip_torch", "timm": "timm", "transformers": "transformers"}
@@ -19,14 +21,21 @@ def _distribution(name: str) -> str | None:
 
 
 def torch_build() -> tuple[str, str | None] | None:
-    """torch's own version (with its local tag, e.g. 2.14.1+cu130) and the CUDA it was built for (None: CPU-only),
-    from ``torch/version.py`` alone; None when torch is not installed."""
-    spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
+    """torch's version (with its local tag, e.g. 2.14.1+cu130) and the CUDA it was built for (None: CPU-only); None
+    when torch is not installed. The one reader of torch's version: the imported module's own when torch is imported
+    (what computes), else its ``torch/version.py`` found through the installed distribution, without importing torch
+    (``overspec --version`` and a remembered ``eval`` answer at once; that file is what ``torch.__version__`` reads)."""
+    module = sys.modules.get("torch")
+    if module is not None and getattr(module, "version", None) is not None:
+        return module.__version__, module.version.cuda
+    try:
+        dist = distribution("torch")
+    except PackageNotFoundError:
         return None
-    location = importlib.util.spec_from_file_location(
-        "_overspec_torch_version", f"{spec.submodule_search_locations[0]}/version.py"
-    )
+    path = Path(str(dist.locate_file("torch/version.py")))
+    if not path.is_file():  # an unusual install: the distribution's version, CUDA unknown
+        return dist.version, None
+    location = importlib.util.spec_from_file_location("_overspec_torch_version", path)
     module = importlib.util.module_from_spec(location)
     location.loader.exec_module(module)  # a generated file of constants; it imports only typing
     return module.__version__, module.cuda

@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from overspec import __version__
+from overspec._cli_logging import LoggingGroup
 from overspec._json import strict_dumps
+from overspec._log import InfoLines
 from overspec.errors import ConfigError, OverspecError
 from overspec.input_schemas import SCHEMAS
 
@@ -25,6 +27,7 @@ except ImportError:  # pragma: no cover - older typer
 
 # Plain help text: rich markup would swallow "[default: ...]" and other bracketed text in option help.
 app = typer.Typer(
+    cls=LoggingGroup,  # -q/--quiet and -v/--verbose on every command
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -32,9 +35,18 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console()
-err = Console(stderr=True)
+err = InfoLines()  # what a command says while it works: info log records, silenced by -q
+fail = Console(stderr=True)  # error lines, never silenced
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Track = Annotated[
+    str | None,
+    typer.Option(
+        metavar="mlflow[:URI]",
+        help="Log to MLflow: mlflow (a local store: the run folder's mlruns, or ./mlruns) or mlflow:URI "
+        "(a tracking URI or a folder); needs overspec[track].",
+    ),
+]
 MODEL_HELP = (
     "A model reference: a zoo name, a spec file, hf-hub:ORG/REPO, open_clip:ARCH/TAG, timm/NAME.TAG (or NAME.TAG), "
     "or a transformers CLIP ORG/REPO (`overspec models --resolve REF` shows the spec)."
@@ -262,12 +274,17 @@ def evaluate(
     ] = None,
     workers: Workers = None,
     device: Device = None,
+    track: Track = None,
 ) -> None:
     """Evaluate MODEL on DATASET with one or more protocols, loading both once; metrics are fractions with 95%
     intervals. --json prints, and --output writes, one versioned document with an entry per protocol
     (schema: overspec/schemas/eval.schema.json)."""
     from overspec.evaluation import evaluate as run_evaluation
 
+    if track:
+        from overspec.tracking import check, parse
+
+        check(parse(track))
     names = [p.strip() for p in protocol.split(",") if p.strip()]
     options = _protocol_options(names, option or [])
     for flag, key, value in (("--k-shot", "k_shot", k_shot), ("--probe-recipe", "recipe", probe_recipe)):
@@ -296,6 +313,10 @@ def evaluate(
 
         output.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(output, text + "\n")
+    if track:
+        from overspec.tracking import track_eval
+
+        track_eval(track, document, output)
     if as_json:
         print(text)
         return
@@ -437,8 +458,10 @@ def run_command(
     fetch_missing: Annotated[
         bool, typer.Option("--fetch", help="First fetch the missing data and weights that can be fetched.")
     ] = False,
+    track: Track = None,
 ) -> None:
-    """Plan, evaluate (skipping finished cells), store, analyse and report."""
+    """Plan, evaluate (skipping finished cells), store, analyse and report; --track (or the config's track:) also
+    logs parameters, every row's metrics, the report and the config to MLflow."""
     from overspec._validation import validated
     from overspec.config import ExecutorSettings, load_config
     from overspec.runner import run_experiment
@@ -460,6 +483,7 @@ def run_command(
         shard=_shard(shard),
         executor=settings,
         log=lambda line: err.print(line, markup=False, highlight=False),
+        track=track,
     )
     err.print(
         f"ran {summary.ran} cells, skipped {summary.skipped} finished; results in {summary.out}/results.csv, "
@@ -792,7 +816,7 @@ def run() -> None:
                 raise
             raise storage_error(Path(exc.filename or "a file"), exc) from None
     except OverspecError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        fail.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except _usage.NoArgsIsHelpError as exc:
         exc.show()
@@ -800,10 +824,10 @@ def run() -> None:
     except _usage.ClickException as exc:  # a bad option value, an unknown option, a missing argument
         command = f" {exc.ctx.command_path}" if getattr(exc, "ctx", None) else ""
         text = " ".join(exc.format_message().split())
-        err.print(f"error: {text} (see{command} --help)", markup=False, highlight=False, soft_wrap=True)
+        fail.print(f"error: {text} (see{command} --help)", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except typer.Abort:  # Ctrl-C, as click's standalone mode reports it
-        err.print("Aborted!", markup=False, highlight=False)
+        fail.print("Aborted!", markup=False, highlight=False)
         sys.exit(1)
     if code:
         sys.exit(code)

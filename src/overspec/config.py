@@ -209,6 +209,21 @@ class Experiment(BaseModel):
     workers: int | None = Field(None, ge=0)  # DataLoader worker processes (default: cores - 1, at most 8; 0: none)
     device: str | None = None  # torch device, e.g. cuda or cpu (default: cuda when there is one); spelling checked here
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    # log each run to a tracker: mlflow (a local store in the run folder) or mlflow:URI (overspec/tracking); like the
+    # executor, it changes no number and is not part of config_hash
+    track: str | None = None
+
+    @field_validator("track")
+    @classmethod
+    def _track(cls, track: str | None) -> str | None:
+        from overspec.tracking import parse
+
+        if track is not None:
+            try:
+                parse(track, where="track:")
+            except ConfigError as exc:  # as a validation error, so the message names the file and the key
+                raise ValueError(str(exc).removeprefix("track: ")) from None
+        return track
 
     @field_validator("device")
     @classmethod
@@ -238,7 +253,7 @@ class Experiment(BaseModel):
     @property
     def config_hash(self) -> str:
         # where and in what batches cells ran does not change a number
-        return digest(self.model_dump(exclude={"executor", "batch_size", "workers"}))[:16]
+        return digest(self.model_dump(exclude={"executor", "batch_size", "workers", "track"}))[:16]
 
     def output_dir(self) -> Path:
         return Path(expand(self.output.replace("${name}", self.name)))

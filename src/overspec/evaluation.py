@@ -17,13 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from overspec import __version__
 from overspec._hashing import digest
 from overspec.errors import ConfigError, DataError, UnknownNameError
 from overspec.protocols.result import ProtocolResult
 
 SCHEMA = "overspec.eval"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: versions moved into ``provenance`` (docs/reference/results.md: what bumps it)
 
 
 @dataclass(frozen=True)
@@ -45,20 +44,13 @@ class Evaluation:
     device: str
     precision: str
     outcomes: list[ProtocolOutcome]
+    provenance: dict  # provenance.record of the evaluation: versions, host, times, command, config digest
 
     def document(self) -> dict:
         """The versioned JSON document (``schemas/eval.schema.json``)."""
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            torch_version = version("torch")  # without importing torch (a remembered rerun never does)
-        except PackageNotFoundError:
-            torch_version = None
         return {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
-            "overspec_version": __version__,
-            "torch_version": torch_version,
             "model": {
                 "reference": self.model,
                 "name": self.outcomes[0].result.model,
@@ -68,6 +60,7 @@ class Evaluation:
             "device": self.device,
             "precision": self.precision,
             "results": [_entry(o) for o in self.outcomes],
+            "provenance": self.provenance,
         }
 
 
@@ -130,10 +123,12 @@ def evaluate(
     protocol CSV or a released layout's folder (``layout``) for attack_detection, whose ``task`` is mad or pad.
     ``options``: per protocol, as an experiment's ``options:``; ``convention`` sets the convention of each protocol
     that has a choice (the probe's recipe; zero-shot has one rule)."""
+    from overspec import provenance
     from overspec.compute import compute_for, default_device
     from overspec.results.memo import recall, remember, result_key
     from overspec.runner.run import _Resources, evaluate_cell
 
+    started = provenance.now()
     device = device or default_device()
     experiment, cells = _planned(
         str(model), str(dataset), protocols, options or {}, convention, root, task, layout, frames_per_video, device
@@ -174,6 +169,9 @@ def evaluate(
         device,
         compute.precision,
         outcomes,
+        provenance.record(
+            device=device, precision=compute.precision, config_hash=experiment.config_hash, started=started
+        ),
     )
 
 

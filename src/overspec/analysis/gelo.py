@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from overspec._csv import csv_rows
-from overspec._warn import warn
+from overspec._log import logger
 from overspec.errors import DataError
 from overspec.metrics.specs import parse_metric
 
@@ -155,7 +155,7 @@ def read_table(path: str | Path) -> list[Record]:
         )
     if len(scales) == 2:
         (low_line, low), (high_line, high) = scales[False], scales[True]
-        warn(
+        logger(__name__).warning(
             f"{path}: {value_column} mixes scales: line {high_line} has {high:g} (a percentage?) and line "
             f"{low_line} {low:g} (a fraction?); give every value in one unit, or GELO mixes them"
         )
@@ -238,7 +238,7 @@ def analyse(
         base = {d: v for (m, a, p, d), v in table.items() if (m, a, p) == (baseline, base_arch, protocol)}
         suite = sorted(set(mine) & set(base))
         if not suite:
-            warn(
+            logger(__name__).warning(
                 f"{model}{f' ({arch})' if arch else ''} and its base {baseline} share no {protocol} dataset "
                 f"({', '.join(sorted(mine)[:3])} vs {', '.join(sorted(base)[:3])}); no GELO for it"
             )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from overspec._warn import warn
+from overspec._log import logger
 from overspec.data.catalog import CatalogEntry, catalog, normal_name
 from overspec.data.labelled import LabelledDataset, LabelledSplit, seeded_split
 from overspec.data.sources import SOURCES
@@ -100,7 +100,7 @@ def _check_classes(splits: dict[str, LabelledSplit], classnames: list[str], fold
         empty = [classnames[i] for i in sorted(set(range(len(classnames))) - set(split.labels.tolist()))]
         if empty:
             consequence = "the linear probe never sees them" if split_name != "test" else "they count in no accuracy"
-            warn(
+            logger(__name__).warning(
                 f"{folder} ({split_name}): {len(empty)} of {len(classnames)} classes have no images "
                 f"({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''}); {consequence}"
             )

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from filelock import FileLock
 
 from overspec._atomic import atomic_open, atomic_write
 from overspec._hashing import digest
+from overspec._log import logger
 from overspec._paths import cache_dir, cache_writable
 from overspec.errors import CacheError
 
@@ -81,7 +81,7 @@ def verified_load(path: Path, *, rows: int | None = None) -> np.ndarray | None:
     if problem is None:
         return array
     quarantine(path)
-    sys.stderr.write(f"overspec: cache file {path} {problem}; moved aside as .corrupt, computing again\n")
+    logger(__name__).warning(f"cache file {path} {problem}; moved aside as .corrupt, computing again")
     return None
 
 

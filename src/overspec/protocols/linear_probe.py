@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from overspec._progress import steps
 from overspec.data.labelled import LabelledDataset
 from overspec.errors import ConfigError
 from overspec.features import extract_features
@@ -32,12 +33,13 @@ def probe(
     val_fraction: float = 0.2,
     seed: int = 0,
     device: str = "cpu",
+    progress: bool = False,
 ) -> tuple[dict, dict]:
     """Pure probe on arrays by the named ``recipe`` (``PROBE_RECIPES``), the test split touched once, torch in one
-    thread (``one_thread``: the same digits whatever thread count the process was given). Returns
-    ``(metrics, details)``."""
+    thread (``one_thread``: the same digits whatever thread count the process was given); ``progress``: a bar
+    counting its fits. Returns ``(metrics, details)``."""
     recipe_fit = PROBE_RECIPES.get(recipe)
-    with one_thread():
+    with one_thread(), steps(progress, f"{recipe} probe: fits"):
         fitted = recipe_fit(x_train, y_train, x_test, n_classes, val_fraction=val_fraction, seed=seed, device=device)
     metrics = classification_metrics(fitted.logits, y_test)
     details = {
@@ -102,6 +104,7 @@ def run_linear_probe(
         recipe=recipe,
         seed=seed,
         device=str(encoder.device),
+        progress=progress,
     )
     details["k_shot"] = k_shot
     details["n_classes"] = len(dataset.classnames)

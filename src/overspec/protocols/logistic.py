@@ -40,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from overspec._progress import step
+
 DTYPE = torch.float64  # float32 cannot resolve GRADIENT_TOLERANCE: its rounding steers the fit by the thread count
 GRADIENT_TOLERANCE = 1e-6  # largest gradient component at which a fit stops (preconditioned coordinates)
 MAX_ITER = 2000  # L-BFGS iterations per fit, a safety net: fits stop on the gradient long before
@@ -178,6 +180,7 @@ def fit_logistic(
 
     optimizer.step(closure)
     iterations = int(optimizer.state[weight].get("n_iter", 0))
+    step(f"l2 {l2:.1e}, {iterations} iterations")  # the probe's progress bar, when one is open
     return LogisticModel(
         problem.from_preconditioned(weight.detach(), gains),
         bias.detach() / bias_gain,

@@ -9,16 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
-from overspec import __version__
 from overspec._json import strict_dumps
 from overspec.analysis.gelo import GeloResult, Record, analyse, biometric_gains, missing_bases, read_table
 from overspec.errors import DataError
 from overspec.protocols.specs import general_protocols
+from overspec.provenance import markdown_lines, read_records
 from overspec.report import plots
 from overspec.report.findings import Chance, chance_levels, findings
 from overspec.report.published import DEFAULT, load_published
 from overspec.report.tables import Table, format_value
 from overspec.results import ResultStore
+from overspec.results.store import SCHEMA_VERSION
+
+# summary.json: its JSON Schema is schemas/summary.schema.json; the version goes up when a field is added, removed or
+# changes meaning (docs/reference/results.md)
+SUMMARY_SCHEMA, SUMMARY_SCHEMA_VERSION = "overspec.summary", 1
 
 TITLES = {"zeroshot": "Zero-shot classification (%)", "linear_probe": "Linear probe (%)"}
 
@@ -259,7 +264,11 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
             (tables / f"{name}.{suffix}").write_text(text)
     bases = {r.model: r.base for r in records if r.base}
     conventions = sorted({(r.dataset, r.protocol, r.convention) for r in rows if r.convention})
+    runs = read_records(out)  # provenance of every `overspec run` into this folder
     summary = {
+        "schema": SUMMARY_SCHEMA,
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "results_schema_version": SCHEMA_VERSION,  # results.sqlite / results.csv beside it
         "conventions": {f"{dataset}/{protocol}": convention for dataset, protocol, convention in conventions},
         "bases": bases,
         "gelo": gelo_by_protocol,
@@ -272,7 +281,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
         "unresolved": {f"{m}/{d}/{metric}": reason for (m, d, _, metric, _), reason in unresolved.items()},
         "biometric_gains": [g.__dict__ for g in gains],
         "reference": study.name if study else None,
-        "overspec_version": __version__,
+        "provenance": runs,  # oldest first (provenance.py)
     }
     (out / "summary.json").write_text(strict_dumps(summary, indent=1, default=str))
     figure_files += sorted(p for p in figures.glob("*.png") if p not in figure_files)  # e.g. a sweep's curve
@@ -280,8 +289,9 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
     intro = (
         findings(gelo_results, tasks, chance, study) + _intro(bases, no_gelo, gains) + _conventions_line(conventions)
     )
-    _write_markdown(out, sections, figure_files, intro, notes)
-    return _write_html(out, sections, figure_files, intro, notes)
+    footer = markdown_lines(runs)
+    _write_markdown(out, sections, figure_files, intro, notes, footer)
+    return _write_html(out, sections, figure_files, intro, notes, footer)
 
 
 def _tradeoff_points(gains, gelo_by_protocol) -> list[tuple[str, float, float]]:
@@ -317,10 +327,11 @@ def _conventions_line(conventions: list[tuple[str, str, str]]) -> list[str]:
     return ["", "Conventions (the rules each number follows): " + "; ".join(parts) + "."] if parts else []
 
 
-def _write_markdown(out: Path, sections, figure_files, intro: list[str], notes) -> Path:
+def _write_markdown(out: Path, sections, figure_files, intro: list[str], notes, footer: list[str]) -> Path:
     parts = ["# overspec report", "", *intro, "", *notes, ""]
     parts += [table.markdown() for _, table in sections]
     parts += [f"![{f.stem}](figures/{f.name})" for f in figure_files]
+    parts += ["", *footer]
     path = out / "report.md"
     path.write_text("\n".join(parts) + "\n")
     return path
@@ -344,7 +355,7 @@ def render_markdown(text: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
-def _write_html(out: Path, sections, figure_files, intro: list[str], notes) -> Path:
+def _write_html(out: Path, sections, figure_files, intro: list[str], notes, footer: list[str]) -> Path:
     images = "".join(
         f"<figure><img alt='{html.escape(f.stem)}' src='data:image/png;base64,"
         f"{base64.b64encode(f.read_bytes()).decode()}'/><figcaption>{html.escape(f.stem.replace('_', ' '))}"
@@ -353,9 +364,10 @@ def _write_html(out: Path, sections, figure_files, intro: list[str], notes) -> P
     )
     intro = render_markdown("\n".join([*intro, "", *notes]))
     body = "".join(table.html() for _, table in sections)
+    footer = f"<footer class='note'>{render_markdown(chr(10).join(footer))}</footer>"
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>overspec report</title><style>{STYLE}</style>"
-        f"</head><body><h1>overspec report</h1>{intro}{body}{images}</body></html>"
+        f"</head><body><h1>overspec report</h1>{intro}{body}{images}{footer}</body></html>"
     )
     path = out / "report.html"
     path.write_text(page)

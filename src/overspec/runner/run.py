@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from overspec._log import logger
 from overspec._threads import set_torch_threads
 from overspec._timing import Phases
 from overspec.config import ExecutorSettings, Experiment, load_config
@@ -212,20 +213,27 @@ def run_experiment(
     executor: str | ExecutorSettings | None = None,
     report: bool = True,
     log: Callable[[str], None] = print,
+    track: str | None = None,
 ) -> RunSummary:
     """Run every unfinished cell of ``config`` into ``out`` (default: the config's output), then export
     ``results.csv`` and build the report. Rerunning skips finished cells; ``shard=(i, n)`` runs every n-th
-    cell from the i-th, so SLURM array jobs can share one plan; stores merge in any order."""
+    cell from the i-th, so SLURM array jobs can share one plan; stores merge in any order. ``track``: log the run to
+    a tracker, ``mlflow[:URI]`` (default: the config's ``track``; ``overspec/tracking``)."""
     experiment = load_config(config) if not isinstance(config, Experiment) else config
     if isinstance(executor, str):
         executor = experiment.executor.model_copy(update={"name": executor})
     executor = executor or experiment.executor
     if not experiment.models:
         raise ConfigError(f"experiment {experiment.name} lists no models; add some under `models:`")
+    track = track or experiment.track
+    if track:  # a tracker that cannot log fails now, not after the cells
+        from overspec.tracking import check, parse
+
+        check(parse(track))
     out = Path(out) if out else experiment.output_dir()
     out.mkdir(parents=True, exist_ok=True)
     with _one_writer(out):
-        return _run(experiment, out, limit=limit, shard=shard, executor=executor, report=report, log=log)
+        return _run(experiment, out, limit=limit, shard=shard, executor=executor, report=report, log=log, track=track)
 
 
 @contextmanager
@@ -247,10 +255,14 @@ def _one_writer(out: Path):
         lock.release()
 
 
-def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, log) -> RunSummary:
-    phases = Phases()
+def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, log, track=None) -> RunSummary:
+    from overspec import provenance
+
+    started, phases = provenance.now(), Phases()
     with phases("plan"):
         cells = plan(experiment)
+    resolved = provenance.write_resolved_config(experiment, out, executor=executor, track=track)
+    logger(__name__).debug(f"the experiment as it runs: {resolved} (config_hash {experiment.config_hash})")
     planned = [c.key for c in cells]
     if shard is not None:
         index, count = shard
@@ -290,11 +302,24 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
     with phases("store and export"):
         store.export_csv(out / "results.csv")
         store.close()
+    device, precision = provenance.compute_of(cells)
+    records = provenance.append_record(
+        out,
+        provenance.record(
+            device=device, precision=precision, config_hash=experiment.config_hash, started=started, cells_run=len(todo)
+        ),
+    )
+    logger(__name__).debug(f"provenance of this run appended to {records}")
     if report:
         from overspec.report import build_report
 
         with phases("report"):
             build_report(out)
+    if track:
+        from overspec.tracking import track_run
+
+        with phases("track"):
+            track_run(track, out, experiment)
     log(phases.line())
     return RunSummary(out, len(cells), len(todo), already, out / "results.sqlite", dict(phases.seconds))
 

@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from overspec import _progress
 from overspec.protocols.probe_recipes import ProbeFit, full_logits, validation_carve
 from overspec.protocols.probe_recipes.search import binary_search
 
@@ -65,6 +66,7 @@ def train_linear(
             rows = rows.to(x.device)
             F.cross_entropy(F.linear(x[rows], weight, bias), y[rows]).backward()
             optimizer.step()
+    _progress.step(f"weight decay {weight_decay:.1e}")  # the probe's progress bar, when one is open
     return weight.detach(), bias.detach()
 
 

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from overspec._progress import step
 from overspec.protocols.probe_recipes import ProbeFit, full_logits, validation_carve
 from overspec.protocols.probe_recipes.search import binary_search
 
@@ -28,7 +29,9 @@ def fit_logistic_regression(x: np.ndarray, y: np.ndarray, c: float):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return LogisticRegression(C=c, max_iter=MAX_ITER).fit(x, y)
+        fitted = LogisticRegression(C=c, max_iter=MAX_ITER).fit(x, y)
+    step(f"C {c:.1e}")  # the probe's progress bar, when one is open
+    return fitted
 
 
 def clip_paper(

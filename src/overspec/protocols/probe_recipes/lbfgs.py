@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from overspec._warn import warn
+from overspec._log import logger
 from overspec.protocols.logistic import (
     GRADIENT_TOLERANCE,
     LogisticModel,
@@ -47,7 +47,7 @@ def fit_probe(
         final = fit_logistic(Problem(xt, yt, n_classes, like=path_problem), chosen.l2, init=chosen.model)
     worst = max(final.gradient, chosen.gradient)
     if worst > GRADIENT_TOLERANCE:
-        warn(
+        logger(__name__).warning(
             f"linear probe: an L-BFGS fit stopped at its iteration limit with gradient {worst:.1e} > "
             f"{GRADIENT_TOLERANCE:g}; its answer is not the optimum's and may depend on the device"
         )
