@@ -250,3 +250,38 @@ def test_the_results_table_shows_each_models_headline_and_gelo(report):
     summary = json.loads((report / "summary.json").read_text())
     low, high = summary["gelo_ci"]["zeroshot"]["fr"]
     assert f"{summary['gelo']['zeroshot']['fr']:.3f} [{low:.3f}, {high:.3f}]" in lines["GELO/zeroshot"]
+
+
+def test_a_sweeps_knee_only_where_the_interval_excludes_the_straight_line():
+    from overspec.sweep import SweepPoint, knee
+
+    def curve(half_width):
+        # GELO along the line from (0.5, 1.0) to (0.9, 0.9) would be 0.95 at 0.7; the middle point bends to 0.99
+        values = [(0.5, 1.0), (0.7, 0.99), (0.9, 0.9)]
+        return [
+            SweepPoint(s, "", g, b, gelo_low=g - half_width, gelo_high=g + half_width)
+            for s, (b, g) in zip((0, 0.5, 1), values, strict=True)
+        ]
+
+    tight, wide = curve(0.01), curve(0.05)
+    knee(tight)
+    knee(wide)
+    assert [p.knee for p in tight] == [False, True, False]  # 0.95 outside [0.98, 1.00]
+    assert not any(p.knee for p in wide)  # 0.95 inside [0.94, 1.04]: the bend is within the noise
+
+
+def test_the_sweeps_curve_has_its_band_and_says_why_there_is_no_knee(tmp_path):
+    from overspec.sweep import SweepPoint, knee
+    from overspec.sweep.curve import _plot
+
+    points = [
+        SweepPoint(s, "", g, b, gelo_low=g - 0.01, gelo_high=g + 0.012)
+        for s, b, g in ((0, 0.6, 1.0), (0.5, 0.7, 1.004), (1, 0.8, 1.002))
+    ]
+    knee(points)
+    _plot(points, tmp_path, "fr")
+    assert all((tmp_path / f"sweep.{suffix}").exists() for suffix in ("png", "svg", "pdf"))
+    caption = (tmp_path / "sweep.txt").read_text()
+    assert "band: the GELO's 95% bootstrap interval" in caption and caption.rstrip().endswith(
+        "no knee: no point bends away from the straight line between the ends beyond its interval."
+    )
