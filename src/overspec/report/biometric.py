@@ -112,7 +112,7 @@ def _counts(entries: list[Entry]) -> str:
 
 
 def _grid(plt, n: int, width: float = 3.4, height: float = 3.1):
-    columns = min(n, 3)
+    columns = 2 if n == 4 else min(n, 3)
     rows = -(-n // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False)
     for axis in axes.ravel()[n:]:
@@ -132,44 +132,44 @@ def det_figure(dataset: str, entries: list[Entry], folder: Path) -> Figure:
     kind = entries[0].data.kind
     x_name, y_name, *_ = AXES[kind]
     marks = targets(kind, entries[0].convention)
-    named = [(e, panels(e.data)) for e in entries]
-    titles = [title for title, _ in named[0][1]]
+    named = [(e, [det(s.scores, s.positive) for _, s in panels(e.data)], panels(e.data)) for e in entries]
+    titles = [title for title, _ in panels(entries[0].data)]
     floor = _floor(entries)
-    ticks = [t for t in DET_TICKS if t >= floor]
+    # one range for every panel: up to twice the largest equal-error rate, at least 50 %
+    eers = [np.max(np.minimum(c.far, c.frr)) for _, curves, _ in named for c in curves]
+    high = float(np.clip(2 * max(eers), 0.5, 0.99))
+    shown = [t for t in DET_TICKS if floor <= t <= high]
+    limits = probit([floor, high])
     figure, axes = _grid(plt, len(titles))
     for p, (axis, title) in enumerate(zip(axes, titles, strict=False)):
-        high = 0.5
-        for colour, (entry, sets) in zip(_colours(), named, strict=False):
-            if p >= len(sets):
-                continue
-            curve = det(sets[p][1].scores, sets[p][1].positive)
-            high = max(high, float(min(0.99, np.max(np.minimum(curve.far, curve.frr)) * 2)))
-            axis.plot(
-                probit(curve.far, floor=floor),
-                probit(curve.frr, floor=floor),
-                color=colour,
-                label=entry.label,
-                drawstyle="steps-post",
-            )
-            _mark(axis, roc(sets[p][1].scores, sets[p][1].positive), marks, colour, probit_axes=True, floor=floor)
-        shown = [t for t in ticks if t <= max(high, 0.5)]
-        limits = probit([floor, max(high, 0.5)])
+        for colour, (entry, curves, sets) in zip(_colours(), named, strict=False):
+            if p < len(curves):
+                x, y = probit(curves[p].far, floor=floor), probit(curves[p].frr, floor=floor)
+                axis.plot(x, y, color=colour, label=entry.label)
+                _mark(axis, roc(sets[p][1].scores, sets[p][1].positive), marks, colour, probit_axes=True, floor=floor)
         for set_ticks, set_limits in ((axis.set_xticks, axis.set_xlim), (axis.set_yticks, axis.set_ylim)):
             set_ticks(probit(shown), [_percent(t) for t in shown])
             set_limits(*limits)
-        axis.plot(limits, limits, color="#999999", linewidth=0.6, linestyle=":")  # the EER line
+        axis.plot(limits, limits, color="#999999", linewidth=0.6, linestyle=":")  # where FAR = FRR (the EER)
         axis.set_xlabel(f"{x_name} (%)")
         axis.set_ylabel(f"{y_name} (%)")
-        axis.set_title(title)
-    axes[0].legend(loc="upper right")
-    figure.suptitle(f"DET, {dataset}")
+        if len(titles) > 1:
+            axis.set_title(title)
+    _finish(figure, axes[0], f"DET, {dataset}", len(entries))
     caption = (
         f"DET curves on {dataset} ({_counts(entries)}): {x_name} against {y_name} on normal-deviate axes, "
         f"{_models(entries)}; {_panels_text(titles)}. Markers: the lowest {y_name} at {x_name} at or below "
-        f"{_targets_text(marks)} (only where the data resolve the rate). Rates measured at every threshold; "
-        f"no interval drawn; rates of 0 are drawn at the axis edge ({_percent(floor)})."
+        f"{_targets_text(marks)} (only where the data resolve the rate); dotted: {x_name} = {y_name}. Rates measured "
+        f"at every threshold; no interval drawn; rates of 0 are drawn at the axis edge ({_percent(floor)})."
     )
     return save(figure, folder, f"det_{_file_name(dataset)}", caption)
+
+
+def _finish(figure, axis, title: str, n: int) -> None:
+    """The title, and one legend for every panel, below them."""
+    handles, labels = axis.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(n, 3))
+    figure.suptitle(title)
 
 
 @styled
@@ -187,16 +187,16 @@ def roc_figure(dataset: str, entries: list[Entry], folder: Path) -> Figure:
             if p >= len(sets):
                 continue
             curve = roc(sets[p][1].scores, sets[p][1].positive)
-            axis.plot(np.maximum(curve.far, floor), curve.tar, color=colour, label=entry.label, drawstyle="steps-post")
+            axis.plot(np.maximum(curve.far, floor), curve.tar, color=colour, label=entry.label)
             _mark(axis, curve, marks, colour, probit_axes=False, floor=floor)
         axis.set_xscale("log")
         axis.set_xlim(floor, 1)
         axis.set_ylim(0, 1.01)
         axis.set_xlabel(f"{x_name} (log scale)")
         axis.set_ylabel(tar_name)
-        axis.set_title(title)
-    axes[0].legend(loc="lower right")
-    figure.suptitle(f"ROC, {dataset}")
+        if len(titles) > 1:
+            axis.set_title(title)
+    _finish(figure, axes[0], f"ROC, {dataset}", len(entries))
     caption = (
         f"ROC curves on {dataset} ({_counts(entries)}): {tar_name} against {x_name} (log axis), "
         f"{_models(entries)}; {_panels_text(titles)}. Markers: {_targets_text(marks)} {x_name} operating points "
@@ -214,7 +214,7 @@ def distribution_figure(dataset: str, entries: list[Entry], folder: Path) -> Fig
     figure, axes = _grid(plt, len(entries), height=2.6)
     for axis, entry in zip(axes, entries, strict=False):
         data = entry.data
-        bins = np.histogram_bin_edges(data.scores, bins=min(40, max(10, len(data) // 10)))
+        bins = np.histogram_bin_edges(data.scores, bins=int(np.clip(np.sqrt(len(data)), 10, 40)))
         groups = [(positive_name, data.scores[data.positive])]
         types = data.attack_types
         if types is not None and len(set(types[~data.positive])) > 1:
@@ -222,15 +222,14 @@ def distribution_figure(dataset: str, entries: list[Entry], folder: Path) -> Fig
         else:
             groups.append((negative_name, data.scores[~data.positive]))
         for colour, (name, values) in zip(_colours(), groups, strict=False):
-            axis.hist(values, bins=bins, density=True, histtype="step", color=colour, label=f"{name} ({len(values)})")
+            axis.hist(values, bins=bins, density=True, histtype="step", color=colour, label=name)
         axis.set_title(entry.label)
         axis.set_xlabel("score (higher: more genuine)" if kind == "verification" else "score (higher: more bona fide)")
         axis.set_ylabel("density")
-    axes[0].legend(loc="upper left")
-    figure.suptitle(f"Score distributions, {dataset}")
+    _finish(figure, axes[0], f"Score distributions, {dataset}", len(groups))
     caption = (
         f"Score distributions on {dataset}, one panel per model ({', '.join(e.label for e in entries)}): "
-        f"histograms of each class's scores (density; counts in the legend), in the "
+        f"histograms of each class's scores (density; {_counts(entries)}), in the "
         f"{entries[0].convention} convention's units."
     )
     return save(figure, folder, f"scores_{_file_name(dataset)}", caption)
@@ -244,12 +243,20 @@ def biometric_figures(out: Path, bases: dict[str, str], folder: Path) -> list[Fi
     """DET, ROC and score distributions for every benchmark with stored score sets in ``out``. A benchmark whose
     score files, models and roles are those its figures were drawn from keeps them (a rerun or ``overspec report``
     does not redraw them)."""
+    from overspec import __version__
     from overspec._hashing import digest
 
     figures = []
     for dataset, stored in sorted(stored_sets(out).items()):
         names = [f"{prefix}_{_file_name(dataset)}" for prefix in DRAWERS]
-        key = digest([VERSION, bases, [(meta, path.stat().st_size, path.stat().st_mtime_ns) for path, meta in stored]])
+        key = digest(
+            [
+                VERSION,
+                __version__,
+                bases,
+                [(meta, path.stat().st_size, path.stat().st_mtime_ns) for path, meta in stored],
+            ]
+        )
         stamp = folder / f".{_file_name(dataset)}.drawn"
         if stamp.exists() and stamp.read_text() == key and all((folder / f"{n}.png").exists() for n in names):
             figures += [Figure(folder / f"{n}.png", caption_of(folder / f"{n}.png")) for n in names]

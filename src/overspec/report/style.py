@@ -13,6 +13,7 @@ RC = {
     "figure.dpi": 100,
     "savefig.dpi": 150,
     "savefig.bbox": "tight",
+    "figure.constrained_layout.use": True,  # titles, labels and outside legends never overlap
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
