@@ -237,19 +237,21 @@ def test_the_results_table_shows_each_models_headline_and_gelo(report):
 
     from overspec.report.console import results_table
 
-    console = Console(width=200, record=True)
+    console = Console(width=120, record=True)
     console.print(results_table(report))
     text = console.export_text()
-    lines = {
-        line.split("│")[1].strip() + "/" + line.split("│")[2].strip(): line
-        for line in text.splitlines()
-        if line.count("│") > 3
-    }
-    assert re.search(r"80\.00 .*70\.00 .*79\.00", lines["digits/zeroshot"])  # clip, fr, mad
-    assert "mean_eer ↓" in lines["mad_bench/attack_detection"]
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.count("│") > 3]
+    header = [[c.strip() for c in line.split("┃")[1:-1]] for line in text.splitlines()[2:4]]
+    assert header == [
+        ["", "", "", "clip", "fr", "mad"],
+        ["dataset", "protocol", "metric", "(general)", "(fr)", "(mad)"],
+    ]
+    assert rows[0] == ["digits", "zeroshot", "acc1 ↑", "80.00", "70.00", "79.00"]
+    assert rows[3] == ["mad_bench", "attack_detection", "mean_eer ↓", "30.00", "", "10.00"]
     summary = json.loads((report / "summary.json").read_text())
-    low, high = summary["gelo_ci"]["zeroshot"]["fr"]
-    assert f"{summary['gelo']['zeroshot']['fr']:.3f} [{low:.3f}, {high:.3f}]" in lines["GELO/zeroshot"]
+    (low, high), gelo = summary["gelo_ci"]["zeroshot"]["fr"], summary["gelo"]["zeroshot"]["fr"]
+    assert rows[4][:4] == ["GELO", "zeroshot", "95% interval", ""] and rows[4][4] == f"{gelo:.3f}"
+    assert rows[5][4] == f"[{low:.3f}, {high:.3f}]"  # the report's interval
 
 
 def test_a_sweeps_knee_only_where_the_interval_excludes_the_straight_line():
@@ -285,3 +287,19 @@ def test_the_sweeps_curve_has_its_band_and_says_why_there_is_no_knee(tmp_path):
     assert "band: the GELO's 95% bootstrap interval" in caption and caption.rstrip().endswith(
         "no knee: no point bends away from the straight line between the ends beyond its interval."
     )
+
+
+def test_a_curve_of_many_points_is_thinned_to_how_it_looks():
+    from overspec.report.biometric import thin
+    from overspec.report.curves import det, probit
+
+    rng = np.random.default_rng(1)
+    positive = rng.random(200_000) < 0.3
+    curve = det(rng.normal(size=200_000) + positive, positive)
+    x, y = probit(curve.far, floor=1e-5), probit(curve.frr, floor=1e-5)
+    keep = thin(x, y)
+    assert len(x) > 100_000 and len(keep) < 8_000 and keep[0] == 0 and keep[-1] == len(x) - 1
+    # every dropped point is in the grid cell of the last point kept before it: the drawn shape is the same
+    last = keep[np.searchsorted(keep, np.arange(len(x)), side="right") - 1]
+    assert np.all(np.abs(x - x[last]) <= np.ptp(x) / 2000) and np.all(np.abs(y - y[last]) <= np.ptp(y) / 2000)
+    assert np.array_equal(thin(x[:500], y[:500]), np.arange(500))

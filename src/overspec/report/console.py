@@ -13,6 +13,7 @@ def results_table(out: str | Path):
     """A rich ``Table``: one row per (dataset, protocol), one column per model (headline, %, with its metric and
     direction), then one GELO row per protocol with the 95 % interval."""
     from rich.table import Table
+    from rich.text import Text
 
     from overspec.analysis.gelo import analyse
     from overspec.report.build import _records, _samples
@@ -23,25 +24,25 @@ def results_table(out: str | Path):
     store.close()
     records, tasks, _ = _records(rows)
     models = sorted({r.model for r in records}, key=lambda m: (tasks.get(m, "general") != "general", m))
-    table = Table(title=f"Headline results ({Path(out)})", title_justify="left")
+    table = Table(title=Text(f"Headline results ({Path(out)})"), title_justify="left")
     table.add_column("dataset")
     table.add_column("protocol")
     table.add_column("metric")
     for model in models:
-        table.add_column(f"{model} [{tasks.get(model, 'general')}]", justify="right")
+        table.add_column(Text(f"{model}\n({tasks.get(model, 'general')})"), justify="right")  # Text: no markup
     value = {(r.model, r.dataset, r.protocol): r.value for r in records}
     keys = sorted({(r.task != "general", r.dataset, r.protocol, r.metric, r.higher_is_better) for r in records})
     for _, dataset, protocol, metric, higher in keys:
         cells = [_percent(value.get((m, dataset, protocol))) for m in models]
-        table.add_row(dataset, protocol, f"{metric} {'↑' if higher else '↓'}", *cells)
+        table.add_row(*map(Text, (dataset, protocol, f"{metric} {'↑' if higher else '↓'}", *cells)))
     gelos = analyse(records, samples=_samples(Path(out), rows))  # as the report computes them
     for protocol in sorted({g.protocol for g in gelos}):
         by_model = {g.model: g for g in gelos if g.protocol == protocol}
         cells = [
-            f"{by_model[m].gelo:.3f} [{by_model[m].ci[0]:.3f}, {by_model[m].ci[1]:.3f}]" if m in by_model else ""
+            f"{by_model[m].gelo:.3f}\n[{by_model[m].ci[0]:.3f}, {by_model[m].ci[1]:.3f}]" if m in by_model else ""
             for m in models
         ]
-        table.add_row("GELO", protocol, "95% interval", *cells, style="bold", end_section=False)
+        table.add_row(*map(Text, ("GELO", protocol, "95% interval", *cells)), style="bold")
     table.caption = "values in %; GELO: fine-tuned mean over the general suite / its base's, with its 95% interval"
     return table
 
