@@ -29,7 +29,7 @@ AXES = {  # x: negatives accepted, y (DET): positives rejected, y (ROC): positiv
     "mad": ("APCER", "BPCER", "1 - BPCER", "bona fide", "morph"),
     "pad": ("APCER", "BPCER", "1 - BPCER", "bona fide", "attack"),
 }
-DET_TICKS = (1e-4, 1e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99)
+DET_TICKS = (1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99)
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def _grid(plt, n: int, width: float = 3.4, height: float = 3.1):
 def _floor(entries: list[Entry]) -> float:
     """The smallest rate drawn: half of 1/N of the larger class, so that every measured point is on the axes."""
     n = max(max(int(e.data.positive.sum()), int((~e.data.positive).sum())) for e in entries)
-    return max(1e-4, 0.5 / n)
+    return max(1e-7, 0.5 / n)
 
 
 @styled
