@@ -135,6 +135,8 @@ def test_run_produces_store_exports_report_and_reruns_without_work(small_study, 
 
     second = run(small_study / "small.yaml", out, small_study)
     assert second.returncode == 0 and "running 0" in second.stderr and "embedding" not in second.stderr
+    table = second.stdout  # run ends with the results table: each model's headline per dataset, and its GELO
+    assert "Headline results" in table and "syn_mad22" in table and "GELO" in table and "(mad)" in table
     assert "time per phase: plan" in second.stderr and "report" in second.stderr.rsplit("time per phase", 1)[1]
     assert values(out) == results
 

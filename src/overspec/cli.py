@@ -485,6 +485,10 @@ def run_command(
         log=lambda line: err.print(line, markup=False, highlight=False),
         track=track,
     )
+    if (summary.out / "results.sqlite").exists():
+        from overspec.report.console import results_table
+
+        out.print(results_table(summary.out))
     err.print(
         f"ran {summary.ran} cells, skipped {summary.skipped} finished; results in {summary.out}/results.csv, "
         f"report in {summary.out}/report.html",

@@ -182,7 +182,7 @@ def quickstart(
         )
         with phases("sweep"):
             run_sweep(out / "models" / "fr.yaml", suite, scales=[0.5], out=out / "sweep", task="fr", log=log)
-        for suffix in ("png", "svg"):
+        for suffix in ("png", "svg", "pdf", "txt"):  # txt: the caption the report shows
             (out / "figures").mkdir(exist_ok=True)
             shutil.copy(out / "sweep" / f"sweep.{suffix}", out / "figures" / f"sweep_fr.{suffix}")
     log(phases.line())

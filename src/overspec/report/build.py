@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import html
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from overspec.provenance import markdown_lines, read_records
 from overspec.report import plots
 from overspec.report.findings import Chance, chance_levels, findings
 from overspec.report.published import DEFAULT, load_published
+from overspec.report.style import Figure, caption_of
 from overspec.report.tables import Table, format_value
 from overspec.results import ResultStore
 from overspec.results.store import SCHEMA_VERSION
@@ -246,23 +249,28 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
             if change_table is not None:
                 sections.append((f"{protocol}_changes", change_table))
             changes = {m: {c.dataset: c.relative for c in g.changes} for m, g in gelos.items()}
-            if changes:
+            if plots.heatmap_fits(changes):  # below 2 x 2 the changes table above says it all
                 figure_files.append(plots.change_heatmap(changes, protocol, figures))
     bio = biometric_table(records, tasks, unresolved)
     if bio is not None:
         sections.append(("biometric", bio))
-    if any(gelo_by_protocol.values()):
-        figure_files.insert(0, plots.gelo_chart({p: v for p, v in gelo_by_protocol.items() if v}, figures))
+    if any(gelo_results.values()):
+        figure_files.insert(0, plots.gelo_chart({p: g for p, g in gelo_results.items() if g}, figures))
     gains = biometric_gains(records)
-    points = _tradeoff_points(gains, gelo_by_protocol)
+    points = _tradeoff_points(gains, gelo_results)
     if points:
         figure_files.append(plots.tradeoff_scatter(points, figures, "GELO (zero-shot)"))
+    bases = {r.model: r.base for r in records if r.base}
+    context = Context(out, figures, rows, records, bases, gelo_results)
+    for builder in SECTIONS:
+        more_tables, more_figures = builder(context)
+        sections += more_tables
+        figure_files += more_figures
 
     tables.mkdir(parents=True, exist_ok=True)
     for name, table in sections:
-        for suffix, text in (("md", table.markdown()), ("tex", table.latex()), ("csv", table.csv())):
+        for suffix, text in (("md", table.markdown()), ("tex", table.latex(name)), ("csv", table.csv())):
             (tables / f"{name}.{suffix}").write_text(text)
-    bases = {r.model: r.base for r in records if r.base}
     conventions = sorted({(r.dataset, r.protocol, r.convention) for r in rows if r.convention})
     runs = read_records(out)  # provenance of every `overspec run` into this folder
     summary = {
@@ -284,7 +292,8 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
         "provenance": runs,  # oldest first (provenance.py)
     }
     (out / "summary.json").write_text(strict_dumps(summary, indent=1, default=str))
-    figure_files += sorted(p for p in figures.glob("*.png") if p not in figure_files)  # e.g. a sweep's curve
+    drawn = {f.path for f in figure_files}  # and any other figure drawn into the folder, e.g. a sweep's curve
+    figure_files += [Figure(p, caption_of(p)) for p in sorted(figures.glob("*.png")) if p not in drawn]
     notes = (out / "NOTES.md").read_text().splitlines() if (out / "NOTES.md").exists() else []
     intro = (
         findings(gelo_results, tasks, chance, study) + _intro(bases, no_gelo, gains) + _conventions_line(conventions)
@@ -294,12 +303,39 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
     return _write_html(out, sections, figure_files, intro, notes, footer)
 
 
-def _tradeoff_points(gains, gelo_by_protocol) -> list[tuple[str, float, float]]:
+def _tradeoff_points(gains, gelo_results) -> list[tuple[str, float, float, tuple[float, float]]]:
     by_model = defaultdict(list)
     for g in gains:
         by_model[g.model].append(g.gain * 100)
-    zeroshot = gelo_by_protocol.get("zeroshot") or gelo_by_protocol.get("linear_probe") or {}
-    return [(m, float(np.mean(v)), zeroshot[m]) for m, v in sorted(by_model.items()) if m in zeroshot]
+    zeroshot = gelo_results.get("zeroshot") or gelo_results.get("linear_probe") or {}
+    return [
+        (m, float(np.mean(v)), zeroshot[m].gelo, tuple(zeroshot[m].ci))
+        for m, v in sorted(by_model.items())
+        if m in zeroshot
+    ]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a report section builder reads: the run folder, the figures folder, the stored rows and the analysis."""
+
+    out: Path
+    figures: Path
+    rows: list
+    records: list[Record]
+    bases: dict[str, str]  # model -> its base
+    gelos: dict[str, dict[str, GeloResult]]  # protocol -> model -> GELO
+
+
+def biometric_section(context: Context) -> tuple[list[tuple[str, Table]], list[Figure]]:
+    """DET, ROC and score distributions of every benchmark whose cells stored their scores."""
+    from overspec.report.biometric import biometric_figures
+
+    return [], biometric_figures(context.out, context.bases, context.figures)
+
+
+# Sections after the general and biometric tables: each builder returns (named tables, figures), in page order.
+SECTIONS: list[Callable[[Context], tuple[list[tuple[str, Table]], list[Figure]]]] = [biometric_section]
 
 
 def _intro(bases: dict[str, str], no_gelo: dict[str, str], gains) -> list[str]:
@@ -327,10 +363,12 @@ def _conventions_line(conventions: list[tuple[str, str, str]]) -> list[str]:
     return ["", "Conventions (the rules each number follows): " + "; ".join(parts) + "."] if parts else []
 
 
-def _write_markdown(out: Path, sections, figure_files, intro: list[str], notes, footer: list[str]) -> Path:
+def _write_markdown(
+    out: Path, sections, figure_files: list[Figure], intro: list[str], notes, footer: list[str]
+) -> Path:
     parts = ["# overspec report", "", *intro, "", *notes, ""]
     parts += [table.markdown() for _, table in sections]
-    parts += [f"![{f.stem}](figures/{f.name})" for f in figure_files]
+    parts += [f"![{f.name}](figures/{f.path.name})\n\n_{f.caption}_\n" for f in figure_files]
     parts += ["", *footer]
     path = out / "report.md"
     path.write_text("\n".join(parts) + "\n")
@@ -355,10 +393,10 @@ def render_markdown(text: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
 
 
-def _write_html(out: Path, sections, figure_files, intro: list[str], notes, footer: list[str]) -> Path:
+def _write_html(out: Path, sections, figure_files: list[Figure], intro: list[str], notes, footer: list[str]) -> Path:
     images = "".join(
-        f"<figure><img alt='{html.escape(f.stem)}' src='data:image/png;base64,"
-        f"{base64.b64encode(f.read_bytes()).decode()}'/><figcaption>{html.escape(f.stem.replace('_', ' '))}"
+        f"<figure id='fig-{html.escape(f.name)}'><img alt='{html.escape(f.caption)}' src='data:image/png;base64,"
+        f"{base64.b64encode(f.path.read_bytes()).decode()}'/><figcaption>{html.escape(f.caption)}"
         "</figcaption></figure>"
         for f in figure_files
     )

@@ -32,6 +32,8 @@ class SweepPoint:
     biometric: float
     pareto: bool = False
     knee: bool = False
+    gelo_low: float = float("nan")  # the GELO's 95 % interval (the envelope of its protocols' intervals)
+    gelo_high: float = float("nan")
 
 
 def point_spec(spec, scale: float, *, model: str | None = None, base: str | None = None) -> dict:
@@ -80,7 +82,9 @@ def pareto_front(points: list[SweepPoint]) -> None:
 
 
 def knee(points: list[SweepPoint]) -> None:
-    """Mark the point farthest from the straight line between the two ends (both axes scaled to [0, 1])."""
+    """Mark the point farthest from the straight line between the two ends (both axes scaled to [0, 1]), but only
+    where the curve bends beyond the noise: the line's GELO at that point's biometric score must lie outside the
+    point's GELO interval (a point without an interval gets no knee)."""
     if len(points) < 3:
         return
     xy = np.array([[p.biometric, p.gelo] for p in points])
@@ -89,7 +93,16 @@ def knee(points: list[SweepPoint]) -> None:
     a, b = xy[0], xy[-1]
     direction = (b - a) / (np.linalg.norm(b - a) or 1)
     distance = np.abs((xy - a) @ np.array([-direction[1], direction[0]]))
-    points[int(np.argmax(distance))].knee = True
+    best = points[int(np.argmax(distance))]
+    first, last = points[0], points[-1]
+    if last.biometric == first.biometric:
+        return
+    chord = first.gelo + (best.biometric - first.biometric) * (last.gelo - first.gelo) / (
+        last.biometric - first.biometric
+    )
+    best.knee = (
+        bool(not best.gelo_low <= chord <= best.gelo_high) and np.isfinite([best.gelo_low, best.gelo_high]).all()
+    )
 
 
 def check_scales(scales: list[float], *, extrapolate: bool = False) -> None:
@@ -155,17 +168,19 @@ def run_sweep(
         for r in rows
     ]
     gelos = {names[0]: [1.0]}  # the base against itself
+    intervals = {names[0]: [(1.0, 1.0)]}
     for result in analyse(records):
         gelos.setdefault(result.model, []).append(result.gelo)
+        intervals.setdefault(result.model, []).append(result.ci)
     points = []
     for name, s, path in zip(names, scales, paths, strict=True):
         if name not in gelos:
             raise ConfigError(f"{experiment}: point {name} has no general-suite result to compute its GELO from")
         own = [r for r in rows if r.model == name and r.task == task]
         bio = [r.value if r.higher_is_better else 1 - r.value for r in own]
-        points.append(
-            SweepPoint(s, str(path), float(np.mean(gelos[name])), float(np.mean(bio)) if bio else float("nan"))
-        )
+        low, high = min(c[0] for c in intervals[name]), max(c[1] for c in intervals[name])
+        biometric = float(np.mean(bio)) if bio else float("nan")
+        points.append(SweepPoint(s, str(path), float(np.mean(gelos[name])), biometric, gelo_low=low, gelo_high=high))
     pareto_front(points)
     knee(points)
     (out / "sweep.json").write_text(json.dumps([asdict(p) for p in points], indent=1))
@@ -174,17 +189,50 @@ def run_sweep(
 
 
 def _plot(points: list[SweepPoint], out: Path, task: str) -> None:
-    from overspec.report.plots import pyplot, save
+    from overspec.report.style import styled
+
+    styled(_draw)(points, out, task)
+
+
+def _draw(points: list[SweepPoint], out: Path, task: str) -> None:
+    from overspec.report.style import PALETTE, pyplot, save
 
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(5, 3.8))
-    axis.plot([p.biometric for p in points], [p.gelo for p in points], "-o", color="tab:blue")
+    x = [p.biometric for p in points]
+    axis.fill_between(
+        x,
+        [p.gelo_low for p in points],
+        [p.gelo_high for p in points],
+        color=PALETTE[0],
+        alpha=0.2,
+        linewidth=0,
+        label="GELO 95% interval",
+    )
+    axis.plot(x, [p.gelo for p in points], "-o", color=PALETTE[0])
     for p in points:
         label = f"s={p.scale:g}" + (" (knee)" if p.knee else "")
         axis.annotate(label, (p.biometric, p.gelo), textcoords="offset points", xytext=(4, 4), fontsize=8)
         if p.pareto:
-            axis.scatter([p.biometric], [p.gelo], s=90, facecolors="none", edgecolors="tab:red")
+            axis.scatter([p.biometric], [p.gelo], s=90, facecolors="none", edgecolors=PALETTE[1])
+    axis.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    low = min([1.0, *(p.gelo_low for p in points if np.isfinite(p.gelo_low))])
+    high = max([1.0, *(p.gelo_high for p in points if np.isfinite(p.gelo_high))])
+    pad = max(0.01, 0.1 * (high - low))  # never zoom below +-1 %: a 0.998-1.010 axis magnifies noise
+    axis.set_ylim(low - pad, high + pad)
     axis.set_xlabel(f"biometric score ({task}, higher is better)")
     axis.set_ylabel("GELO against s = 0 (the base)")
-    axis.set_title("Base-to-specialist trade-off (red: Pareto front)")
-    save(figure, out, "sweep")
+    axis.set_title("Base-to-specialist trade-off")
+    axis.legend(loc="best")
+    knees = [p for p in points if p.knee]
+    caption = (
+        f"Weight-space interpolation from the base (s = 0) to the {task} specialist (s = 1): mean biometric headline "
+        f"on the {task} benchmarks (x, point estimates) against GELO (y); band: the GELO's 95% bootstrap interval "
+        "(the envelope over protocols); circled: Pareto front; "
+        + (
+            f"knee at s = {knees[0].scale:g}: its GELO interval excludes the straight line between the ends."
+            if knees
+            else "no knee: no point bends away from the straight line between the ends beyond its interval."
+        )
+    )
+    save(figure, out, "sweep", caption)
