@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from overspec._hashing import digest
 from overspec._paths import expand, unset_variables
 from overspec._validation import read_yaml, validated
+from overspec.analysis_config import AnalysisSettings
 from overspec.configs import config_path
 from overspec.errors import ConfigError
 
@@ -209,6 +210,7 @@ class Experiment(BaseModel):
     workers: int | None = Field(None, ge=0)  # DataLoader worker processes (default: cores - 1, at most 8; 0: none)
     device: str | None = None  # torch device, e.g. cuda or cpu (default: cuda when there is one); spelling checked here
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    analysis: AnalysisSettings | None = None  # analyses beyond the cells: drift (layer-wise, of models with a base)
 
     @field_validator("device")
     @classmethod
@@ -238,7 +240,7 @@ class Experiment(BaseModel):
     @property
     def config_hash(self) -> str:
         # where and in what batches cells ran does not change a number
-        return digest(self.model_dump(exclude={"executor", "batch_size", "workers"}))[:16]
+        return digest(self.model_dump(exclude={"executor", "batch_size", "workers", "analysis"}))[:16]
 
     def output_dir(self) -> Path:
         return Path(expand(self.output.replace("${name}", self.name)))
@@ -280,6 +282,8 @@ def _resolve_paths(experiment: Experiment, path: Path, *, output_given: bool) ->
     for entry in experiment.model_entries():
         if isinstance(entry.spec, dict):
             entry.spec = _spec_against(folder, entry.spec)
+    if experiment.analysis is not None and experiment.analysis.drift is not None:
+        experiment.analysis.drift.resolve_paths(lambda value: _against(folder, value))
 
 
 def _spec_against(folder: Path, spec: dict) -> dict:

@@ -15,6 +15,7 @@ from overspec.analysis.gelo import GeloResult, Record, analyse, biometric_gains,
 from overspec.errors import DataError
 from overspec.protocols.specs import general_protocols
 from overspec.report import plots
+from overspec.report.drift import add_drift
 from overspec.report.findings import Chance, chance_levels, findings
 from overspec.report.published import DEFAULT, load_published
 from overspec.report.tables import Table, format_value
@@ -252,6 +253,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
     points = _tradeoff_points(gains, gelo_by_protocol)
     if points:
         figure_files.append(plots.tradeoff_scatter(points, figures, "GELO (zero-shot)"))
+    add_drift(out, records, figures, sections, figure_files)  # the run's drift documents, if any (report/drift.py)
 
     tables.mkdir(parents=True, exist_ok=True)
     for name, table in sections:

@@ -19,6 +19,7 @@ from overspec.metrics.intervals import wilson_interval
 from overspec.metrics.specs import parse_metric
 from overspec.protocols.result import ProtocolResult
 from overspec.results import ResultRow, ResultStore
+from overspec.runner.drift import run_drift_section
 from overspec.runner.executors import EXECUTORS, Job
 from overspec.runner.plan import Cell, plan
 
@@ -287,6 +288,7 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
 
     job = Job(experiment, cells, todo, commit, log)
     EXECUTORS.get(executor.name)(job, executor)
+    run_drift_section(experiment, out, shard=shard, log=log, phases=phases)  # analysis.drift (runner/drift.py)
     with phases("store and export"):
         store.export_csv(out / "results.csv")
         store.close()
