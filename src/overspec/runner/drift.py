@@ -60,20 +60,21 @@ def run_drift(experiment: Experiment, settings: DriftSettings, out: Path, *, log
         return written
     device = experiment.device or compute_for(None).device
     options = {"batch_size": experiment.batch_size, "num_workers": experiment.workers, "progress": True}
-    loaded: dict[str, object] = {}
-
-    def encoder(identity):
-        if identity.name not in loaded:
-            if len(loaded) >= 2:  # a base and one model at a time
-                loaded.pop(next(k for k in loaded if k not in bases))
-            loaded[identity.name] = load_model(identity.entry.source, device=device)
-        return loaded[identity.name]
-
-    bases = {b.name for _, b in pairs}
+    image_sets = []
     for entry in settings.entries():
         data, root = _data(experiment, entry)
-        name, images = drift_images(data, split=entry.split, root=root, n=settings.n)
-        for model, base in pairs:
+        image_sets.append((entry, *drift_images(data, split=entry.split, root=root, n=settings.n)))
+    loaded: dict[str, object] = {}
+    for model, base in pairs:  # models outermost: each is loaded once, with its base
+        for name in [name for name in loaded if name not in (model.name, base.name)]:
+            del loaded[name]
+
+        def encoder(identity):
+            if identity.name not in loaded:
+                loaded[identity.name] = load_model(identity.entry.source, device=device)
+            return loaded[identity.name]
+
+        for entry, name, images in image_sets:
             key = digest(
                 {
                     "model": model.fingerprint,
@@ -98,7 +99,7 @@ def run_drift(experiment: Experiment, settings: DriftSettings, out: Path, *, log
                 permutations=settings.permutations,
                 layers=compare_layers(
                     *features, layers=settings.layers, k=settings.k, permutations=settings.permutations
-                ),  # fmt: skip
+                ),
                 identity={"model": model.fingerprint, "base": base.fingerprint, "images": images.fingerprint},
             )
             document = {**result.document(), "images": entry.images, "split": entry.split, "source": name}
