@@ -144,7 +144,8 @@ def _compute(encoder, layers, dataset, start, batch_size, num_workers, progress,
     for index, layer in enumerate(layers[:-1]):
 
         def hook(_module, _inputs, output, index=index, layer=layer):
-            captured[index] = layer.reduce(output).float().cpu()
+            # a copy: a class token is a view that would keep the block's whole (N, tokens, width) output alive
+            captured[index] = layer.reduce(output).to("cpu", torch.float32, copy=True)
 
         handles.append(modules[layer.module].register_forward_hook(hook))
     pending: list[list[np.ndarray]] = [[] for _ in layers]
