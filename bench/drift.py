@@ -3,7 +3,7 @@
 1. Throughput: ``extract_layers`` (13 layers of a ViT-B/32: 12 class tokens and the embedding) against
    ``extract_features`` (the embedding alone) on the same JPEGs, same batch size and workers, alternating rounds;
    the overhead is what the hooks and the per-layer copies add to the forward pass.
-2. Peak memory (ru_maxrss of a fresh process each): extraction of N images into the cache, all layers vs final
+2. Peak memory (VmHWM of a fresh process each): extraction of N images into the cache, all layers vs final
    features; and the comparison of two models' layer features at ``--compare-images`` images (default 10,000), read
    from the layer cache one layer at a time: CKA with its permutation null and mutual k-NN for every layer. The
    comparison's features are random (its cost does not depend on their values), written in the cache's own format,
@@ -69,6 +69,15 @@ def throughput(root: Path, n: int, rounds: int) -> dict:
     return {k: sorted(v) for k, v in runs.items()}
 
 
+def _peak_mib() -> float:
+    """This process's resident-memory high-water mark (VmHWM). Not ru_maxrss: Linux keeps that across exec, so a
+    child started by a parent that ran a ViT would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux
+
+
 def _child(kind: str, root: Path, n: int, permutations: int) -> None:
     """One measurement in this fresh process; prints JSON with its peak RSS."""
     os.environ["OVERSPEC_CACHE"] = str(root / f"cache-{kind}-{n}")
@@ -84,7 +93,7 @@ def _child(kind: str, root: Path, n: int, permutations: int) -> None:
         (extract_features if kind == "final" else extract_layers)(encoder, images, progress=False)
     else:
         compare(root, n, permutations)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_mib()
     print(json.dumps({"kind": kind, "n": n, "peak_mib": peak, "seconds": time.perf_counter() - start}))
 
 
