@@ -124,8 +124,12 @@ def layers_figure(documents: list[dict], folder: Path) -> Path:
         bottom.set_ylim(0, 1.05)
     axes[0][0].set_ylabel("debiased CKA\n(band: null mean ± 2 sd)")
     axes[1][0].set_ylabel(f"mutual {documents[0]['k']}-NN\n(dotted: chance)")
-    axes[0][-1].legend(fontsize=7, loc="lower left")
-    figure.suptitle("Layer-wise similarity to the base (1 = no drift)", fontsize=10)
+    shown = {}
+    for axis in axes[0]:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            shown.setdefault(label, handle)
+    figure.legend(list(shown.values()), list(shown), fontsize=8, loc="upper right", ncol=len(shown))
+    figure.suptitle("Layer-wise similarity to the base (1 = no drift)", fontsize=10, x=0.3)
     return plots.save(figure, folder, "drift_layers")
 
 
