@@ -160,6 +160,15 @@ def test_layer_features_are_cached_and_reused(base_file, face_dir, monkeypatch):
     assert not calls and again.folder == first.folder
     for i in range(BLOCKS + 1):
         np.testing.assert_array_equal(again.load(i), first.load(i))
+    # the same pass filled the final-feature cache: a protocol on these images runs no second pass
+    from overspec.features import extract
+
+    monkeypatch.setattr(extract, "_compute", lambda *a, **k: pytest.fail("a second forward pass"))
+    final = extract.extract_features(encoder, images, num_workers=0, progress=False)
+    np.testing.assert_array_equal(final, first.load(BLOCKS))
+    monkeypatch.undo()
+    fresh = extract.extract_features(encoder, images, cache=False, num_workers=0, progress=False)
+    np.testing.assert_allclose(final, fresh, rtol=1e-6, atol=1e-6)
 
 
 def test_interrupted_extraction_resumes(base_file, face_dir):

@@ -100,8 +100,30 @@ def extract_layers(
             _compute(encoder, layers, dataset, start, batch_size, num_workers, progress, amp, entries, chunk_rows)
             for layer_entry in entries:
                 layer_entry.finish()
+            share_embedding(encoder, dataset, LayerFeatures(layers, n, folder), amp=amp)
         del entry
     return LayerFeatures(layers, n, folder)
+
+
+def share_embedding(encoder: Encoder, dataset: ImageSource, features: LayerFeatures, *, amp: bool = True) -> None:
+    """The pass that gave every layer gave the final features too (``encode_image``, as ``extract_features``
+    computes them): they go into the final-feature cache, so a protocol on the same images runs no second pass."""
+    from overspec.features.extract import feature_key
+
+    cache = FeatureCache()
+    key = feature_key(cache, encoder, dataset, amp=amp)
+    if (cache.folder(key) / "features.npy").exists():
+        return
+    meta = {"model": encoder.name, "model_fingerprint": encoder.fingerprint, "dataset": dataset.fingerprint,
+            "compute": compute_for(encoder.device, amp=amp).key, "from": "layer extraction"}  # fmt: skip
+    with cache.open(key, n_rows=features.n, meta=meta) as entry:
+        if entry.final.exists():
+            return
+        for _, path in entry.chunks():  # an interrupted extraction's rows: all of them are here
+            path.unlink()
+            path.with_name(path.name + ".json").unlink(missing_ok=True)
+        entry.write_chunk(0, features.load(len(features.layers) - 1))
+        entry.finish()
 
 
 def _finished(folder: Path, count: int, n: int) -> bool:

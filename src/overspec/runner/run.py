@@ -287,8 +287,8 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
         )
 
     job = Job(experiment, cells, todo, commit, log)
+    run_drift_section(experiment, out, shard=shard, log=log, phases=phases)  # first: its pass fills the cells' cache
     EXECUTORS.get(executor.name)(job, executor)
-    run_drift_section(experiment, out, shard=shard, log=log, phases=phases)  # analysis.drift (runner/drift.py)
     with phases("store and export"):
         store.export_csv(out / "results.csv")
         store.close()
