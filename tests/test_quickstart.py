@@ -124,7 +124,10 @@ def test_the_report_shows_where_each_specialist_drifted(run):
     for d in documents:
         assert d["base"] == "effnet" and d["images"] == ("face" if d["dataset"] == "faces" else "general")
         assert [x["layer"] for x in d["layers"]] == [f"stage {i}" for i in range(7)] + ["embedding"]
-        assert all(-1 <= x["cka"] <= 1 and x["cka"] < 1 for x in d["layers"])  # every stage was tuned
+        cka = [x["cka"] for x in d["layers"]]
+        assert all(-1 <= c <= 1 for c in cka)
+        # measured: the first stage keeps > 0.999 and the embedding 0.23-0.95, far outside the null (sd < 0.03)
+        assert cka[0] > 0.99 and cka[-1] < cka[0] - 0.02 and cka[-1] > d["layers"][-1]["null_mean"] + 0.1
     text = (out / "report.md").read_text()
     assert "Layer-wise drift from the base" in text and "figures/drift_layers.png" in text
     assert (out / "figures" / "drift_vs_accuracy.png").exists()
