@@ -82,9 +82,10 @@ def test_independent_features_sit_at_the_null():
     assert related.calibrated == pytest.approx((related.cka - related.null_mean) / (1 - related.null_mean))
 
 
-def test_null_permutations_equal_explicitly_shuffled_features():
+@pytest.mark.parametrize("n, p, q", [(40, 12, 20), (12, 30, 25)])  # cross-product and Gram routes
+def test_null_permutations_equal_explicitly_shuffled_features(n, p, q):
     """The null's shortcut (only the cross terms recomputed) equals CKA of an explicitly shuffled copy."""
-    x, y = features(4, n=40)
+    x, y = features(4, n=n, p=p, q=q)
     result = cka_with_null(x, y, permutations=5, seed=3)
     rng = np.random.default_rng(3)
     values = [reference_cka(x, y[rng.permutation(len(y))]) for _ in range(5)]

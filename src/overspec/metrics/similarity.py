@@ -15,12 +15,15 @@ l, t for Y),
     1ᵀK̃L̃1  = (X s - k) · (Y t - l)          (K̃1 = X s - k)
 
 so the cost is O(n·p·q) time and O(n·(p+q) + p·q) memory for widths p, q (a 10,000 x 10,000 Gram matrix would
-be 800 MB in float64). Features are centred first: HSIC₁ is invariant to translating either side, and centring
+be 800 MB in float64). When n² <= p·q (few images of a wide layer) the hollow n x n Gram matrices are smaller and
+faster, and are used instead: memory stays within min(n², p·q) beside the features either way.
+Features are centred first: HSIC₁ is invariant to translating either side, and centring
 removes the cancellation between the two terms of tr(K̃L̃). Everything runs in float64.
 
 **Permutation null.** Shuffling the pairing of Y's rows with X's destroys every correspondence while keeping each
 side's geometry; CKA over ``permutations`` shuffles gives the null's mean and standard deviation. Only the cross
-terms (XᵀY_π and the 1ᵀK̃L̃1 dot product) change, so each shuffle costs one p x q product. The calibrated score is
+terms (tr(K̃L̃_π) and the 1ᵀK̃L̃1 dot product) change, so each shuffle costs one p x q product (or an n x n
+re-indexing on the Gram route). The calibrated score is
 
     calibrated = (cka - null_mean) / (1 - null_mean)
 
@@ -74,25 +77,46 @@ class _Side:
         return cls(x, norms, x @ s - norms, float(s @ s - norms.sum()))
 
 
-def _hsic(a: _Side, b: _Side, cross: np.ndarray, norms_b: np.ndarray, row_sums_b: np.ndarray) -> float:
-    """HSIC₁ from cross-products; ``cross`` = XᵀY, ``norms_b``/``row_sums_b`` aligned with X's rows."""
+def _hsic(a: _Side, b: _Side, trace: float, row_sums_b: np.ndarray) -> float:
+    """HSIC₁ from tr(K̃L̃) and Y's K̃1 aligned with X's rows."""
     n = a.features.shape[0]
-    trace = float(np.einsum("ij,ij->", cross, cross) - a.norms @ norms_b)
     return (trace + a.total * b.total / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * float(a.row_sums @ row_sums_b)) / (
         n * (n - 3)
     )
 
 
+def _cross_trace(a: _Side, b: _Side, order: np.ndarray | None = None) -> float:
+    """tr(K̃L̃) = |XᵀY|²_F - Σ k_i l_i, with Y's rows in ``order``: O(n·p·q)."""
+    y, norms = (b.features, b.norms) if order is None else (b.features[order], b.norms[order])
+    cross = a.features.T @ y
+    return float(np.einsum("ij,ij->", cross, cross) - a.norms @ norms)
+
+
+def _hollow_gram(side: _Side) -> np.ndarray:
+    gram = side.features @ side.features.T
+    np.fill_diagonal(gram, 0.0)
+    return gram
+
+
+def _gram_route(a: _Side, b: _Side) -> bool:
+    """n x n Gram matrices cost less than p x q cross-products when n² <= p·q (few images, wide layers); either
+    way memory stays within min(n², p·q) beside the features."""
+    n, p, q = a.features.shape[0], a.features.shape[1], b.features.shape[1]
+    return n * n <= p * q
+
+
 def _self_hsic(side: _Side) -> float:
-    gram = side.features.T @ side.features
-    return _hsic(side, side, gram, side.norms, side.row_sums)
+    if _gram_route(side, side):
+        gram = _hollow_gram(side)
+        return _hsic(side, side, float(np.einsum("ij,ij->", gram, gram)), side.row_sums)
+    return _hsic(side, side, _cross_trace(side, side), side.row_sums)
 
 
 def unbiased_hsic(x: np.ndarray, y: np.ndarray) -> float:
     """Song et al.'s unbiased HSIC estimator with linear kernels on ``x`` (n, p) and ``y`` (n, q), n >= 4."""
     x, y = _pair(x, y, least=4)
     a, b = _Side.of(x), _Side.of(y)
-    return _hsic(a, b, a.features.T @ b.features, b.norms, b.row_sums)
+    return _hsic(a, b, _cross_trace(a, b), b.row_sums)
 
 
 def _ratio(hsic_xy: float, hsic_xx: float, hsic_yy: float) -> float:
@@ -103,9 +127,7 @@ def _ratio(hsic_xy: float, hsic_xx: float, hsic_yy: float) -> float:
 def debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
     """Linear CKA of ``x`` (n, p) and ``y`` (n, q) with the unbiased HSIC estimator (n >= 4); NaN when either side
     has no estimated variance (constant features)."""
-    x, y = _pair(x, y, least=4)
-    a, b = _Side.of(x), _Side.of(y)
-    return _ratio(_hsic(a, b, a.features.T @ b.features, b.norms, b.row_sums), _self_hsic(a), _self_hsic(b))
+    return cka_with_null(x, y, permutations=0).cka
 
 
 @dataclass(frozen=True)
@@ -123,19 +145,32 @@ class CkaResult:
 
 
 def cka_with_null(x: np.ndarray, y: np.ndarray, *, permutations: int = 16, seed: int = 0) -> CkaResult:
-    """Debiased linear CKA and its null over ``permutations`` shuffled pairings of the rows (seeded)."""
+    """Debiased linear CKA and its null over ``permutations`` shuffled pairings of the rows (seeded); 0
+    permutations: CKA alone (null fields NaN)."""
     x, y = _pair(x, y, least=4)
-    if permutations < 2:
+    if permutations == 1 or permutations < 0:
         raise DataError(f"the permutation null needs at least 2 shuffles, got {permutations}")
     a, b = _Side.of(x), _Side.of(y)
     hsic_xx, hsic_yy = _self_hsic(a), _self_hsic(b)
-    cka = _ratio(_hsic(a, b, a.features.T @ b.features, b.norms, b.row_sums), hsic_xx, hsic_yy)
+    if _gram_route(a, b):
+        gram_x, gram_y = _hollow_gram(a), _hollow_gram(b)
+
+        def trace(order):
+            shuffled = gram_y if order is None else gram_y[np.ix_(order, order)]
+            return float(np.einsum("ij,ij->", gram_x, shuffled))
+    else:
+
+        def trace(order):
+            return _cross_trace(a, b, order)
+
+    cka = _ratio(_hsic(a, b, trace(None), b.row_sums), hsic_xx, hsic_yy)
+    if permutations == 0:
+        return CkaResult(cka, float("nan"), float("nan"), 0)
     rng = np.random.default_rng(seed)
     null = []
     for _ in range(permutations):
         order = rng.permutation(len(b.norms))  # X's row i paired with Y's row order[i]
-        cross = a.features.T @ b.features[order]
-        null.append(_ratio(_hsic(a, b, cross, b.norms[order], b.row_sums[order]), hsic_xx, hsic_yy))
+        null.append(_ratio(_hsic(a, b, trace(order), b.row_sums[order]), hsic_xx, hsic_yy))
     null = np.asarray(null)
     return CkaResult(cka, float(null.mean()), float(null.std(ddof=1)), permutations)
 
