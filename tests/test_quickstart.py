@@ -108,3 +108,26 @@ def test_quickstart_data_made_at_another_scale_is_refused_not_reused(tmp_path):
     (tmp_path / "data" / ".complete").write_text('{"scale": 0.15, "seed": 0}\n')
     with pytest.raises(DataError, match=r'made with \{"scale": 0.15, "seed": 0\}, not \{"scale": 1.0, "seed": 0\}'):
         build(tmp_path / "data", scale=1.0)
+
+
+@pytest.mark.slow
+def test_the_report_shows_where_each_specialist_drifted(run):
+    """Drift of the three specialists from their base, on held-out faces and the general suite."""
+    from overspec.runner.drift import read_drift
+
+    out, rows = run
+    documents = read_drift(out)
+    general = {r["dataset"] for r in rows if r["task"] == "general"}
+    assert {(d["model"], d["dataset"]) for d in documents} == {
+        (model, dataset) for model in SPECIALISTS.values() for dataset in general | {"faces"}
+    }
+    for d in documents:
+        assert d["base"] == "effnet" and d["images"] == ("face" if d["dataset"] == "faces" else "general")
+        assert [x["layer"] for x in d["layers"]] == [f"stage {i}" for i in range(7)] + ["embedding"]
+        cka = [x["cka"] for x in d["layers"]]
+        assert all(-1 <= c <= 1 for c in cka)
+        # measured: the first stage keeps > 0.999 and the embedding 0.23-0.95, far outside the null (sd < 0.03)
+        assert cka[0] > 0.99 and cka[-1] < cka[0] - 0.02 and cka[-1] > d["layers"][-1]["null_mean"] + 0.1
+    text = (out / "report.md").read_text()
+    assert "Layer-wise drift from the base" in text and "figures/drift_layers.png" in text
+    assert (out / "figures" / "drift_vs_accuracy.png").exists()

@@ -802,6 +802,11 @@ def metrics(as_json: JsonFlag = False) -> None:
     _print_rows(rows, "metrics", as_json)
 
 
+from overspec.cli_drift import drift as _drift  # noqa: E402 (it reads this module's option types)
+
+app.command("drift")(_drift)
+
+
 def _default_device() -> str:
     from overspec.compute import default_device
 

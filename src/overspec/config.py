@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from overspec._hashing import digest
 from overspec._paths import expand, unset_variables
 from overspec._validation import read_yaml, validated
+from overspec.analysis_config import AnalysisSettings
 from overspec.configs import config_path
 from overspec.errors import ConfigError
 
@@ -225,6 +226,8 @@ class Experiment(BaseModel):
                 raise ValueError(str(exc).removeprefix("track: ")) from None
         return track
 
+    analysis: AnalysisSettings | None = None  # analyses beyond the cells: drift (layer-wise, of models with a base)
+
     @field_validator("device")
     @classmethod
     def _device(cls, device: str | None) -> str | None:
@@ -253,7 +256,7 @@ class Experiment(BaseModel):
     @property
     def config_hash(self) -> str:
         # where and in what batches cells ran does not change a number
-        return digest(self.model_dump(exclude={"executor", "batch_size", "workers", "track"}))[:16]
+        return digest(self.model_dump(exclude={"executor", "batch_size", "workers", "track", "analysis"}))[:16]
 
     def output_dir(self) -> Path:
         return Path(expand(self.output.replace("${name}", self.name)))
@@ -295,6 +298,8 @@ def _resolve_paths(experiment: Experiment, path: Path, *, output_given: bool) ->
     for entry in experiment.model_entries():
         if isinstance(entry.spec, dict):
             entry.spec = _spec_against(folder, entry.spec)
+    if experiment.analysis is not None and experiment.analysis.drift is not None:
+        experiment.analysis.drift.resolve_paths(lambda value: _against(folder, value))
 
 
 def _spec_against(folder: Path, spec: dict) -> dict:

@@ -62,12 +62,7 @@ def extract_features(
     n = len(dataset)
     if not cache:
         return _compute(encoder, dataset, 0, n, batch_size, num_workers, progress, amp, description, None, chunk_rows)
-    key = cache.key(
-        model=encoder.fingerprint,
-        dataset=dataset.fingerprint,
-        preprocess=digest(encoder.preprocess.model_dump()),
-        compute=compute_for(encoder.device, amp=amp).key,
-    )
+    key = feature_key(cache, encoder, dataset, amp=amp)
     found = cache.get(key, rows=n)
     if found is not None:
         return found
@@ -87,6 +82,16 @@ def extract_features(
         start = entry.resume_row()
         _compute(encoder, dataset, start, n, batch_size, num_workers, progress, amp, description, entry, chunk_rows)
         return entry.finish()
+
+
+def feature_key(cache: FeatureCache, encoder: Encoder, dataset: ImageSource, *, amp: bool = True) -> str:
+    """The cache key of ``encoder``'s final features of ``dataset`` (layer extraction fills the same entry)."""
+    return cache.key(
+        model=encoder.fingerprint,
+        dataset=dataset.fingerprint,
+        preprocess=digest(encoder.preprocess.model_dump()),
+        compute=compute_for(encoder.device, amp=amp).key,
+    )
 
 
 def _compute(encoder, dataset, start, stop, batch_size, num_workers, progress, amp, description, entry, chunk_rows):

@@ -13,6 +13,7 @@ import yaml
 
 from overspec._timing import Phases
 from overspec.quickstart.data import ONLY, build
+from overspec.quickstart.drift import drift_settings
 
 if TYPE_CHECKING:
     from overspec.config import GeneralSuite
@@ -159,6 +160,7 @@ def quickstart(
                 {"name": "morphs", "protocol": "attack_detection", "task": "mad", "path": str(data["mad"])},
                 {"name": "recaptures", "protocol": "attack_detection", "task": "pad", "path": str(data["pad"])},
             ],
+            "analysis": drift_settings(data, datasets),  # layer-wise drift of the specialists (quickstart/drift.py)
         }
     )
     (out / "NOTES.md").write_text(_notes(experiment.general))

@@ -335,7 +335,14 @@ def biometric_section(context: Context) -> tuple[list[tuple[str, Table]], list[F
 
 
 # Sections after the general and biometric tables: each builder returns (named tables, figures), in page order.
-SECTIONS: list[Callable[[Context], tuple[list[tuple[str, Table]], list[Figure]]]] = [biometric_section]
+def drift_section(context: Context) -> tuple[list[tuple[str, Table]], list[Figure]]:
+    """The run's layer-wise drift documents, if any (report/drift.py)."""
+    from overspec.report.drift import drift_section as build
+
+    return build(context.out, context.records, context.figures)
+
+
+SECTIONS: list[Callable[[Context], tuple[list[tuple[str, Table]], list[Figure]]]] = [biometric_section, drift_section]
 
 
 def _intro(bases: dict[str, str], no_gelo: dict[str, str], gains) -> list[str]:

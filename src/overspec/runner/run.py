@@ -20,6 +20,7 @@ from overspec.metrics.intervals import wilson_interval
 from overspec.metrics.specs import parse_metric
 from overspec.protocols.result import ProtocolResult
 from overspec.results import ResultRow, ResultStore
+from overspec.runner.drift import run_drift_section
 from overspec.runner.executors import EXECUTORS, Job
 from overspec.runner.plan import Cell, plan
 
@@ -298,6 +299,7 @@ def _run(experiment: Experiment, out: Path, *, limit, shard, executor, report, l
         )
 
     job = Job(experiment, cells, todo, commit, log)
+    run_drift_section(experiment, out, shard=shard, log=log, phases=phases)  # first: its pass fills the cells' cache
     EXECUTORS.get(executor.name)(job, executor)
     with phases("store and export"):
         store.export_csv(out / "results.csv")
