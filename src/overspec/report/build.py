@@ -17,6 +17,7 @@ from overspec.protocols.specs import general_protocols
 from overspec.report import plots
 from overspec.report.findings import Chance, chance_levels, findings
 from overspec.report.published import DEFAULT, load_published
+from overspec.report.side_effects import side_effect_sections
 from overspec.report.tables import Table, format_value
 from overspec.results import ResultStore
 
@@ -246,6 +247,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
     bio = biometric_table(records, tasks, unresolved)
     if bio is not None:
         sections.append(("biometric", bio))
+    sections += side_effect_sections(rows)  # report/side_effects.py
     if any(gelo_by_protocol.values()):
         figure_files.insert(0, plots.gelo_chart({p: v for p, v in gelo_by_protocol.items() if v}, figures))
     gains = biometric_gains(records)

@@ -1,0 +1,252 @@
+"""What a face model accepts beside what it was tuned for: morphs (``morph_acceptance``), presentation attacks
+(``attack_acceptance``), and how it searches a gallery (``identification``).
+
+The comparator is the model's embedding with cosine similarity, as in face verification (the flip test by default,
+as ``face_verification`` runs it). Morph and attack acceptance fix the operating threshold at ``far`` (FAR 0.1 % by
+default) on the named ``verification`` set (a ``.bin`` or a pair list, ``data/pair_list.py``), as a deployed system
+would: ``overspec.metrics.vulnerability``. Data: ``data/comparison_sets.py`` and ``data/identification_sets.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from overspec.data.comparison_sets import MORPH_PATTERN, ComparisonPlan, load_attack_targets, load_morph_set
+from overspec.data.identification_sets import load_identification_set
+from overspec.data.pair_list import load_verification_pairs
+from overspec.errors import DataError
+from overspec.metrics.identification import search
+from overspec.metrics.side_effects import (
+    DEFAULT_FAR,
+    Comparisons,
+    comparison_intervals,
+    score_comparisons,
+)
+from overspec.metrics.specs import needed_samples
+from overspec.models.encoder import Encoder
+from overspec.protocols.face_verification import _normalise, face_embeddings, pair_scores
+from overspec.protocols.result import ProtocolResult
+
+HEADLINES = {"morph_acceptance": "mmpmr", "attack_acceptance": "iapmr", "identification": "cmc_1"}
+RESAMPLES = 200  # as `overspec run`'s other biometric cells (metrics/conventions/scoring.py RUN_RESAMPLES)
+
+
+def _convention(convention: str) -> None:
+    if convention != "iso":
+        raise DataError(f"side-effect benchmarks follow convention iso only (the definitions), not {convention!r}")
+
+
+def _far(far: float, verification) -> None:
+    if not 0 < float(far) < 1:
+        raise DataError(f"option far: {far!r}; a FAR in (0, 1), e.g. 0.001 for FAR 0.1 %")
+    if verification is None:
+        raise DataError(
+            "option verification: name the verification set (a .bin or a pair list) the threshold is set on"
+        )
+    _, genuine = load_verification_pairs(verification)
+    impostors = int(np.count_nonzero(~np.asarray(genuine, dtype=bool)))
+    if impostors < needed_samples(far):
+        raise DataError(
+            f"option far: {verification} has {impostors} impostor pairs; a threshold at FAR {far:g} needs >= "
+            f"{needed_samples(far)}: raise far or name a larger verification set"
+        )
+
+
+def check_morph_acceptance(
+    encoder,
+    path,
+    *,
+    verification=None,
+    far=DEFAULT_FAR,
+    layout="csv",
+    morph_pattern=MORPH_PATTERN,
+    convention="iso",
+    **_,
+) -> None:
+    _convention(convention)
+    _far(far, verification)
+    load_morph_set(path, layout=layout, morph_pattern=morph_pattern)
+
+
+def check_attack_acceptance(encoder, path, *, verification=None, far=DEFAULT_FAR, convention="iso", **_) -> None:
+    _convention(convention)
+    _far(far, verification)
+    load_attack_targets(path)
+
+
+def check_identification(encoder, path, *, layout="folder", convention="iso", **options) -> None:
+    _convention(convention)
+    options = {k: v for k, v in options.items() if k not in ("flip", "batch_size", "num_workers", "progress")}
+    load_identification_set(path, layout=layout, **options)
+
+
+def _embed(encoder: Encoder, images, name: str, flip: bool, run: dict) -> np.ndarray:
+    return _normalise(face_embeddings(encoder, images, flip=flip, name=name, **run).astype(np.float64))
+
+
+def _verification_rows(encoder, verification, flip: bool, run: dict) -> tuple[np.ndarray, np.ndarray]:
+    images, genuine = load_verification_pairs(verification)
+    features = face_embeddings(encoder, images, flip=flip, name=Path(verification).stem, **run)
+    scores = pair_scores(features)
+    genuine = np.asarray(genuine, dtype=bool)
+    return scores, np.where(genuine, "genuine", "impostor")
+
+
+def _comparisons(kind: str, encoder, plan: ComparisonPlan, name: str, verification, flip: bool, run) -> Comparisons:
+    e = _embed(encoder, plan.images, name, flip, run)
+    scores = np.einsum("ij,ij->i", e[plan.left], e[plan.right])
+    v_scores, v_roles = _verification_rows(encoder, verification, flip, run)
+    blank = [""] * len(v_scores)
+    role = "morph" if kind == "morph_acceptance" else "attack"
+    return Comparisons.of(
+        kind,
+        np.r_[v_scores, scores],
+        [*v_roles, *[role] * len(scores)],
+        **{k: blank + list(v) for k, v in plan.ids.items()},
+    )
+
+
+def _result(kind: str, name: str, encoder, data: Comparisons, far: float, details: dict) -> ProtocolResult:
+    scored = score_comparisons(data, far=far)
+    found = comparison_intervals(data, scored, n_resamples=RESAMPLES)
+    return ProtocolResult(
+        kind,
+        name,
+        encoder.name,
+        scored.values | scored.counts,
+        HEADLINES[kind],
+        {**details, **scored.decisions, "convention": "iso", "ci_resamples": found.resamples},
+        {},
+        found.intervals,
+        found.method,
+        {},
+        scored.unresolved,
+        data,  # exported by the runner as scores/CELL.csv (metrics/side_effects.py write_comparisons)
+    )
+
+
+def run_morph_acceptance(
+    encoder: Encoder,
+    path: str | Path,
+    *,
+    verification: str | None = None,
+    far: float = DEFAULT_FAR,
+    layout: str = "csv",
+    morph_pattern: str = MORPH_PATTERN,
+    flip: bool = True,
+    convention: str = "iso",
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    progress: bool = True,
+) -> ProtocolResult:
+    """MMPMR, ProdAvg-MMPMR and RMMR (pooled and per morphing method), with the FAR reached and FNMR, of
+    ``encoder`` as a face comparator at its threshold at ``far`` on ``verification`` (headline: MMPMR)."""
+    check_morph_acceptance(encoder, path, verification=verification, far=far, layout=layout, convention=convention)
+    plan = load_morph_set(path, layout=layout, morph_pattern=morph_pattern)
+    run = {"batch_size": batch_size, "num_workers": num_workers, "progress": progress}
+    name = Path(path).stem
+    data = _comparisons("morph_acceptance", encoder, plan, name, verification, flip, run)
+    details = {"verification": str(verification), "flip": flip, "layout": layout}
+    return _result("morph_acceptance", name, encoder, data, far, details)
+
+
+def run_attack_acceptance(
+    encoder: Encoder,
+    path: str | Path,
+    *,
+    verification: str | None = None,
+    far: float = DEFAULT_FAR,
+    flip: bool = True,
+    convention: str = "iso",
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    progress: bool = True,
+) -> ProtocolResult:
+    """IAPMR (pooled, per attack type, their mean and worst) of ``encoder`` at its threshold at ``far`` on
+    ``verification``: each attack presentation against its target's enrolment (headline: pooled IAPMR)."""
+    check_attack_acceptance(encoder, path, verification=verification, far=far, convention=convention)
+    plan = load_attack_targets(path)
+    run = {"batch_size": batch_size, "num_workers": num_workers, "progress": progress}
+    name = Path(path).stem
+    data = _comparisons("attack_acceptance", encoder, plan, name, verification, flip, run)
+    return _result("attack_acceptance", name, encoder, data, far, {"verification": str(verification), "flip": flip})
+
+
+def run_identification(
+    encoder: Encoder,
+    path: str | Path,
+    *,
+    layout: str = "folder",
+    which: str = "ijbc",
+    gallery: str = "each",
+    gallery_images: int = 1,
+    unenrolled: float = 0.0,
+    seed: int = 0,
+    flip: bool = True,
+    detector_weighting: bool = False,
+    convention: str = "iso",
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    progress: bool = True,
+) -> ProtocolResult:
+    """CMC at ranks 1 and 5 and TPIR at FPIR 1 % and 10 % (rank 1) of ``encoder`` searching each gallery
+    (``data/identification_sets.py``; headline: rank-1 identification rate)."""
+    from overspec.protocols.ijb import template_features
+
+    _convention(convention)
+    if layout == "ijb":
+        options = {"which": which, "gallery": gallery}
+    else:
+        options = {"gallery_images": gallery_images, "unenrolled": unenrolled, "seed": seed}
+    found = load_identification_set(path, layout=layout, **options)
+    run = {"batch_size": batch_size, "num_workers": num_workers, "progress": progress}
+    name = which if layout == "ijb" else Path(path).name
+    features = face_embeddings(encoder, found.images, flip=flip, name=name, **run)
+    weights = found.detector_scores if detector_weighting and found.detector_scores is not None else None
+    ids, pooled = template_features(features, found.templates, found.media, weights)
+    row_of = {int(t): i for i, t in enumerate(ids)}
+    probe_templates, probe_subjects = found.probes
+    probe_features = pooled[[row_of[int(t)] for t in probe_templates]].astype(np.float64)
+    scores, roles, columns = [], [], {"probe": [], "subject": [], "gallery": []}
+    for gallery_name, (templates, subjects) in found.galleries.items():
+        similarity = probe_features @ pooled[[row_of[int(t)] for t in templates]].astype(np.float64).T
+        searches = search(similarity, probe_subjects, subjects)
+        for i, (probe, subject) in enumerate(zip(probe_templates, probe_subjects, strict=True)):
+            row = [("mated", searches.mated[i])] if searches.is_mated[i] else []
+            row += [("nonmated", v) for v in searches.others[i] if np.isfinite(v)]
+            for role, value in row:
+                scores.append(value)
+                roles.append(role)
+                columns["probe"].append(str(probe))
+                columns["subject"].append(str(subject))
+                columns["gallery"].append(gallery_name)
+    data = Comparisons.of("identification", scores, roles, **columns)
+    details = {"layout": layout, "flip": flip, "galleries": sorted(found.galleries), **options}
+    return _result("identification", name, encoder, data, DEFAULT_FAR, details)
+
+
+def export_comparisons(folder: Path, cell, outcome) -> Path:
+    """``scores/CELL.csv`` (``write_comparisons``) and ``scores/CELL.json``: the FAR and threshold the run used and
+    the Python call that re-scores the file to the run's values."""
+    from overspec._atomic import atomic_open
+    from overspec._json import strict_dumps
+    from overspec.metrics.side_effects import write_comparisons
+
+    path = write_comparisons(outcome.score_set, folder / f"{cell.key}.csv")
+    far = outcome.details.get("far_target")
+    meta = {
+        "cell": cell.key,
+        "model": cell.model.name,
+        "dataset": cell.dataset,
+        "protocol": cell.protocol.name,
+        "kind": outcome.score_set.kind,
+        "far": far,
+        "threshold": outcome.details.get("threshold"),
+        "rescore": "from overspec.metrics.side_effects import read_comparisons, score_comparisons; "
+        f"score_comparisons(read_comparisons({str(path)!r}){'' if far is None else f', far={far!r}'})",
+    }
+    with atomic_open(path.with_suffix(".json"), "w") as f:
+        f.write(strict_dumps(meta, indent=1))
+    return path
