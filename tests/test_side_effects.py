@@ -244,3 +244,33 @@ def test_an_experiment_scores_morphs_attacks_and_searches_as_computed_by_hand(tm
     assert not [g for g in summary["biometric_gains"] if g["benchmark"] in ("morphs", "targets", "ids")]
     report = (out / "report.md").read_text()
     assert "What each face model now accepts" in report
+
+
+@pytest.mark.slow
+def test_ijbc_1n_searches_each_gallery_as_computed_by_hand(tmp_path, clip_file):
+    from overspec.models import load_model
+    from overspec.protocols import PROTOCOLS
+
+    write_ijb_1n(tmp_path / "ijbc")
+    encoder = load_model({"family": "openai_clip", "weights": str(clip_file)})
+    result = PROTOCOLS.get("identification")(encoder, tmp_path / "ijbc", layout="ijb", num_workers=0, progress=False)
+    found = load_ijb_1n(tmp_path / "ijbc")
+    transform = encoder.preprocess.transform()
+    with torch.no_grad():
+        images = [found.images.load(i) for i in range(len(found.images))]
+        e = encoder.encode_image(torch.stack([transform(i) for i in images])).numpy().astype(np.float64)
+        e += encoder.encode_image(torch.stack([transform(i.transpose(0)) for i in images])).numpy()
+    pooled = {}  # insightface's pooling, by loops: media means summed per template, normalised
+    for template in np.unique(found.templates):
+        mine = found.templates == template
+        total = sum(e[mine & (found.media == m)].mean(0) for m in np.unique(found.media[mine]))
+        pooled[int(template)] = total / np.linalg.norm(total)
+    probes = np.stack([pooled[200 + i] for i in range(N_IDS)])
+    ranks = []
+    for name, members in (("G1", range(N_IDS // 2)), ("G2", range(N_IDS // 2, N_IDS))):
+        gallery = np.stack([pooled[100 + i] for i in members])
+        searches = search(probes @ gallery.T, [str(i) for i in range(N_IDS)], [str(i) for i in members])
+        assert result.metrics[f"cmc_1@{name}"] == pytest.approx(cmc(searches, 1), abs=1e-12)
+        ranks.append(cmc(searches, 1))
+        assert result.unresolved[f"tpir_at_fpir_0.1@{name}"] == "needs >= 10 non-mated searches, has 4"
+    assert result.metrics["cmc_1"] == pytest.approx(np.mean(ranks)) and result.headline_metric == "cmc_1"

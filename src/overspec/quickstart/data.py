@@ -141,7 +141,7 @@ def side_effect_sets(root: Path, held, seed: int) -> None:
     """What the side-effect benchmarks read (``data/comparison_sets.py``, ``data/identification_sets.py``): the
     held-out faces as identities ``identities/idNNN/`` (new views, drawn from their own generator so every other
     dataset stays as it was), the MAD test morphs with their two contributors (``morph_subjects.csv``: the morph of
-    test face i blends it with face ``(i + 1 + i % 3) % n``, as ``_attacks`` made it; probes: the identities'
+    test face i blends it with face ``partner_of(i, n)``, as ``_attacks`` made it; probes: the identities'
     views), and the PAD test recaptures with the identity they show (``attack_targets.csv``; enrolment: view 0)."""
     rng = np.random.default_rng([seed, 29])
     names = [f"id{50 + i:03d}" for i in range(len(held))]
@@ -152,7 +152,7 @@ def side_effect_sets(root: Path, held, seed: int) -> None:
     morphs = [["path", "role", "subject", "method"]]
     targets = [["path", "role", "subject", "attack_type"]]
     for i, name in enumerate(names):
-        partner = names[(i + 1 + i % 3) % len(names)]
+        partner = names[partner_of(i, len(names))]
         kind = morph_kinds[i % 2]
         morphs.append([f"mad/test/{kind}/{i:03d}.png", "morph", f"{name};{partner}", kind])
         morphs += [[f"identities/{name}/{k}.png", "probe", name, ""] for k in range(IDENTITY_VIEWS)]
@@ -177,6 +177,11 @@ def _verification(held, path: Path, n_pairs: int, rng) -> None:
         pickle.dump((bins, same), f, protocol=4)
 
 
+def partner_of(i: int, n: int) -> int:
+    """The face that attack ``i`` of a pool of ``n`` is made with (a morph's second contributor)."""
+    return (i + 1 + i % 3) % n
+
+
 def _attacks(root: Path, task: str, train_faces, held, rng, make, kinds) -> None:
     rows = []
     for split, pool in (("train", train_faces), ("test", held)):
@@ -184,7 +189,7 @@ def _attacks(root: Path, task: str, train_faces, held, rng, make, kinds) -> None
             name = f"{task}/{split}/bonafide/{i:03d}.png"
             rows.append([_save(view(face, rng), root / name), "bonafide", "", split])
             kind = kinds[i % len(kinds)]
-            partner = pool[(i + 1 + i % 3) % len(pool)]
+            partner = pool[partner_of(i, len(pool))]
             attack = make(view(face, rng), view(partner, rng), kind)
             rows.append([_save(attack, root / f"{task}/{split}/{kind}/{i:03d}.png"), "attack", kind, split])
     with open(root / f"{task}.csv", "w", newline="") as f:
