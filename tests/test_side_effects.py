@@ -274,3 +274,33 @@ def test_ijbc_1n_searches_each_gallery_as_computed_by_hand(tmp_path, clip_file):
         ranks.append(cmc(searches, 1))
         assert result.unresolved[f"tpir_at_fpir_0.1@{name}"] == "needs >= 10 non-mated searches, has 4"
     assert result.metrics["cmc_1"] == pytest.approx(np.mean(ranks)) and result.headline_metric == "cmc_1"
+
+
+def test_side_effects_are_shown_beside_the_verification_gain_and_never_counted_as_one():
+    from types import SimpleNamespace
+
+    from overspec.analysis.gelo import Record, biometric_gains
+    from overspec.report.side_effects import side_effect_sections
+
+    def row(model, dataset, protocol, metric, value, low=None, high=None, base=None):
+        headline = {"face_verification": "accuracy", "morph_acceptance": "mmpmr"}[protocol]
+        return SimpleNamespace(
+            model=model, dataset=dataset, protocol=protocol, metric=metric, value=value, ci_low=low, ci_high=high,
+            base=base, headline_metric=headline,
+        )  # fmt: skip
+
+    rows = [
+        row("base", "pairs", "face_verification", "headline", 0.80),
+        row("fr", "pairs", "face_verification", "headline", 0.95, base="base"),
+        row("base", "morphs", "morph_acceptance", "mmpmr", 0.30, 0.2, 0.4),
+        row("fr", "morphs", "morph_acceptance", "mmpmr", 0.42, 0.3, 0.5, base="base"),
+    ]
+    ((name, table),) = side_effect_sections(rows)
+    assert name == "side_effects" and table.columns == ["model", "pairs: accuracy ↑", "morphs: mmpmr ↓"]
+    assert table.rows[1] == ["fr (base base)", "95.0 (+15.0)", "42.0 [30.0, 50.0] (+12.0)"]
+    assert side_effect_sections([r for r in rows if r.protocol == "face_verification"]) == []
+    records = [
+        Record(r.model, "", r.dataset, r.protocol, r.value, r.headline_metric, r.metric != "mmpmr", "fr", r.base, "fr")
+        for r in rows
+    ]
+    assert [(g.benchmark, round(g.gain, 6)) for g in biometric_gains(records)] == [("pairs", 0.15)]
