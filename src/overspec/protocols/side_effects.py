@@ -38,8 +38,13 @@ def _convention(convention: str) -> None:
         raise DataError(f"side-effect benchmarks follow convention iso only (the definitions), not {convention!r}")
 
 
-def _far(far: float, verification) -> None:
-    if not 0 < float(far) < 1:
+def _far(far, verification) -> float:
+    """``far`` as a number (YAML reads ``1e-3`` as text), checked against what the verification set resolves."""
+    try:
+        far = float(far)
+    except (TypeError, ValueError):
+        raise DataError(f"option far: {far!r}; a FAR in (0, 1), e.g. 0.001 for FAR 0.1 %") from None
+    if not 0 < far < 1:
         raise DataError(f"option far: {far!r}; a FAR in (0, 1), e.g. 0.001 for FAR 0.1 %")
     if verification is None:
         raise DataError(
@@ -52,6 +57,7 @@ def _far(far: float, verification) -> None:
             f"option far: {verification} has {impostors} impostor pairs; a threshold at FAR {far:g} needs >= "
             f"{needed_samples(far)}: raise far or name a larger verification set"
         )
+    return far
 
 
 def check_morph_acceptance(
@@ -143,7 +149,16 @@ def run_morph_acceptance(
 ) -> ProtocolResult:
     """MMPMR, ProdAvg-MMPMR and RMMR (pooled and per morphing method), with the FAR reached and FNMR, of
     ``encoder`` as a face comparator at its threshold at ``far`` on ``verification`` (headline: MMPMR)."""
-    check_morph_acceptance(encoder, path, verification=verification, far=far, layout=layout, convention=convention)
+    check_morph_acceptance(
+        encoder,
+        path,
+        verification=verification,
+        far=far,
+        layout=layout,
+        morph_pattern=morph_pattern,
+        convention=convention,
+    )
+    far = float(far)
     plan = load_morph_set(path, layout=layout, morph_pattern=morph_pattern)
     run = {"batch_size": batch_size, "num_workers": num_workers, "progress": progress}
     name = Path(path).stem
@@ -167,6 +182,7 @@ def run_attack_acceptance(
     """IAPMR (pooled, per attack type, their mean and worst) of ``encoder`` at its threshold at ``far`` on
     ``verification``: each attack presentation against its target's enrolment (headline: pooled IAPMR)."""
     check_attack_acceptance(encoder, path, verification=verification, far=far, convention=convention)
+    far = float(far)
     plan = load_attack_targets(path)
     run = {"batch_size": batch_size, "num_workers": num_workers, "progress": progress}
     name = Path(path).stem
