@@ -53,8 +53,13 @@ def search(similarity, probe_ids, gallery_ids, *, top: int = TOP) -> Searches:
     if not np.isfinite(sim).all():
         raise DataError("similarity matrix: every score must be finite")
     identities, column = np.unique(entries.astype(str), return_inverse=True)
-    per_identity = np.full((len(probes), len(identities)), -np.inf)
-    np.maximum.at(per_identity.T, column.ravel(), sim.T)  # an identity scores its best entry
+    column = column.ravel()
+    if len(identities) == len(entries):  # one entry per identity (IJB-C's galleries): a reordering
+        per_identity = np.empty((len(probes), len(identities)))
+        per_identity[:, column] = sim
+    else:
+        per_identity = np.full((len(probes), len(identities)), -np.inf)
+        np.maximum.at(per_identity.T, column, sim.T)  # an identity scores its best entry
     where = {name: i for i, name in enumerate(identities)}
     index = np.array([where.get(str(p), -1) for p in probes])
     rows = np.flatnonzero(index >= 0)

@@ -17,7 +17,7 @@ from overspec.data.comparison_sets import MORPH_PATTERN, ComparisonPlan, load_at
 from overspec.data.identification_sets import load_identification_set
 from overspec.data.pair_list import load_verification_pairs
 from overspec.errors import DataError
-from overspec.metrics.identification import search
+from overspec.metrics.identification import Searches, search
 from overspec.metrics.side_effects import (
     DEFAULT_FAR,
     Comparisons,
@@ -30,6 +30,7 @@ from overspec.protocols.face_verification import _normalise, face_embeddings, pa
 from overspec.protocols.result import ProtocolResult
 
 HEADLINES = {"morph_acceptance": "mmpmr", "attack_acceptance": "iapmr", "identification": "cmc_1"}
+SEARCH_BLOCK = 4096  # probes per similarity block
 RESAMPLES = 200  # as `overspec run`'s other biometric cells (metrics/conventions/scoring.py RUN_RESAMPLES)
 
 
@@ -227,8 +228,13 @@ def run_identification(
     probe_features = pooled[[row_of[int(t)] for t in probe_templates]].astype(np.float64)
     scores, roles, columns = [], [], {"probe": [], "subject": [], "gallery": []}
     for gallery_name, (templates, subjects) in found.galleries.items():
-        similarity = probe_features @ pooled[[row_of[int(t)] for t in templates]].astype(np.float64).T
-        searches = search(similarity, probe_subjects, subjects)
+        enrolled = pooled[[row_of[int(t)] for t in templates]].astype(np.float64).T
+        blocks = range(0, len(probe_features), SEARCH_BLOCK)  # bounded memory: IJB-C is 20,000 x 3,500 searches
+        parts = [
+            search(probe_features[b : b + SEARCH_BLOCK] @ enrolled, probe_subjects[b : b + SEARCH_BLOCK], subjects)
+            for b in blocks
+        ]
+        searches = Searches(np.concatenate([p.mated for p in parts]), np.concatenate([p.others for p in parts]))
         for i, (probe, subject) in enumerate(zip(probe_templates, probe_subjects, strict=True)):
             row = [("mated", searches.mated[i])] if searches.is_mated[i] else []
             row += [("nonmated", v) for v in searches.others[i] if np.isfinite(v)]
