@@ -304,3 +304,13 @@ def test_side_effects_are_shown_beside_the_verification_gain_and_never_counted_a
         for r in rows
     ]
     assert [(g.benchmark, round(g.gain, 6)) for g in biometric_gains(records)] == [("pairs", 0.15)]
+
+
+def test_a_side_effect_layout_outside_options_is_refused_in_one_line():
+    from pydantic import ValidationError
+
+    from overspec.config import BiometricBenchmark
+
+    with pytest.raises(ValidationError, match=r"morph_acceptance reads its layout from options: write options: "):
+        BiometricBenchmark(name="m", protocol="morph_acceptance", path="/x", layout="frll_morphs")
+    assert BiometricBenchmark(name="m", protocol="identification", path="/x").task == "fr"
