@@ -314,3 +314,29 @@ def test_a_side_effect_layout_outside_options_is_refused_in_one_line():
     with pytest.raises(ValidationError, match=r"morph_acceptance reads its layout from options: write options: "):
         BiometricBenchmark(name="m", protocol="morph_acceptance", path="/x", layout="frll_morphs")
     assert BiometricBenchmark(name="m", protocol="identification", path="/x").task == "fr"
+
+
+def test_a_far_the_verification_set_cannot_resolve_is_refused_at_plan_time(tmp_path):
+    from overspec.config import Experiment
+    from overspec.errors import ConfigError
+    from overspec.runner.plan import plan
+
+    side_effect_data(tmp_path)
+    (tmp_path / "clip.pt").write_bytes(b"weights are not read at plan time")
+    (tmp_path / "clip.yaml").write_text(yaml.safe_dump({"family": "openai_clip", "weights": str(tmp_path / "clip.pt")}))
+    at = {"verification": str(tmp_path / "pairs.bin")}  # FAR 0.1 % by default: 20 impostor pairs cannot resolve it
+    experiment = Experiment.model_validate(
+        {
+            "name": "x",
+            "models": [{"name": "clip", "spec": str(tmp_path / "clip.yaml")}],
+            "biometric": [
+                {"name": "m", "protocol": "morph_acceptance", "path": str(tmp_path / "morphs.csv"), "options": at}
+            ],
+        }
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^benchmark m: option far: .*pairs.bin has 20 impostor pairs; a threshold at FAR "
+        r"0.001 needs >= 1000: raise far or name a larger verification set$",
+    ):
+        plan(experiment)

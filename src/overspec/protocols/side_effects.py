@@ -249,6 +249,24 @@ def run_identification(
     return _result("identification", name, encoder, data, DEFAULT_FAR, details)
 
 
+def content_fingerprint(protocol: str, path: Path, options: dict) -> str:
+    """What a side-effect cell's numbers depend on beyond its file or folder (whose content the plan hashes): the
+    images a CSV names and the verification set the threshold is fixed on (`overspec eval`'s remembered results)."""
+    from overspec._hashing import digest, path_sha256
+
+    parts = []
+    if options.get("verification"):
+        verification = Path(options["verification"])
+        images, _ = load_verification_pairs(verification)
+        parts.append(path_sha256(verification) if verification.suffix == ".bin" else images.fingerprint)
+    if protocol == "morph_acceptance":
+        layout, pattern = options.get("layout", "csv"), options.get("morph_pattern", MORPH_PATTERN)
+        parts.append(load_morph_set(path, layout=layout, morph_pattern=pattern).images.fingerprint)
+    elif protocol == "attack_acceptance":
+        parts.append(load_attack_targets(path).images.fingerprint)
+    return digest(parts)
+
+
 def export_comparisons(folder: Path, cell, outcome) -> Path:
     """``scores/CELL.csv`` (``write_comparisons``) and ``scores/CELL.json``: the FAR and threshold the run used and
     the Python call that re-scores the file to the run's values."""
