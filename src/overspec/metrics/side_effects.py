@@ -35,9 +35,10 @@ from overspec.metrics.specs import metric_key, needed_samples
 from overspec.metrics.vulnerability import (
     false_match_rate,
     false_non_match_rate,
+    groups,
     iapmr,
-    mmpmr,
-    prodavg_mmpmr,
+    mmpmr_of_groups,
+    prodavg_of_groups,
     rmmr,
     threshold_at_far,
 )
@@ -129,16 +130,19 @@ def _morph_values(data: Comparisons, tau: float) -> dict[str, float]:
     rows = data.rows("morph")
     if len(rows) == 0:
         raise DataError("morph acceptance: no morph comparison rows")
-    s, m, n = data.scores[rows], data.ids["morph"][rows], data.ids["subject"][rows]
-    values["mmpmr"] = mmpmr(s, m, n, tau)
-    values["prodavg_mmpmr"] = prodavg_mmpmr(s, m, n, tau)
+    s = data.scores[rows]
+    group, morph_of = groups(data.ids["morph"][rows], data.ids["subject"][rows])  # coded once for every key
+    values["mmpmr"] = mmpmr_of_groups(s, group, morph_of, tau)
+    values["prodavg_mmpmr"] = prodavg_of_groups(s, group, morph_of, tau)
     if "fnmr" in values:
         values["rmmr"] = rmmr(values["mmpmr"], values["fnmr"])
     methods = data.ids["method"][rows]
     for method in sorted(set(methods) - {""}) if len(set(methods)) > 1 else []:
         keep = methods == method
-        values[f"mmpmr@{method}"] = mmpmr(s[keep], m[keep], n[keep], tau)
-        values[f"prodavg_mmpmr@{method}"] = prodavg_mmpmr(s[keep], m[keep], n[keep], tau)
+        kept, sub = np.unique(group[keep], return_inverse=True)  # the method's (morph, subject) groups
+        of = np.unique(morph_of[kept], return_inverse=True)[1].ravel()
+        values[f"mmpmr@{method}"] = mmpmr_of_groups(s[keep], sub.ravel(), of, tau)
+        values[f"prodavg_mmpmr@{method}"] = prodavg_of_groups(s[keep], sub.ravel(), of, tau)
     return values
 
 
