@@ -344,3 +344,50 @@ def test_intervals_cover_the_estimates_and_resample_whole_units():
     ident, _ = identification_set(3)
     found = comparison_intervals(ident, score_comparisons(ident), n_resamples=40)
     assert "probe subjects" in found.method and "cmc_1@G1" in found.intervals
+
+
+def insightface_evaluation(query_feats, gallery_feats, mask, fars=(0.01, 0.1)):
+    """recognition/_evaluation_/ijb/ijb_1n.py ``evaluation``, transcribed: top-1/top-5 from an argsort of the
+    similarities, then per FAR the ceil(Q * far)-th largest non-mated pair score as threshold and the share of
+    mated scores above it."""
+    import heapq
+
+    query_num = query_feats.shape[0]
+    similarity = np.dot(query_feats, gallery_feats.T)
+    top_inds = np.argsort(-similarity)
+    top1 = sum(top_inds[i, 0] == mask[i] for i in range(query_num)) / query_num
+    top5 = sum(mask[i] in top_inds[i, 0:5] for i in range(query_num)) / query_num
+    required_topk = [math.ceil(query_num * x) for x in fars]
+    top_sims = similarity.copy()
+    pos_sims = []
+    for i in range(query_num):
+        pos_sims.append(top_sims[i, mask[i]])
+        top_sims[i, mask[i]] = -2.0
+    pos_sims = np.array(pos_sims)
+    neg_sims = heapq.nlargest(max(required_topk), top_sims[np.where(top_sims > -2.0)])
+    recalls = [np.sum(pos_sims > neg_sims[pos - 1]) / query_num for pos in required_topk]
+    return top1, top5, recalls
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_insightface_convention_equals_its_ijb_1n_evaluation(seed):
+    from overspec.metrics.side_effects import identification_comparisons
+
+    rng = np.random.default_rng(seed)
+    n_ids, n_probes, dim = 30, 120, 16
+    gallery = rng.normal(size=(n_ids, dim))
+    mask = rng.integers(0, n_ids, n_probes)  # every probe enrolled: insightface's gen_mask
+    probes = gallery[mask] + rng.normal(0, 1.2, (n_probes, dim))
+    gallery /= np.linalg.norm(gallery, axis=1, keepdims=True)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    top1, top5, recalls = insightface_evaluation(probes, gallery, mask)
+    subjects = [f"s{m}" for m in mask]
+    data = identification_comparisons(
+        probes, (np.arange(n_probes), subjects), {"union": (gallery, [f"s{i}" for i in range(n_ids)])},
+        pair_top=math.ceil(n_probes * 0.1), block=50,
+    )  # fmt: skip
+    scored = score_comparisons(data, convention="insightface")
+    assert scored.values["cmc_1"] == pytest.approx(top1) and scored.values["cmc_5"] == pytest.approx(top5)
+    assert [scored.values["tpir_at_fpir_0.01"], scored.values["tpir_at_fpir_0.1"]] == pytest.approx(recalls)
+    assert scored.unresolved == {}  # iso's open-set TPIR needs non-mated searches; insightface's does not
+    assert score_comparisons(data).values["tpir_at_fpir_0.1"] is None

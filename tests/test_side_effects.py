@@ -274,6 +274,17 @@ def test_ijbc_1n_searches_each_gallery_as_computed_by_hand(tmp_path, clip_file):
         ranks.append(cmc(searches, 1))
         assert result.unresolved[f"tpir_at_fpir_0.1@{name}"] == "needs >= 10 non-mated searches, has 4"
     assert result.metrics["cmc_1"] == pytest.approx(np.mean(ranks)) and result.headline_metric == "cmc_1"
+    # insightface's ijb_1n.py: one gallery of G1 and G2, every probe mated; its TPIR from the largest pair scores
+    insight = PROTOCOLS.get("identification")(
+        encoder, tmp_path / "ijbc", layout="ijb", convention="insightface", num_workers=0, progress=False
+    )
+    union = np.stack([pooled[100 + i] for i in range(N_IDS)])
+    similarity = probes @ union.T
+    mated = similarity[np.arange(N_IDS), np.arange(N_IDS)]
+    others = np.sort(similarity[~np.eye(N_IDS, dtype=bool)])[::-1]
+    assert insight.metrics["cmc_1"] == pytest.approx(np.mean(similarity.argmax(axis=1) == np.arange(N_IDS)))
+    assert insight.metrics["tpir_at_fpir_0.1"] == pytest.approx(np.mean(mated > others[0]))  # ceil(8 * 0.1) = 1st
+    assert insight.details["galleries"] == ["union"] and insight.details["convention"] == "insightface"
 
 
 def test_side_effects_are_shown_beside_the_verification_gain_and_never_counted_as_one():

@@ -22,6 +22,7 @@ re-scored from its ``scores/`` folder: ``score_comparisons(read_comparisons(path
 from __future__ import annotations
 
 import csv
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 
 from overspec.errors import DataError
 from overspec.metrics.bootstrap import bootstrap_intervals
-from overspec.metrics.identification import TOP, Searches, cmc, tpir_at_fpir
+from overspec.metrics.identification import TOP, Searches, cmc, search, tpir_at_fpir
 from overspec.metrics.specs import metric_key, needed_samples
 from overspec.metrics.vulnerability import (
     false_match_rate,
@@ -49,7 +50,7 @@ FPIR_TARGETS = (0.01, 0.1)
 ROLES = {
     "morph_acceptance": ("genuine", "impostor", "morph"),
     "attack_acceptance": ("genuine", "impostor", "attack"),
-    "identification": ("mated", "nonmated"),
+    "identification": ("mated", "nonmated", "pair"),
 }
 COLUMNS = {
     "morph_acceptance": ("morph", "subject", "probe", "method"),
@@ -162,7 +163,8 @@ def _attack_values(data: Comparisons, tau: float) -> dict[str, float]:
 
 def searches_of(data: Comparisons) -> tuple[np.ndarray, dict[str, Searches]]:
     """The probes (sorted) and, per gallery, their ``Searches`` (rows aligned with the probes) rebuilt from the rows;
-    every probe searches every gallery."""
+    every probe searches every gallery. (``pair`` rows, insightface's pair scores, belong to no search.)"""
+    data = data.subset(np.flatnonzero(data.roles != "pair"))
     probes, probe_of = np.unique(data.ids["probe"].astype(str), return_inverse=True)
     found = {}
     for gallery in sorted(set(data.ids["gallery"])):
@@ -174,7 +176,7 @@ def searches_of(data: Comparisons) -> tuple[np.ndarray, dict[str, Searches]]:
         mated = np.full(len(probes), np.nan)
         is_mated = roles == "mated"
         mated[row_probe[is_mated]] = scores[is_mated]
-        nonmated = np.flatnonzero(~is_mated)
+        nonmated = np.flatnonzero(roles == "nonmated")
         order = nonmated[np.lexsort((-scores[nonmated], row_probe[nonmated]))]  # by probe, best first
         position = np.arange(len(order)) - np.searchsorted(row_probe[order], row_probe[order])
         keep = position < TOP
@@ -219,12 +221,20 @@ def search_values(galleries: dict[str, Searches], unresolved: dict[str, str]) ->
     return out, decisions
 
 
-def score_comparisons(data: Comparisons, *, far: float = DEFAULT_FAR, tau: float | None = None) -> SideEffectScores:
-    """Every key of ``data``; the threshold is fixed at ``far`` on its impostor rows unless ``tau`` is given."""
+def score_comparisons(
+    data: Comparisons, *, far: float = DEFAULT_FAR, tau: float | None = None, convention: str = "iso"
+) -> SideEffectScores:
+    """Every key of ``data``; the threshold is fixed at ``far`` on its impostor rows unless ``tau`` is given.
+    Identification follows ``convention`` (``iso``, or ``insightface``: ``insightface_tpir``)."""
     unresolved: dict[str, str] = {}
     if data.kind == "identification":
         probes, galleries = searches_of(data)
         values, decisions = search_values(galleries, unresolved)
+        if convention == "insightface":
+            values, decisions = insightface_values(data, galleries, values)
+            unresolved = {k: v for k, v in unresolved.items() if not k.startswith("tpir_at_fpir")}
+        elif convention != "iso":
+            raise DataError(f"identification: convention {convention!r}; use iso or insightface")
         counts = {"n_test": len(probes)}
         return SideEffectScores(values, unresolved, decisions, counts)
     tau = operating_threshold(data, far) if tau is None else tau
@@ -237,6 +247,79 @@ def score_comparisons(data: Comparisons, *, far: float = DEFAULT_FAR, tau: float
         "n_impostor": int(len(data.rows("impostor"))),
     }
     return SideEffectScores(values, unresolved, {"threshold": tau, "far_target": far}, counts)
+
+
+def insightface_tpir(mated: np.ndarray, top_pairs: np.ndarray, far: float) -> tuple[float, float]:
+    """``(TPIR, threshold)`` as insightface's ``recognition/_evaluation_/ijb/ijb_1n.py`` computes its "TPIR at
+    FAR": over ``Q`` searches that are all mated, the threshold is the ``ceil(Q * far)``-th largest non-mated
+    *pair* score (any probe against any other identity, not the top score of a search), and TPIR is the share of
+    mated scores above it, whatever their rank. ``top_pairs``: the largest non-mated pair scores (at least
+    ``ceil(Q * far)`` of them)."""
+    k = math.ceil(len(mated) * far)
+    ordered = np.sort(top_pairs)[::-1]
+    if len(ordered) < k:
+        raise DataError(
+            f"insightface TPIR at FAR {far:g}: needs the {k} largest non-mated pair scores, has {len(ordered)}"
+        )
+    return float(np.sum(mated > ordered[k - 1]) / len(mated)), float(ordered[k - 1])
+
+
+def insightface_values(data: Comparisons, galleries: dict[str, Searches], values: dict) -> tuple[dict, dict]:
+    """insightface's 1:N rule for the ``tpir_at_fpir`` keys (one gallery, every probe mated: its ``gen_mask``)."""
+    if len(galleries) != 1:
+        raise DataError("identification: convention insightface searches one gallery (gallery: union for IJB)")
+    ((gallery, searches),) = galleries.items()
+    if not searches.is_mated.all():
+        raise DataError("identification: convention insightface needs every probe enrolled (a closed set)")
+    pairs = data.scores[data.rows("pair")]
+    out = {k: v for k, v in values.items() if not k.startswith("tpir_at_fpir")}
+    decisions = {}
+    for target in FPIR_TARGETS:
+        key = metric_key("tpir_at_fpir", point=target)
+        out[key], decisions[f"threshold_{target:g}@{gallery}"] = insightface_tpir(searches.mated, pairs, target)
+    return out, decisions
+
+
+def identification_comparisons(
+    probes: np.ndarray,
+    probe_subjects,
+    galleries: dict[str, tuple[np.ndarray, np.ndarray]],
+    *,
+    pair_top: int = 0,
+    block: int = 4096,
+) -> Comparisons:
+    """The comparisons of ``probes`` (L2-normalised features, one row per probe; ids are their row numbers unless
+    ``probe_subjects`` is paired with ids by the caller) searching each gallery (name -> (features, subjects)), in
+    blocks of ``block`` probes: per search its mated and ``TOP`` best non-mated identity scores, and with
+    ``pair_top`` the ``pair_top`` largest non-mated pair scores of each gallery (``insightface_tpir``)."""
+    probe_ids, subjects = probe_subjects
+    scores, roles, columns = [], [], {"probe": [], "subject": [], "gallery": []}
+
+    def add(role, value, probe, subject, gallery):
+        scores.append(value)
+        roles.append(role)
+        columns["probe"].append(str(probe))
+        columns["subject"].append(str(subject))
+        columns["gallery"].append(gallery)
+
+    for name, (features, enrolled) in galleries.items():
+        parts, top = [], np.empty(0)
+        for b in range(0, len(probes), block):
+            similarity = probes[b : b + block] @ features.T
+            parts.append(search(similarity, subjects[b : b + block], enrolled))
+            if pair_top:
+                mated = np.asarray(subjects[b : b + block]).astype(str)[:, None] == np.asarray(enrolled).astype(str)
+                candidates = np.r_[top, similarity[~mated]]
+                top = candidates[np.argsort(-candidates, kind="stable")[:pair_top]]
+        found = Searches(np.concatenate([p.mated for p in parts]), np.concatenate([p.others for p in parts]))
+        for i, (probe, subject) in enumerate(zip(probe_ids, subjects, strict=True)):
+            if found.is_mated[i]:
+                add("mated", found.mated[i], probe, subject, name)
+            for v in found.others[i][np.isfinite(found.others[i])]:
+                add("nonmated", v, probe, subject, name)
+        for v in top:
+            add("pair", v, "", "", name)
+    return Comparisons.of("identification", scores, roles, **columns)
 
 
 @dataclass(frozen=True)

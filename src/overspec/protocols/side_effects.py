@@ -9,6 +9,7 @@ would: ``overspec.metrics.vulnerability``. Data: ``data/comparison_sets.py`` and
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,12 @@ from overspec.data.comparison_sets import MORPH_PATTERN, ComparisonPlan, load_at
 from overspec.data.identification_sets import load_identification_set
 from overspec.data.pair_list import load_verification_pairs
 from overspec.errors import DataError
-from overspec.metrics.identification import Searches, search
 from overspec.metrics.side_effects import (
     DEFAULT_FAR,
+    FPIR_TARGETS,
     Comparisons,
     comparison_intervals,
+    identification_comparisons,
     score_comparisons,
 )
 from overspec.metrics.specs import needed_samples
@@ -84,7 +86,10 @@ def check_attack_acceptance(encoder, path, *, verification=None, far=DEFAULT_FAR
 
 
 def check_identification(encoder, path, *, layout="folder", convention="iso", **options) -> None:
-    _convention(convention)
+    if convention not in ("iso", "insightface"):
+        raise DataError(f"identification follows convention iso or insightface (its ijb_1n.py), not {convention!r}")
+    if convention == "insightface":
+        options["gallery"] = "union"
     options = {k: v for k, v in options.items() if k not in ("flip", "batch_size", "num_workers", "progress")}
     load_identification_set(path, layout=layout, **options)
 
@@ -115,8 +120,10 @@ def _comparisons(kind: str, encoder, plan: ComparisonPlan, name: str, verificati
     )
 
 
-def _result(kind: str, name: str, encoder, data: Comparisons, far: float, details: dict) -> ProtocolResult:
-    scored = score_comparisons(data, far=far)
+def _result(
+    kind: str, name: str, encoder, data: Comparisons, far: float, details: dict, convention: str = "iso"
+) -> ProtocolResult:
+    scored = score_comparisons(data, far=far, convention=convention)
     found = comparison_intervals(data, scored, n_resamples=RESAMPLES)
     return ProtocolResult(
         kind,
@@ -124,7 +131,7 @@ def _result(kind: str, name: str, encoder, data: Comparisons, far: float, detail
         encoder.name,
         scored.values | scored.counts,
         HEADLINES[kind],
-        {**details, **scored.decisions, "convention": "iso", "ci_resamples": found.resamples},
+        {**details, **scored.decisions, "convention": convention, "ci_resamples": found.resamples},
         {},
         found.intervals,
         found.method,
@@ -212,9 +219,11 @@ def run_identification(
     (``data/identification_sets.py``; headline: rank-1 identification rate)."""
     from overspec.protocols.ijb import template_features
 
-    _convention(convention)
-    if layout == "ijb":
-        options = {"which": which, "gallery": gallery}
+    if convention not in ("iso", "insightface"):
+        raise DataError(f"identification follows convention iso or insightface (its ijb_1n.py), not {convention!r}")
+    insightface = convention == "insightface"
+    if layout == "ijb":  # insightface searches one gallery of G1 and G2 together
+        options = {"which": which, "gallery": "union" if insightface else gallery}
     else:
         options = {"gallery_images": gallery_images, "unenrolled": unenrolled, "seed": seed}
     found = load_identification_set(path, layout=layout, **options)
@@ -224,29 +233,18 @@ def run_identification(
     weights = found.detector_scores if detector_weighting and found.detector_scores is not None else None
     ids, pooled = template_features(features, found.templates, found.media, weights)
     row_of = {int(t): i for i, t in enumerate(ids)}
+
+    def rows(templates) -> np.ndarray:
+        return pooled[[row_of[int(t)] for t in templates]].astype(np.float64)
+
     probe_templates, probe_subjects = found.probes
-    probe_features = pooled[[row_of[int(t)] for t in probe_templates]].astype(np.float64)
-    scores, roles, columns = [], [], {"probe": [], "subject": [], "gallery": []}
-    for gallery_name, (templates, subjects) in found.galleries.items():
-        enrolled = pooled[[row_of[int(t)] for t in templates]].astype(np.float64).T
-        blocks = range(0, len(probe_features), SEARCH_BLOCK)  # bounded memory: IJB-C is 20,000 x 3,500 searches
-        parts = [
-            search(probe_features[b : b + SEARCH_BLOCK] @ enrolled, probe_subjects[b : b + SEARCH_BLOCK], subjects)
-            for b in blocks
-        ]
-        searches = Searches(np.concatenate([p.mated for p in parts]), np.concatenate([p.others for p in parts]))
-        for i, (probe, subject) in enumerate(zip(probe_templates, probe_subjects, strict=True)):
-            row = [("mated", searches.mated[i])] if searches.is_mated[i] else []
-            row += [("nonmated", v) for v in searches.others[i] if np.isfinite(v)]
-            for role, value in row:
-                scores.append(value)
-                roles.append(role)
-                columns["probe"].append(str(probe))
-                columns["subject"].append(str(subject))
-                columns["gallery"].append(gallery_name)
-    data = Comparisons.of("identification", scores, roles, **columns)
+    galleries = {g: (rows(templates), subjects) for g, (templates, subjects) in found.galleries.items()}
+    pair_top = math.ceil(len(probe_templates) * max(FPIR_TARGETS)) if insightface else 0
+    data = identification_comparisons(
+        rows(probe_templates), (probe_templates, probe_subjects), galleries, pair_top=pair_top, block=SEARCH_BLOCK
+    )
     details = {"layout": layout, "flip": flip, "galleries": sorted(found.galleries), **options}
-    return _result("identification", name, encoder, data, DEFAULT_FAR, details)
+    return _result("identification", name, encoder, data, DEFAULT_FAR, details, convention)
 
 
 def content_fingerprint(protocol: str, path: Path, options: dict) -> str:
@@ -276,6 +274,7 @@ def export_comparisons(folder: Path, cell, outcome) -> Path:
 
     path = write_comparisons(outcome.score_set, folder / f"{cell.key}.csv")
     far = outcome.details.get("far_target")
+    convention = outcome.details.get("convention", "iso")
     meta = {
         "cell": cell.key,
         "model": cell.model.name,
@@ -284,8 +283,10 @@ def export_comparisons(folder: Path, cell, outcome) -> Path:
         "kind": outcome.score_set.kind,
         "far": far,
         "threshold": outcome.details.get("threshold"),
+        "convention": convention,
         "rescore": "from overspec.metrics.side_effects import read_comparisons, score_comparisons; "
-        f"score_comparisons(read_comparisons({str(path)!r}){'' if far is None else f', far={far!r}'})",
+        f"score_comparisons(read_comparisons({str(path)!r}){'' if far is None else f', far={far!r}'}"
+        f"{'' if convention == 'iso' else f', convention={convention!r}'})",
     }
     with atomic_open(path.with_suffix(".json"), "w") as f:
         f.write(strict_dumps(meta, indent=1))
