@@ -88,10 +88,12 @@ def check_attack_acceptance(encoder, path, *, verification=None, far=DEFAULT_FAR
 def check_identification(encoder, path, *, layout="folder", convention="iso", **options) -> None:
     if convention not in ("iso", "insightface"):
         raise DataError(f"identification follows convention iso or insightface (its ijb_1n.py), not {convention!r}")
-    if convention == "insightface":
-        options["gallery"] = "union"
-    options = {k: v for k, v in options.items() if k not in ("flip", "batch_size", "num_workers", "progress")}
-    load_identification_set(path, layout=layout, **options)
+    if layout == "ijb":
+        gallery = "union" if convention == "insightface" else options.get("gallery", "each")
+        load_identification_set(path, layout=layout, which=options.get("which", "ijbc"), gallery=gallery)
+    else:
+        split = {k: options[k] for k in ("gallery_images", "unenrolled", "seed") if k in options}
+        load_identification_set(path, layout=layout, **split)
 
 
 def _embed(encoder: Encoder, images, name: str, flip: bool, run: dict) -> np.ndarray:
