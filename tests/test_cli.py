@@ -46,7 +46,16 @@ def test_version_and_listings():
     }
     assert sum(r["in_study"] for r in datasets.values()) == 14  # the study's general suite
     protocols = [r["name"] for r in json.loads(overspec("protocols", "--json").stdout)]
-    assert sorted(protocols) == ["attack_detection", "face_verification", "ijb", "linear_probe", "zeroshot"]
+    assert sorted(protocols) == [
+        "attack_acceptance",
+        "attack_detection",
+        "face_verification",
+        "identification",
+        "ijb",
+        "linear_probe",
+        "morph_acceptance",
+        "zeroshot",
+    ]
 
 
 def test_embed_writes_features_and_paths(tmp_path, clip_file):

@@ -177,6 +177,8 @@ class BiometricBenchmark(BaseModel):
         biometric = [p for p in PROTOCOL_INFO if p not in general_protocols()]
         if self.protocol not in biometric:
             raise ValueError(f"protocol {self.protocol!r} is not a biometric protocol; use {', '.join(biometric)}")
+        if PROTOCOL_INFO.get(self.protocol).side_effect and "layout" in self.model_fields_set:
+            raise ValueError(f"{self.protocol} reads its layout from options: write options: {{layout: {self.layout}}}")
         tasks = PROTOCOL_INFO.get(self.protocol).tasks
         if len(tasks) == 1:
             self.task = tasks[0]

@@ -66,6 +66,16 @@ _add("acer", "ACER", False)
 _add("hter", "HTER", False)
 _add("bpcer_at_apcer", "BPCER at APCER", False, parameter="APCER", resolved_by="negative")
 _add("apcer_at_bpcer", "APCER at BPCER", False, parameter="BPCER", resolved_by="positive")
+# what a face comparator accepts, at a threshold fixed at a FAR on a verification set (metrics/vulnerability.py)
+_add("far", "FAR reached at the threshold", False)
+_add("fnmr", "FNMR at the threshold", False)
+_add("mmpmr", "MMPMR (morphs matching every contributor)", False)
+_add("prodavg_mmpmr", "ProdAvg-MMPMR", False)
+_add("rmmr", "RMMR (MMPMR relative to the true match rate)", False)
+_add("iapmr", "IAPMR (attacks matching their target)", False)
+# 1:N identification (metrics/identification.py)
+_add("cmc", "identification rate at rank", True, parameter="rank")
+_add("tpir_at_fpir", "TPIR at FPIR (rank 1)", True, parameter="FPIR", resolved_by="negative")
 
 _KEY = re.compile(
     r"^(?P<aggregate>mean_|worst_)?(?P<body>[a-z0-9_]+?)(?:_(?P<point>\d[\d.e+-]*))?(?:@(?P<attack>.+))?$"

@@ -11,6 +11,8 @@ PROTOCOLS.register("linear_probe", "overspec.protocols.linear_probe:run_linear_p
 PROTOCOLS.register("face_verification", "overspec.protocols.face_verification:run_face_verification")
 PROTOCOLS.register("ijb", "overspec.protocols.ijb:run_ijb")
 PROTOCOLS.register("attack_detection", "overspec.protocols.attack_detection:run_attack_detection")
+for _name in ("morph_acceptance", "attack_acceptance", "identification"):  # side effects (protocols/side_effects.py)
+    PROTOCOLS.register(_name, f"overspec.protocols.side_effects:run_{_name}")
 
 RUN_OPTIONS = ("batch_size", "num_workers", "progress")  # set by the runner, not by a config
 

@@ -23,6 +23,9 @@ class ProtocolInfo:
     # ``"module:function"`` ``(encoder, data, **options)``: every check that needs no image (text tower, options,
     # data layout), which `overspec eval` runs for all its protocols before the first forward pass
     check: str | None = None
+    # what a face model now accepts (morphs, attacks) or how it searches: reported beside the task's gains
+    # (report/side_effects.py), never counted as one (analysis.gelo.biometric_gains)
+    side_effect: bool = False
 
     def check_ready(self, encoder, data, options: dict) -> None:
         if self.check is not None:
@@ -45,6 +48,7 @@ def _catalog_headline(dataset: str, task: str) -> str:
 
 
 ATTACK_HEADLINES = {"mad": "mean_eer", "pad": "hter"}  # MADation reports EER per attack type, FoundPAD HTER
+SIDE_EFFECT_HEADLINES = {"morph_acceptance": "mmpmr", "attack_acceptance": "iapmr", "identification": "cmc_1"}
 
 PROTOCOL_INFO: Registry[ProtocolInfo] = Registry("protocol")
 for _info in (
@@ -80,6 +84,16 @@ for _info in (
         ("mad", "pad"),
         lambda dataset, task: ATTACK_HEADLINES[task],
         check="overspec.protocols.attack_detection:check_attack_detection",
+    ),
+    *(
+        ProtocolInfo(
+            name,
+            ("fr",),
+            lambda dataset, task, name=name: SIDE_EFFECT_HEADLINES[name],
+            check=f"overspec.protocols.side_effects:check_{name}",
+            side_effect=True,
+        )
+        for name in ("morph_acceptance", "attack_acceptance", "identification")
     ),
 ):
     PROTOCOL_INFO.register(_info.name, _info)

