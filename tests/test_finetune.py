@@ -194,7 +194,8 @@ def test_sweep_ends_are_the_base_and_the_specialist_exactly(fr_specialist, face_
     }
     assert points[-1].gelo == pytest.approx(mean["tuned"] / mean["base"], rel=1e-12)
     assert sum(p.knee for p in points) <= 1 and any(p.pareto for p in points)  # a knee only beyond the interval
-    assert all(p.gelo_low <= p.gelo <= p.gelo_high for p in points)
+    assert (points[0].gelo_low, points[0].gelo_high) == (1.0, 1.0)  # the base against itself
+    assert all(np.isfinite(p.gelo_low) and p.gelo_low < p.gelo_high for p in points[1:])  # each point's interval
     assert (face_study / "sweep" / "sweep.png").exists() and (face_study / "sweep" / "sweep.json").exists()
     assert yaml.safe_load(Path(points[1].spec).read_text())["adapter_scale"] == 0.5
 

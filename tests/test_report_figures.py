@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -269,6 +270,7 @@ def test_a_sweeps_knee_only_where_the_interval_excludes_the_straight_line():
     knee(tight)
     knee(wide)
     assert [p.knee for p in tight] == [False, True, False]  # 0.95 outside [0.98, 1.00]
+    assert json.loads(json.dumps([asdict(p) for p in tight]))[1]["knee"] is True  # as sweep.json stores it
     assert not any(p.knee for p in wide)  # 0.95 inside [0.94, 1.04]: the bend is within the noise
 
 

@@ -100,9 +100,8 @@ def knee(points: list[SweepPoint]) -> None:
     chord = first.gelo + (best.biometric - first.biometric) * (last.gelo - first.gelo) / (
         last.biometric - first.biometric
     )
-    best.knee = (
-        bool(not best.gelo_low <= chord <= best.gelo_high) and np.isfinite([best.gelo_low, best.gelo_high]).all()
-    )
+    bounded = bool(np.isfinite([best.gelo_low, best.gelo_high]).all())
+    best.knee = bounded and not best.gelo_low <= chord <= best.gelo_high  # a plain bool: sweep.json holds it
 
 
 def check_scales(scales: list[float], *, extrapolate: bool = False) -> None:
