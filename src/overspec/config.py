@@ -293,6 +293,13 @@ def _spec_against(folder: Path, spec: dict) -> dict:
                 out[key] = _spec_against(folder, value)
             elif isinstance(value, str) and value.endswith((".yaml", ".yml")):
                 out[key] = _against(folder, value)
+        elif key == "models" and isinstance(value, list):  # a merge's models
+            out[key] = [
+                {**m, "model": _spec_against(folder, {"base": m["model"]})["base"]}
+                if isinstance(m, dict) and "model" in m
+                else m
+                for m in value
+            ]
     return out
 
 
