@@ -126,8 +126,10 @@ def full_finetune(folder, name: str, seed: int) -> str:
     """A 'finetuned' spec: the tiny CLIP's image tower moved by noise, saved as overspec finetune saves it."""
     gen = torch.Generator().manual_seed(seed)
     state = {k: v + torch.randn(v.shape, generator=gen) * 0.01 for k, v in tiny_clip().state_dict().items()}
-    save_file({k: v.contiguous() for k, v in state.items() if k.startswith("visual.")}, str(folder / f"{name}.safetensors"))
-    return str(write_yaml(folder / f"{name}.yaml", {"family": "finetuned", "base": "clip.yaml", "checkpoint": f"{name}.safetensors"}))
+    tower = {k: v.contiguous() for k, v in state.items() if k.startswith("visual.")}
+    save_file(tower, str(folder / f"{name}.safetensors"))
+    spec = {"family": "finetuned", "base": "clip.yaml", "checkpoint": f"{name}.safetensors"}
+    return str(write_yaml(folder / f"{name}.yaml", spec))
 
 
 def lora_finetune(folder, name: str) -> str:
@@ -142,7 +144,8 @@ def lora_finetune(folder, name: str) -> str:
             if "lora_B" in param_name:
                 param.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(4)) * 0.05)
     model.save_pretrained(str(folder / name))
-    save_file({"linear.weight": torch.randn(2, 32), "linear.bias": torch.zeros(2)}, str(folder / f"{name}_head.safetensors"))
+    head = {"linear.weight": torch.randn(2, 32), "linear.bias": torch.zeros(2)}
+    save_file(head, str(folder / f"{name}_head.safetensors"))
     spec = {
         "family": "peft",
         "base": "clip.yaml",
@@ -157,6 +160,10 @@ def states(model) -> dict:
     return load_model(model).module.state_dict()
 
 
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_merging_real_models_full_and_lora(tmp_path):
     torch.save(tiny_clip().state_dict(), tmp_path / "clip.pt")
     base = str(write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": "clip.pt"}))
@@ -166,16 +173,15 @@ def test_merging_real_models_full_and_lora(tmp_path):
         return {"family": "merge", "base": base, "models": models, "method": "task_arithmetic", **settings}
 
     # one full fine-tune at weight 1 is that model, bit for bit; at weight 0 the base, with the base's fingerprint
-    assert all(torch.equal(a, b) for a, b in zip(states(merge([{"model": fr}])).values(), states(fr).values()))
+    assert same(states(merge([{"model": fr}])), states(fr))
     at_zero = load_model(merge([{"model": fr, "weight": 0.0}]))
-    assert all(torch.equal(a, b) for a, b in zip(at_zero.module.state_dict().values(), states(base).values()))
+    assert same(at_zero.module.state_dict(), states(base))
     assert at_zero.fingerprint == load_model(base).fingerprint
 
     # the LoRA model splits attention into q/k/v: the merge is that model, and keeps its head under its task
     lora = load_model(merge([{"model": mad, "task": "mad"}], method="ties", density=1.0))
     reference = load_model(mad)
-    assert lora.module.state_dict().keys() == reference.module.state_dict().keys()
-    assert all(torch.equal(lora.module.state_dict()[k], v) for k, v in reference.module.state_dict().items())
+    assert same(lora.module.state_dict(), reference.module.state_dict())
     assert set(lora.heads) == {"mad"} and lora.head_for("mad") is not None
     assert torch.equal(lora.heads["mad"].module[1].weight, reference.head.module[1].weight)
 
