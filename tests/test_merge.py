@@ -164,10 +164,10 @@ def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_merging_real_models_full_and_lora(tmp_path):
+def test_one_real_model_at_weight_one_is_that_model_and_at_zero_the_base(tmp_path):
     torch.save(tiny_clip().state_dict(), tmp_path / "clip.pt")
     base = str(write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": "clip.pt"}))
-    fr, mad = full_finetune(tmp_path, "fr", 1), lora_finetune(tmp_path, "mad")
+    fr = full_finetune(tmp_path, "fr", 1)
 
     def merge(models, **settings):
         return {"family": "merge", "base": base, "models": models, "method": "task_arithmetic", **settings}
@@ -177,6 +177,16 @@ def test_merging_real_models_full_and_lora(tmp_path):
     at_zero = load_model(merge([{"model": fr, "weight": 0.0}]))
     assert same(at_zero.module.state_dict(), states(base))
     assert at_zero.fingerprint == load_model(base).fingerprint
+
+
+@pytest.mark.slow
+def test_merging_lora_and_full_finetunes_keeps_heads_and_layouts(tmp_path):
+    torch.save(tiny_clip().state_dict(), tmp_path / "clip.pt")
+    base = str(write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": "clip.pt"}))
+    fr, mad = full_finetune(tmp_path, "fr", 1), lora_finetune(tmp_path, "mad")
+
+    def merge(models, **settings):
+        return {"family": "merge", "base": base, "models": models, "method": "task_arithmetic", **settings}
 
     # the LoRA model splits attention into q/k/v: the merge is that model, and keeps its head under its task
     lora = load_model(merge([{"model": mad, "task": "mad"}], method="ties", density=1.0))
