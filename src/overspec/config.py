@@ -30,6 +30,7 @@ from overspec._paths import expand, unset_variables
 from overspec._validation import read_yaml, validated
 from overspec.configs import config_path
 from overspec.errors import ConfigError
+from overspec.frontier.config import FrontierSettings
 
 
 class ModelEntry(BaseModel):
@@ -209,6 +210,7 @@ class Experiment(BaseModel):
     workers: int | None = Field(None, ge=0)  # DataLoader worker processes (default: cores - 1, at most 8; 0: none)
     device: str | None = None  # torch device, e.g. cuda or cpu (default: cuda when there is one); spelling checked here
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
+    frontier: FrontierSettings | None = None  # `overspec frontier`: forgetting-control methods swept (frontier/)
 
     @field_validator("device")
     @classmethod

@@ -88,9 +88,7 @@ class Draws:
     y: np.ndarray
 
 
-def draw(
-    x: np.ndarray, y: np.ndarray, x_sd: np.ndarray, y_sd: np.ndarray, *, n: int = 2000, seed: int = 0
-) -> Draws:
+def draw(x: np.ndarray, y: np.ndarray, x_sd: np.ndarray, y_sd: np.ndarray, *, n: int = 2000, seed: int = 0) -> Draws:
     rng = np.random.default_rng(seed)
     size = (n, len(x))
     return Draws(

@@ -16,6 +16,7 @@ from overspec.errors import DataError
 from overspec.protocols.specs import general_protocols
 from overspec.report import plots
 from overspec.report.findings import Chance, chance_levels, findings
+from overspec.report.frontier import frontier_sections
 from overspec.report.published import DEFAULT, load_published
 from overspec.report.tables import Table, format_value
 from overspec.results import ResultStore
@@ -246,6 +247,7 @@ def build_report(out: str | Path, *, reference: str | Path | None = DEFAULT) -> 
     bio = biometric_table(records, tasks, unresolved)
     if bio is not None:
         sections.append(("biometric", bio))
+    sections += frontier_sections(out)  # overspec frontier's tables (and figures), when the run has frontier.json
     if any(gelo_by_protocol.values()):
         figure_files.insert(0, plots.gelo_chart({p: v for p, v in gelo_by_protocol.items() if v}, figures))
     gains = biometric_gains(records)
