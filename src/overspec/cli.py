@@ -536,6 +536,9 @@ def quickstart(
     export_adapters: Annotated[
         Path | None, typer.Option(help="Copy the specialists' adapters there (maintainers).")
     ] = None,
+    frontier: Annotated[
+        bool, typer.Option("--frontier", help="Also the FR trade-off frontier and the FR+MAD+PAD merges (minutes).")
+    ] = False,
 ) -> None:
     """The study in miniature, offline, on real weights and images: results.csv, report.md, report.html."""
     from overspec.quickstart.run import quickstart as run_quickstart
@@ -545,6 +548,7 @@ def quickstart(
         scale=scale,
         retrain=retrain,
         export_adapters=export_adapters,
+        frontier=frontier,
         log=lambda line: err.print(line, markup=False, highlight=False),
     )
     err.print(f"report: {report_path}", markup=False, highlight=False)
