@@ -27,7 +27,7 @@ class FrontierMethod(BaseModel):
     task: Literal["fr", "mad", "pad"]  # the biometric task it is tuned for
     model: str | dict | None = None  # strength scale: the fine-tuned model whose update is scaled
     finetune: str | None = None  # a fine-tune config (overspec finetune): trained per value, or once to scale
-    strength: Literal["scale", "l2sp_weight", "distill_weight"] = "scale"
+    strength: Literal["scale", "l2sp_weight", "distill_weight"] = "scale"  # what the grid sets (STRENGTHS above)
     grid: list[float] = Field(min_length=1)  # the strengths evaluated (the base is every curve's other end)
 
     @field_validator("grid")
@@ -59,14 +59,14 @@ class FrontierMethod(BaseModel):
 class FrontierSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     base: str  # a model of `models:`: the start of every curve and GELO's denominator
-    methods: list[FrontierMethod] = Field(min_length=1)
+    methods: list[FrontierMethod] = Field(min_length=1)  # the forgetting-control methods, each with its grid
     # a spec every point is wrapped in, the point going under its `image` key (e.g. ConSE for zero-shot)
     wrap: dict | None = None
     gelo_protocols: list[str] | None = None  # GELO averaged over these general protocols (default: every one run)
     reference_gelo: float = 0.0  # the hypervolume's GELO floor (its other corner is the base's biometric score)
     match: dict[str, float] = Field(default_factory=dict)  # task -> the biometric score methods are compared at
     n_boot: int = Field(2000, ge=100)  # parametric bootstrap draws for every interval of the frontier
-    seed: int = 0
+    seed: int = 0  # seed of the bootstrap draws
 
     @model_validator(mode="after")
     def _unique(self) -> FrontierSettings:
