@@ -76,9 +76,7 @@ def models_table(summary: dict) -> Table:
     """What every model keeps: its biometric score on each task and its GELO."""
     tasks = [t for t in ("fr", "mad", "pad") if any(t in m for m in summary["models"].values())]
     rows = []
-    for model, data in summary["models"].items():
-        if "@" in model:  # a frontier point: in the frontier tables
-            continue
+    for model, data in summary["models"].items():  # the experiment's own models (points are in the frontier tables)
         cells = [_with_ci(data[t]["biometric"], data[t]["ci"]) if t in data else "" for t in tasks]
         rows.append([model, *cells, _with_ci(data["gelo"], data["gelo_ci"])])
     columns = ["model", *(TASK_NAMES[t] for t in tasks), "GELO"]
