@@ -137,8 +137,11 @@ def _task(task, settings, points, bio, gelo, models, point_names) -> dict:
         per_draw = [hypervolume(dx[rows], dy[rows], (dx[0], floor)) for dx, dy in zip(draws.x, draws.y, strict=True)]
         return {"value": value, "ci": _ci(interval(np.array(per_draw)))}
 
+    # the default matched score: the highest every method that gains at all reaches (one that never beats the base
+    # is "not reached" there, rather than pulling the comparison down to no gain)
     reach = {name: float(max(x[index[n]] for n in c["models"])) for name, c in curves.items()}
-    target = settings.match.get(task, min(reach.values()) if reach else float("nan"))
+    gaining = [r for r in reach.values() if r > x[0]]
+    target = settings.match.get(task, min(gaining) if gaining else float("nan"))
     matched = {}
     for name, c in curves.items():
         rows = [index[n] for n in c["models"]]
