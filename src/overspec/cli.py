@@ -581,6 +581,9 @@ def quickstart(
     export_adapters: Annotated[
         Path | None, typer.Option(help="Copy the specialists' adapters there (maintainers).")
     ] = None,
+    frontier: Annotated[
+        bool, typer.Option("--frontier", help="Also the FR trade-off frontier and the FR+MAD+PAD merges (minutes).")
+    ] = False,
 ) -> None:
     """The study in miniature, offline, on real weights and images: results.csv, report.md, report.html."""
     from overspec.quickstart.run import quickstart as run_quickstart
@@ -590,6 +593,7 @@ def quickstart(
         scale=scale,
         retrain=retrain,
         export_adapters=export_adapters,
+        frontier=frontier,
         log=lambda line: err.print(line, markup=False, highlight=False),
     )
     err.print(f"report: {report_path}", markup=False, highlight=False)
@@ -666,6 +670,30 @@ def sweep(
             p.spec,
         )
     out.print(table)
+
+
+@app.command()
+def frontier(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML with a `frontier:` section.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run directory (default: the config's output).")] = None,
+    executor: Annotated[str | None, typer.Option(help="local or ray (default: the config's).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Forgetting-control methods swept over their strength: per task the Pareto frontier of (biometric score,
+    GELO), its hypervolume and each method's GELO at matched biometric score, with intervals."""
+    from overspec.frontier.run import run_frontier
+    from overspec.report.frontier import matched_rows
+
+    path = run_frontier(
+        config, out=out_dir, executor=executor, log=lambda line: err.print(line, markup=False, highlight=False)
+    )
+    summary = json.loads(path.read_text())
+    if as_json:
+        print(strict_dumps(summary, indent=1))
+        return
+    for task, rows in matched_rows(summary).items():
+        _print_rows(rows, f"{task}: GELO at matched biometric score", False)
+    err.print(f"frontier: {path}", markup=False, highlight=False)
 
 
 class ScoreKind(StrEnum):

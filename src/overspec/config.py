@@ -31,6 +31,7 @@ from overspec._validation import read_yaml, validated
 from overspec.analysis_config import AnalysisSettings
 from overspec.configs import config_path
 from overspec.errors import ConfigError
+from overspec.frontier.config import FrontierSettings
 
 
 class ModelEntry(BaseModel):
@@ -229,6 +230,7 @@ class Experiment(BaseModel):
         return track
 
     analysis: AnalysisSettings | None = None  # analyses beyond the cells: drift (layer-wise, of models with a base)
+    frontier: FrontierSettings | None = None  # `overspec frontier`: forgetting-control methods swept (frontier/)
 
     @field_validator("device")
     @classmethod
@@ -315,6 +317,13 @@ def _spec_against(folder: Path, spec: dict) -> dict:
                 out[key] = _spec_against(folder, value)
             elif isinstance(value, str) and value.endswith((".yaml", ".yml")):
                 out[key] = _against(folder, value)
+        elif key == "models" and isinstance(value, list):  # a merge's models
+            out[key] = [
+                {**m, "model": _spec_against(folder, {"base": m["model"]})["base"]}
+                if isinstance(m, dict) and "model" in m
+                else m
+                for m in value
+            ]
     return out
 
 

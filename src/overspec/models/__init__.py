@@ -62,6 +62,7 @@ FAMILIES.register("peft", Family("overspec.models.peft_family:load_peft", update
 FAMILIES.register("conse", Family("overspec.models.conse:load_conse"))
 FAMILIES.register("finetuned", Family("overspec.models.weight_space:load_finetuned", update="adapter_scale"))
 FAMILIES.register("interpolate", Family("overspec.models.weight_space:load_interpolated", update="adapter_scale"))
+FAMILIES.register("merge", Family("overspec.models.merge:load_merge", update="adapter_scale"))
 
 
 @lru_cache(maxsize=1)

@@ -92,6 +92,7 @@ def load_conse(spec: ModelSpec) -> ConseEncoder:
         module=image.module,
         settings=dict(image.settings),
         head=image.head,
+        heads=image.heads,
         image_encoder=image,
         sentence_model=sentence,
         label_embeddings=embeddings,

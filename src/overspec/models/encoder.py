@@ -52,6 +52,11 @@ class Encoder:
     head: NativeHead | None = None  # the task head (e.g. MAD/PAD bona fide vs attack)
     settings: dict = field(default_factory=dict)
     classifier: NativeHead | None = None  # the label classifier it was trained with (e.g. ImageNet), if any
+    heads: dict[str, NativeHead] = field(default_factory=dict)  # a merged model's task heads: task -> head
+
+    def head_for(self, task: str) -> NativeHead | None:
+        """The head a protocol of ``task`` (mad, pad) scores with: the task's own (a merge), else ``head``."""
+        return self.heads.get(task, self.head)
 
     @property
     def has_text(self) -> bool:
@@ -90,6 +95,7 @@ class Encoder:
     def to(self, device: str | torch.device) -> Encoder:
         if self.module is not None:
             self.module.to(device)
-        if self.head is not None:
-            self.head.module.to(device)
+        for head in (self.head, *self.heads.values()):
+            if head is not None:
+                head.module.to(device)
         return self

@@ -37,4 +37,6 @@ def spec_fingerprint(model: str | Path | dict | ModelSpec) -> str:
         value = getattr(spec, key)
         if value is not None:
             data[key] = spec_fingerprint(value)
+    if spec.models:  # a merge: each merged model by its content
+        data["models"] = [{**m.model_dump(), "model": spec_fingerprint(m.model)} for m in spec.models]
     return digest(data)

@@ -46,6 +46,16 @@ class HubDownload(BaseModel):
     sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")  # checked after the download
 
 
+class MergeMember(BaseModel):
+    """One model of a merge (family ``merge``): a model fine-tuned from the merge's base, and its weight."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    model: str | dict  # a zoo name, a spec file or an inline spec, fine-tuned from the merge's base
+    weight: float = 1.0  # multiplies its task vector (0: left out, 1: as trained)
+    task: Literal["fr", "mad", "pad", "general"] | None = None  # whose head it brings (default: its family's task)
+
+
 class ModelSpec(BaseModel):
     """What a model is and where its files are. See docs in README for each family's keys."""
 
@@ -69,6 +79,11 @@ class ModelSpec(BaseModel):
     adapter_layout: Literal["plain", "split_attention"] = "plain"  # peft: module layout the adapter expects
     # peft, finetuned, interpolate: multiplies the fine-tuning update (0 = base, 1 = fine-tuned; WiSE-FT's alpha)
     adapter_scale: float = 1.0
+    models: list[MergeMember] | None = None  # merge: the fine-tuned models combined (see models/merge.py)
+    method: Literal["task_arithmetic", "ties", "dare"] | None = None  # merge: how task vectors are combined
+    density: float | None = Field(None, gt=0, le=1)  # merge ties/dare: share of each task vector kept
+    seed: int | None = None  # merge dare: seed of the drop masks
+    combine: Literal["task_arithmetic", "ties"] | None = None  # merge dare: how the dropped vectors combine
     source: str | None = None  # where to get the files (printed when one is missing)
     download: HubDownload | None = None  # a public copy `overspec fetch` can download to `weights`
     notes: str | None = None  # what to know about the model (prose)
@@ -123,6 +138,9 @@ class ModelSpec(BaseModel):
                 object.__setattr__(self, "weights", None)
         if self.pretrained is False:
             object.__setattr__(self, "pretrained", None)
+        merge_keys = [k for k in ("models", "method", "density", "seed", "combine") if getattr(self, k) is not None]
+        if merge_keys and self.family != "merge":
+            raise ValueError(f"{', '.join(merge_keys)}: keys of family merge only (this spec is family {self.family})")
         return self
 
     @property
@@ -147,7 +165,13 @@ def spec_from_dict(data: object, *, origin: str) -> ModelSpec:
     return spec
 
 
-NESTED_SPEC_KEYS = ("base", "target", "image")  # other models a spec builds on
+NESTED_SPEC_KEYS = ("base", "target", "image")  # other models a spec builds on (and merge's ``models``)
+
+
+def nested_specs(spec: ModelSpec) -> list[tuple[str, str | dict]]:
+    """(key, reference) of every model ``spec`` builds on: base, target, image and each merged model."""
+    found = [(key, getattr(spec, key)) for key in NESTED_SPEC_KEYS if getattr(spec, key) is not None]
+    return found + [(f"models.{i}.model", m.model) for i, m in enumerate(spec.models or [])]
 
 
 def load_spec_file(path: str | Path) -> ModelSpec:
@@ -160,8 +184,7 @@ def load_spec_file(path: str | Path) -> ModelSpec:
 
 def _check_chain(spec: ModelSpec, chain: tuple[Path, ...], prefix: str = "") -> None:
     """Walk the spec files ``spec`` builds on; one already on ``chain`` is a loop (it would recurse forever)."""
-    for key in NESTED_SPEC_KEYS:
-        value = getattr(spec, key)
+    for key, value in nested_specs(spec):
         if isinstance(value, dict):
             _check_chain(spec_from_dict(value, origin=f"{chain[-1]} [{prefix}{key}]"), chain, f"{prefix}{key}.")
         elif isinstance(value, str) and value.endswith((".yaml", ".yml")) and Path(value).is_file():
@@ -191,5 +214,12 @@ def _read_spec_file(path: Path) -> ModelSpec:
         value = getattr(spec, key)
         if isinstance(value, str) and value.endswith((".yaml", ".yml")) and not Path(value).is_absolute():
             updates[key] = str((path.parent / value).resolve())
+    if spec.models:
+        updates["models"] = [
+            m.model_copy(update={"model": str((path.parent / m.model).resolve())})
+            if isinstance(m.model, str) and m.model.endswith((".yaml", ".yml")) and not Path(m.model).is_absolute()
+            else m
+            for m in spec.models
+        ]
     spec = spec.model_copy(update=updates)
     return spec if spec.name else spec.model_copy(update={"name": path.stem})

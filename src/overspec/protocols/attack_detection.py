@@ -55,10 +55,11 @@ def head_scores(encoder: Encoder, features: dict[str, np.ndarray], data: AttackD
     """The model's own head: softmax probability of bona fide."""
     import torch
 
-    if encoder.head is None or encoder.head.positive != "bonafide":
+    head = encoder.head_for(data.task)
+    if head is None or head.positive != "bonafide":
         raise ModelError(f"{encoder.name} has no bona fide / attack head; use scorer probe or prompt")
     with torch.inference_mode():
-        return encoder.head.scores(torch.from_numpy(features["test"]).to(encoder.device)).float().cpu().numpy()
+        return head.scores(torch.from_numpy(features["test"]).to(encoder.device)).float().cpu().numpy()
 
 
 @SCORERS.register("probe")
@@ -154,7 +155,8 @@ def check_attack_detection(
     if prompts not in PROMPT_SETS:
         raise DataError(f"prompts {prompts!r}: use one of {', '.join(PROMPT_SETS)}")
     convention_for(convention, data.task)
-    has_head = encoder.head is not None and encoder.head.positive == "bonafide"
+    head = encoder.head_for(data.task)
+    has_head = head is not None and head.positive == "bonafide"
     if scorer == "auto":
         scorer = "head" if has_head else ("probe" if fallback == "probe" and "train" in data.splits else "prompt")
     SCORERS.get(scorer)

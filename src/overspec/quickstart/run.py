@@ -122,6 +122,7 @@ def quickstart(
     retrain: bool = False,
     export_adapters: Path | None = None,
     sweep: bool = True,
+    frontier: bool = False,
     log=print,
 ) -> Path:
     from overspec.config import Experiment
@@ -193,6 +194,11 @@ def quickstart(
         for suffix in ("png", "svg", "pdf", "txt"):  # txt: the caption the report shows
             (out / "figures").mkdir(exist_ok=True)
             shutil.copy(out / "sweep" / f"sweep.{suffix}", out / "figures" / f"sweep_fr.{suffix}")
+    if frontier:  # the FR specialist's forgetting-control methods and the FR+MAD+PAD merges (quickstart/frontier.py)
+        from overspec.quickstart.frontier import run_quickstart_frontier
+
+        with phases("frontier"):
+            run_quickstart_frontier(out, experiment, data["fr_train"].parent, log)
     log(phases.line())
     with open(out / "NOTES.md", "a") as notes:  # the report shows how long each phase took on this machine
         notes.write(f"\nOn this machine, {phases.line()}.\n")

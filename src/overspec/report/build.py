@@ -344,7 +344,18 @@ def drift_section(context: Context) -> tuple[list[tuple[str, Table]], list[Figur
     return build(context.out, context.records, context.figures)
 
 
-SECTIONS: list[Callable[[Context], tuple[list[tuple[str, Table]], list[Figure]]]] = [biometric_section, drift_section]
+def frontier_section(context: Context) -> tuple[list[tuple[str, Table]], list[Figure]]:
+    """`overspec frontier`'s tables and figures, when the run has frontier.json (report/frontier.py)."""
+    from overspec.report.frontier import frontier_sections
+
+    return frontier_sections(context.out)
+
+
+SECTIONS: list[Callable[[Context], tuple[list[tuple[str, Table]], list[Figure]]]] = [
+    biometric_section,
+    drift_section,
+    frontier_section,
+]
 
 
 def _intro(bases: dict[str, str], no_gelo: dict[str, str], gains) -> list[str]:

@@ -1,0 +1,93 @@
+"""``overspec frontier CONFIG``: every method's points become models of the experiment, run as ordinary cells
+(cached, resumable, local or on Ray), then each task's frontier is computed and written to ``frontier.json``
+and the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from overspec.config import Experiment, ModelEntry, load_config
+from overspec.errors import ConfigError
+from overspec.frontier.points import PointFile, method_points
+
+
+def load_frontier_config(path: str | Path) -> Experiment:
+    """The experiment with its ``frontier:`` section; relative paths in it resolve against the config's folder."""
+    from overspec.config import _against, _spec_against
+    from overspec.configs import config_path
+
+    path = config_path(path)
+    experiment = load_config(path)
+    settings = experiment.frontier
+    if settings is None:
+        raise ConfigError(f"{path}: no `frontier:` section; add one (base, methods) to run `overspec frontier`")
+    folder = path.absolute().parent
+    names = [e.name for e in experiment.model_entries()]
+    if settings.base not in names:
+        raise ConfigError(f"{path}: key 'frontier.base': {settings.base} is not a model of `models:` ({names})")
+    for method in settings.methods:
+        if isinstance(method.model, str):
+            method.model = _spec_against(folder, {"base": method.model})["base"]
+        elif isinstance(method.model, dict):
+            method.model = _spec_against(folder, method.model)
+        if method.finetune is not None:
+            method.finetune = _against(folder, method.finetune)
+        taken = [f"{method.name}@{v:g}" for v in method.grid if f"{method.name}@{v:g}" in names]
+        if taken:
+            raise ConfigError(f"{path}: frontier point {taken[0]} has the name of a model of `models:`; rename one")
+    if settings.wrap is not None:
+        settings.wrap = _spec_against(folder, settings.wrap)
+    return experiment
+
+
+def frontier_experiment(experiment: Experiment, points: list[PointFile]) -> Experiment:
+    """The experiment with every point added as a model (its base the frontier's base): a point is evaluated
+    on the general suite and on its own task's benchmarks only."""
+    from overspec.protocols.specs import PROTOCOL_INFO
+
+    settings = experiment.frontier
+    general = experiment.general.protocols if experiment.general else []
+    entries = list(experiment.model_entries())
+    for point in points:
+        own = sorted({b.protocol for b in experiment.biometric if b.task == point.task})
+        protocols = [*general, *own]
+        unknown = [p for p in protocols if p not in PROTOCOL_INFO]
+        if unknown:
+            raise ConfigError(f"frontier point {point.name}: unknown protocol {unknown[0]}")
+        entries.append(
+            ModelEntry(name=point.name, spec=str(point.spec), base=settings.base, task=point.task, protocols=protocols)
+        )
+    return experiment.model_copy(update={"models": entries})
+
+
+def run_frontier(
+    config: str | Path | Experiment,
+    *,
+    out: str | Path | None = None,
+    executor: str | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Make every point (training where a method needs it), run the cells, write ``frontier.json`` and the
+    report. Returns the path of ``frontier.json``."""
+    from overspec._json import strict_dumps
+    from overspec.frontier.summary import summarise
+    from overspec.report import build_report
+    from overspec.runner import run_experiment
+
+    experiment = config if isinstance(config, Experiment) else load_frontier_config(config)
+    if experiment.frontier is None:
+        raise ConfigError(f"experiment {experiment.name} has no `frontier:` section")
+    if experiment.general is None:
+        raise ConfigError(f"experiment {experiment.name}: the frontier needs `general:` datasets for GELO")
+    out = Path(out) if out else experiment.output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    points = [
+        p for m in experiment.frontier.methods for p in method_points(m, experiment.frontier, out / "frontier", log)
+    ]
+    run_experiment(frontier_experiment(experiment, points), out=out, executor=executor, report=False, log=log)
+    summary = summarise(out, experiment, points)
+    path = out / "frontier.json"
+    path.write_text(strict_dumps(summary, indent=1))
+    build_report(out)
+    return path

@@ -1,0 +1,174 @@
+"""Merged models (family ``merge``): one base and several models fine-tuned from it, combined in weight space.
+
+Each fine-tuned model i gives a task vector τ_i = θ_i − θ_base (every floating-point tensor of the module;
+integer buffers stay the base's), weighted by its ``weight`` w_i; the merged model is θ_base + λ·τ_m with
+λ the spec's ``adapter_scale`` (so a sweep scales the merge like any other update) and τ_m by ``method``:
+
+- ``task_arithmetic`` (Ilharco et al., ICLR 2023, "Editing models with task arithmetic"): τ_m = Σ w_i τ_i.
+- ``ties`` (Yadav et al., NeurIPS 2023, "TIES-Merging"): trim each w_i τ_i to its ``density`` share of largest
+  magnitudes over the whole vector (ties at the threshold kept), elect each entry's sign as the sign of the
+  trimmed vectors' sum (a zero sum takes the sign of the sum of all elected signs, the reference code's
+  "majority"), and average the trimmed entries that agree with it (disjoint mean, zeros not counted).
+- ``dare`` (Yu et al., ICML 2024, "Language models are Super Mario"): drop each entry of τ_i with probability
+  1 − ``density`` and rescale the kept ones by 1/``density`` (masks drawn from ``torch.Generator`` seeded with
+  ``seed``: models in spec order, tensors in name order, one ``torch.rand`` per tensor, kept where < density),
+  then ``combine`` by task arithmetic or by TIES's sign election and disjoint mean (no second trim: mergekit's
+  ``dare_ties``).
+
+Arithmetic runs in float64 and is cast back, so weight 1 on one model gives that model bit for bit and weight
+0 the base (θ_b + (θ_t − θ_b) is exact in float64 whenever the two float32 values are within 2^28 of each other
+in magnitude, or one is zero). Heads stay with their task: every member's native head is kept under its task
+(``task`` of the member, else its family's), and the MAD/PAD protocols use the head of their own task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from overspec._hashing import digest
+from overspec.errors import ModelError
+from overspec.models.encoder import Encoder
+from overspec.models.spec import ModelSpec
+from overspec.registry import Registry
+
+DEFAULT_DENSITY = {"ties": 0.2, "dare": 0.1}  # TIES' k = 20 % (its paper's default); DARE's drop rate p = 0.9
+
+Vectors = list[dict[str, torch.Tensor]]  # one task vector per model: tensor name -> float64 update
+
+
+def trim(vector: dict[str, torch.Tensor], density: float) -> dict[str, torch.Tensor]:
+    """Keep the ``round(density · n)`` (at least 1) largest magnitudes over every entry of one task vector;
+    entries equal to the threshold are kept too (the reference code's ``abs >= kth value``)."""
+    if density >= 1:
+        return vector
+    flat = torch.cat([t.abs().flatten() for t in vector.values()])
+    keep = max(1, round(density * flat.numel()))
+    threshold = torch.kthvalue(flat, flat.numel() - keep + 1).values
+    return {name: torch.where(t.abs() >= threshold, t, torch.zeros_like(t)) for name, t in vector.items()}
+
+
+def elect_and_average(vectors: Vectors) -> dict[str, torch.Tensor]:
+    """TIES' sign election and disjoint mean over (already trimmed) task vectors."""
+    names = list(vectors[0])
+    elected = {name: torch.sign(sum(v[name] for v in vectors)) for name in names}
+    majority = torch.sign(sum(s.sum() for s in elected.values()))  # sign for entries whose sum is zero
+    merged = {}
+    for name in names:
+        sign = torch.where(elected[name] == 0, majority, elected[name])
+        stacked = torch.stack([v[name] for v in vectors])
+        agree = torch.where(sign > 0, stacked > 0, stacked < 0)
+        chosen = stacked * agree
+        merged[name] = chosen.sum(0) / (chosen != 0).sum(0).clamp(min=1)
+    return merged
+
+
+def task_arithmetic(vectors: Vectors, weights: list[float], **_) -> dict[str, torch.Tensor]:
+    return {name: sum(w * v[name] for w, v in zip(weights, vectors, strict=True)) for name in vectors[0]}
+
+
+def ties(vectors: Vectors, weights: list[float], *, density: float, **_) -> dict[str, torch.Tensor]:
+    weighted = [{n: w * t for n, t in v.items()} for w, v in zip(weights, vectors, strict=True)]
+    return elect_and_average([trim(v, density) for v in weighted])
+
+
+def dare(
+    vectors: Vectors, weights: list[float], *, density: float, seed: int, combine: str = "task_arithmetic", **_
+) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    dropped = []
+    for vector in vectors:
+        out = {}
+        for name in sorted(vector):
+            keep = torch.rand(vector[name].shape, generator=generator) < density
+            out[name] = torch.where(keep, vector[name] / density, torch.zeros_like(vector[name]))
+        dropped.append(out)
+    if combine == "ties":
+        return elect_and_average([{n: w * t for n, t in v.items()} for w, v in zip(weights, dropped, strict=True)])
+    return task_arithmetic(dropped, weights)
+
+
+METHODS: Registry[Callable[..., dict[str, torch.Tensor]]] = Registry("merge method")
+METHODS.register("task_arithmetic", task_arithmetic)
+METHODS.register("ties", ties)
+METHODS.register("dare", dare)
+
+
+def merge_states(
+    base: dict[str, torch.Tensor],
+    tuned: list[dict[str, torch.Tensor]],
+    weights: list[float],
+    *,
+    method: str,
+    scale: float = 1.0,
+    density: float = 1.0,
+    seed: int = 0,
+    combine: str = "task_arithmetic",
+) -> dict[str, torch.Tensor]:
+    """θ_base + scale·τ_m for every floating-point tensor of ``base`` (others stay the base's), in base's dtypes."""
+    names = [n for n, t in base.items() if t.is_floating_point()]
+    vectors = [{n: t[n].double() - base[n].double() for n in names} for t in tuned]
+    update = METHODS.get(method)(vectors, weights, density=density, seed=seed, combine=combine)
+    return {
+        name: (base[name].double() + scale * update[name]).to(base[name].dtype) if name in update else base[name]
+        for name in base
+    }
+
+
+def load_merge(spec: ModelSpec) -> Encoder:
+    from overspec.models import FAMILIES, load_model, resolve_spec
+    from overspec.models.checkpoints import check_fit
+    from overspec.models.weight_space import _module, _same_attention_layout
+
+    if spec.base is None or not spec.models or spec.method is None:
+        raise ModelError(
+            f"{spec.label}: family merge needs `base`, `models` ([{{model: REF, weight: W}}, ...]) and `method` "
+            f"({', '.join(METHODS.names())})"
+        )
+    encoder = load_model(spec.base)
+    base_fingerprint, base_preprocess = encoder.fingerprint, encoder.preprocess
+    members = [load_model(m.model) for m in spec.models]
+    modules = [_module(encoder, spec.label, "base"), *(_module(m, spec.label, "model") for m in members)]
+    split = False
+    for _ in range(2):  # a split q/k/v layout on any side splits every other (the second pass catches earlier ones)
+        for module in modules[1:]:
+            split = _same_attention_layout(modules[0], module) or split
+    base_state = modules[0].state_dict()
+    tuned = []
+    for member, module in zip(members, modules[1:], strict=True):
+        state = module.state_dict()
+        check_fit(base_state, state, source=f"{spec.label}: model {member.name} against base {encoder.name}")
+        tuned.append(state)
+    density = spec.density if spec.density is not None else DEFAULT_DENSITY.get(spec.method, 1.0)
+    params = {"density": density, "seed": spec.seed or 0, "combine": spec.combine or "task_arithmetic"}
+    weights = [m.weight for m in spec.models]
+    with torch.no_grad():
+        merged = merge_states(base_state, tuned, weights, method=spec.method, scale=spec.adapter_scale, **params)
+        modules[0].load_state_dict(merged)
+    heads = {}
+    for entry, member in zip(spec.models, members, strict=True):
+        task = entry.task or FAMILIES.get(resolve_spec(entry.model).family).task
+        head = member.heads.get(task, member.head) if task != "general" else None
+        if head is not None and head.positive == "bonafide":
+            heads[task] = head
+    encoder.module.eval()
+    encoder.heads = {**encoder.heads, **heads}
+    encoder.preprocess = encoder.preprocess.updated(spec.preprocess)
+    identity = {
+        "merge": spec.method,
+        "base": base_fingerprint,
+        "models": [[m.fingerprint, e.weight, e.task] for m, e in zip(members, spec.models, strict=True)],
+        **({"density": density, "seed": params["seed"]} if spec.method != "task_arithmetic" else {}),
+        **({"combine": params["combine"]} if spec.method == "dare" else {}),
+        "scale": spec.adapter_scale,
+        "preprocess": encoder.preprocess.model_dump(),
+    }
+    unchanged = spec.adapter_scale == 0 or all(w == 0 for w in weights)
+    if unchanged and not heads and not split and encoder.preprocess == base_preprocess:
+        encoder.fingerprint = base_fingerprint  # the base's weights bit for bit: same features, same cache
+    else:
+        encoder.fingerprint = digest(identity)
+    encoder.settings = {**encoder.settings, "base_family": encoder.family, "merge": spec.method}
+    encoder.name, encoder.family = spec.label, spec.family
+    return encoder
