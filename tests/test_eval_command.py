@@ -267,7 +267,8 @@ def test_a_refusal_on_the_command_line_is_one_line(digits_folder):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         "error: --protocol: unknown protocol 'face_verif'; did you mean 'face_verification'? available: "
-        "attack_detection, face_verification, ijb, linear_probe, zeroshot"
+        "attack_acceptance, attack_detection, face_verification, identification, ijb, linear_probe, morph_acceptance, "
+        "zeroshot"
     ]
 
 
