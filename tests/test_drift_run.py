@@ -112,3 +112,5 @@ def test_spearman_interval():
     rho, (low, high) = spearman_interval(x, y, resamples=300)
     assert rho == pytest.approx(spearmanr(x, y).statistic) and low <= rho <= high < 0
     assert np.isnan(spearman_interval(x[:2], y[:2])[0])
+    rho, interval = spearman_interval(x[:4], y[:4])
+    assert np.isfinite(rho) and np.isnan(interval).all()  # 4 points: a ρ, no interval

@@ -21,6 +21,7 @@ from overspec.report import plots
 from overspec.report.tables import Table
 
 BOOTSTRAP = 2000
+MIN_INTERVAL_POINTS = 5
 
 
 def drift_section(out: Path, records, figures: Path) -> tuple[list, list]:
@@ -158,12 +159,15 @@ def accuracy_points(documents: list[dict], records) -> dict[str, list[tuple[str,
 
 def spearman_interval(x: np.ndarray, y: np.ndarray, *, resamples: int = BOOTSTRAP, seed: int = 0):
     """Spearman's ρ of the points and its 95 % percentile-bootstrap interval (points resampled with replacement;
-    resamples where either side is constant have no ρ and are left out). ``(nan, (nan, nan))`` under 3 points."""
+    resamples where either side is constant have no ρ and are left out). ρ is NaN under 3 points, the interval
+    under ``MIN_INTERVAL_POINTS``."""
     from scipy.stats import spearmanr
 
     if len(x) < 3:
         return float("nan"), (float("nan"), float("nan"))
     rho = float(spearmanr(x, y).statistic)
+    if len(x) < MIN_INTERVAL_POINTS:  # resamples of 3-4 points hold 2-3 distinct ones: every ρ is ±1 or undefined
+        return rho, (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(resamples):
@@ -193,11 +197,17 @@ def accuracy_figure(points: dict[str, list], folder: Path) -> plots.Figure:
         axis.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
         axis.set_xlabel("last-layer drift (1 - calibrated CKA)")
         axis.set_ylabel("change in headline accuracy (points)")
-        stated = "n/a (< 3 points)" if not np.isfinite(rho) else f"{rho:+.2f} [{low:+.2f}, {high:+.2f}]"
+        if not np.isfinite(rho):
+            stated = "n/a (< 3 points)"
+        elif not np.isfinite(low):
+            stated = f"{rho:+.2f} (no interval under {MIN_INTERVAL_POINTS} points)"
+        else:
+            stated = f"{rho:+.2f} [{low:+.2f}, {high:+.2f}]"
         axis.set_title(f"{protocol}: Spearman ρ {stated}, n={len(x)}", fontsize=9)
         axis.legend(fontsize=7)
+    figure.tight_layout()
     caption = (
         "Last-layer drift (1 - calibrated CKA) against the change in headline accuracy over the base, per model and "
-        "dataset; Spearman's ρ with its 95 % percentile-bootstrap interval."
+        "dataset; Spearman's ρ with its 95 % percentile-bootstrap interval (none under 5 points)."
     )
     return plots.save(figure, folder, "drift_vs_accuracy", caption)
