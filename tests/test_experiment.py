@@ -149,6 +149,7 @@ def test_run_produces_store_exports_report_and_reruns_without_work(small_study, 
     assert rebuilt.returncode == 0, rebuilt.stderr
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_identical_results(small_study, completed_run, tmp_path):
     import os
 

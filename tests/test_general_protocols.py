@@ -80,6 +80,7 @@ def sklearn_sweep(x, y, xt, yt, l2_values):
     return clf.score(standard(xt, x), yt)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("features", ["digits_pixels", "synthetic"])
 def test_linear_probe_within_half_a_point_of_scikit_learn(features):
     if features == "digits_pixels":  # real data: scikit-learn's handwritten digits, raw pixels as features

@@ -71,6 +71,7 @@ def headline_mean(rows, model, protocol) -> float:
     return float(np.mean(values))
 
 
+@pytest.mark.slow
 def test_every_specialist_gets_its_gelo_against_its_own_base_whatever_the_hash_seed(two_bases):
     out = two_bases / "run"
     rows = table(out)

@@ -185,6 +185,7 @@ def test_analyze_warns_of_mixed_scales_and_of_a_model_sharing_no_dataset_with_it
     assert "scales" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_temporary_files(tmp_path, clip_file, face_dir):
     """A file-size limit (what ``ulimit -f`` sets) makes the kernel refuse writes exactly as a full disk does:
     a short write, then an error. numpy's own ``np.save`` loses that error and left a truncated cache file."""
@@ -278,6 +279,7 @@ def test_a_one_class_dataset_is_refused_and_classes_without_images_are_named(tmp
         load_dataset(tmp_path / "one")
 
 
+@pytest.mark.slow
 def test_a_million_score_rows_with_default_options_finish_in_bounded_time(tmp_path):
     import json
 

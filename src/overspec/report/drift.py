@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from overspec.report import plots
+from overspec.report.style import styled
 from overspec.report.tables import Table
 
 BOOTSTRAP = 2000
@@ -97,6 +98,7 @@ def _layers_csv(documents: list[dict], path: Path) -> None:
     path.write_text(Table("drift layers", columns, rows).csv())
 
 
+@styled
 def layers_figure(documents: list[dict], folder: Path) -> plots.Figure:
     plt = plots.pyplot()
     datasets = list(dict.fromkeys((d["dataset"], d.get("images", "general")) for d in documents))
@@ -180,6 +182,7 @@ def spearman_interval(x: np.ndarray, y: np.ndarray, *, resamples: int = BOOTSTRA
     return rho, (float(low), float(high))
 
 
+@styled
 def accuracy_figure(points: dict[str, list], folder: Path) -> plots.Figure:
     plt = plots.pyplot()
     protocols = sorted(points)

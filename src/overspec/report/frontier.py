@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from overspec.report.style import styled
 from overspec.report.tables import Table
 
 TASK_NAMES = {"fr": "FR", "mad": "MAD", "pad": "PAD"}
@@ -84,6 +85,7 @@ def models_table(summary: dict) -> Table:
     return Table("Every model on every task", columns, rows, [note])
 
 
+@styled
 def plot(summary: dict, task: str, folder: Path):
     import numpy as np
 
