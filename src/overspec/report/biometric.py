@@ -22,6 +22,8 @@ from overspec.metrics.iso30107 import OPERATING_POINTS
 from overspec.report.curves import Curve, det, operating_points, probit, roc
 from overspec.report.style import PALETTE, Figure, caption_of, pyplot, save, styled
 
+SCORE_KINDS = ("verification", "mad", "pad")  # the score sets `overspec score` reads
+
 FR_TARGETS = (1e-4, 1e-3)  # the FAR operating points face recognition papers report (IJB-B/C, the study)
 MAX_TYPE_PANELS = 8  # above this many attack types only the pooled panel is drawn (the caption says so)
 AXES = {  # x: negatives accepted, y (DET): positives rejected, y (ROC): positives accepted
@@ -47,6 +49,8 @@ def stored_sets(out: Path) -> dict[str, list[tuple[Path, dict]]]:
     found: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
     for meta_path in sorted((out / "scores").glob("*.json")):
         meta = json.loads(meta_path.read_text())
+        if meta.get("kind") not in SCORE_KINDS:  # a side-effect benchmark's comparisons (report/side_effects.py)
+            continue
         found[meta["dataset"]].append((meta_path.with_suffix(".csv"), meta))
     return dict(found)
 
