@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from overspec import __version__
+from overspec._cli_common import MODEL_HELP
+from overspec._cli_common import device_option as _device_option
 from overspec._cli_logging import LoggingGroup
 from overspec._json import strict_dumps
 from overspec._log import InfoLines
@@ -47,19 +49,6 @@ Track = Annotated[
         "(a tracking URI or a folder); needs overspec[track].",
     ),
 ]
-MODEL_HELP = (
-    "A model reference: a zoo name, a spec file, hf-hub:ORG/REPO, open_clip:ARCH/TAG, timm/NAME.TAG (or NAME.TAG), "
-    "or a transformers CLIP ORG/REPO (`overspec models --resolve REF` shows the spec)."
-)
-
-
-def _device_option(value: str | None) -> str | None:
-    from overspec._device import check_device_spelling
-
-    try:
-        return check_device_spelling(value, where="--device")
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc).removeprefix("--device ")) from None
 
 
 Workers = Annotated[int | None, typer.Option(help="Data loader workers (default: cores - 1).", min=0)]

@@ -9,24 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from overspec._cli_common import MODEL_HELP
+from overspec._cli_common import device_option as _device_option
 from overspec._json import strict_dumps
-from overspec.errors import ConfigError
-
-# the model help and option types of cli.py, repeated: cli.py imports this module (python -m overspec.cli runs
-# cli.py as __main__, where importing it back would load it twice)
-MODEL_HELP = (
-    "A model reference: a zoo name, a spec file, hf-hub:ORG/REPO, open_clip:ARCH/TAG, timm/NAME.TAG (or NAME.TAG), "
-    "or a transformers CLIP ORG/REPO (`overspec models --resolve REF` shows the spec)."
-)
-
-
-def _device_option(value: str | None) -> str | None:
-    from overspec._device import check_device_spelling
-
-    try:
-        return check_device_spelling(value, where="--device")
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc).removeprefix("--device ")) from None
 
 
 def drift(
