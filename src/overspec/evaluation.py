@@ -295,11 +295,8 @@ def _data_fingerprint(cell, resources) -> str:
 
     content = dataset_fingerprint(data) if hasattr(data, "splits") else None
     location = Path(cell.location)
-    if cell.protocol.name in ("morph_acceptance", "attack_acceptance", "identification"):
-        from overspec.protocols.side_effects import content_fingerprint
-
-        content = content_fingerprint(cell.protocol.name, location, cell.protocol.options)
-    elif content is None and location.is_file() and location.suffix != ".bin":
+    side_effect = _info(cell.protocol.name).side_effect  # the plan's fingerprint holds what it names
+    if not side_effect and content is None and location.is_file() and location.suffix != ".bin":
         from overspec.data.pair_list import load_pair_list
 
         content = load_pair_list(location)[0].fingerprint

@@ -83,19 +83,20 @@ def plan(experiment: Experiment) -> list[Cell]:
     identities = resolve_models(experiment)
     compute = compute_for(experiment.device)
     evaluations = _evaluations(experiment)
-    fingerprints: dict[str | None, str] = {}
+    fingerprints: dict[tuple[str, str], str] = {}
     cells = []
     for entry in experiment.model_entries():
         for dataset, protocol, task, location, options, bench in evaluations:
             if entry.protocols and protocol not in entry.protocols:
                 continue
-            if location not in fingerprints:
-                fingerprints[location] = data_fingerprint(location)
+            if (dataset, protocol) not in fingerprints:
+                fingerprints[dataset, protocol] = _content(dataset, protocol, location, options)
             headline = PROTOCOL_INFO.get(protocol).headline(dataset, task)
             if task == "general":
                 headline = experiment.general.headline_of(headline)
             spec = ProtocolSpec(protocol, dict(options or {}), headline)
-            cell = Cell(identities[entry.name], dataset, task, location, fingerprints[location], spec, bench, compute)
+            data = fingerprints[dataset, protocol]
+            cell = Cell(identities[entry.name], dataset, task, location, data, spec, bench, compute)
             cells.append(cell)
     return cells
 
@@ -170,6 +171,20 @@ def resolve_models(experiment: Experiment) -> dict[str, ModelIdentity]:
             reference=spec.reference,
         )
     return identities
+
+
+def _content(dataset: str, protocol: str, location: str | None, options: dict | None) -> str:
+    """The data fingerprint of a (dataset, protocol): its file or folder, and for a side-effect benchmark also the
+    verification set its threshold is fixed on and the images its CSV names (the same digest `overspec eval` keys
+    its remembered results by: protocols/side_effects.content_fingerprint)."""
+    from overspec.protocols.specs import PROTOCOL_INFO
+
+    content = data_fingerprint(location)
+    if not PROTOCOL_INFO.get(protocol).side_effect:
+        return content
+    from overspec.protocols.side_effects import content_fingerprint
+
+    return digest([content, content_fingerprint(protocol, Path(location), options or {})])
 
 
 def data_fingerprint(location: str | None) -> str:
