@@ -254,3 +254,168 @@ def test_a_run_of_base_models_only_still_gets_its_table(tmp_path):
     page = build_browse([tmp_path / "bases"], tmp_path / "compare.html", reference="none").read_text()
     assert len(page_rows(page)) == len(rows) and page.count("Plotly.newPlot(") == 2  # trade-off and GELO: empty
     assert "<h1>overspec browse: bases</h1>" in page and "no model of these runs has a base" in page
+
+
+# a frontier run: model -> (tuned for, factor on the base's general headlines, {task: (score, ci_low, ci_high)})
+FRONTIER_MODELS = {
+    "clip": ("general", 1.0, {"fr": (0.80, 0.75, 0.85)}),
+    "lora@0.5": ("fr", 0.97, {"fr": (0.86, 0.81, 0.90)}),
+    "lora@1": ("fr", 0.90, {"fr": (0.92, 0.88, 0.95)}),
+    "l2sp@1": ("fr", 0.99, {"fr": (0.83, 0.78, 0.87)}),
+    "l2sp@10": ("fr", 1.01, {"fr": (0.79, 0.74, 0.84)}),
+    "wise@1": ("fr", 0.95, {"fr": (0.78, 0.73, 0.83)}),  # never beats the base: "not reached"
+    "fr-spec": ("fr", 0.85, {"fr": (0.95, 0.92, 0.97)}),  # the experiment's specialist: a star
+    "mad@1": ("mad", 0.93, {"mad": (0.70, 0.60, 0.78)}),  # the base has no MAD result: that task has no frontier
+}
+FRONTIER_BASE_GENERAL = {"d1": 0.60, "d2": 0.50, "d3": 0.70, "d4": 0.40, "d5": 0.55}  # 5 datasets: GELO intervals
+
+
+def frontier_run(folder: Path) -> Path:
+    """A run folder whose frontier.json is written by overspec's own summary of its stored rows (no training: the
+    rows are the points' results), as `overspec frontier` writes it."""
+    from overspec._json import strict_dumps
+    from overspec.config import Experiment, ModelEntry
+    from overspec.frontier.points import PointFile
+    from overspec.frontier.summary import summarise
+
+    store = ResultStore(folder / "results.sqlite")
+    for k, (model, (tuned, factor, scores)) in enumerate(FRONTIER_MODELS.items()):
+        common = {"run_id": "frontier", "model": model, "arch": "ViT-B-16", "model_task": tuned}
+        common["base"] = None if model == "clip" else "clip"
+        for i, (dataset, v) in enumerate(FRONTIER_BASE_GENERAL.items()):
+            value = v * factor * (1 + 0.02 * ((i + k) % 3 - 1) * (model != "clip"))  # GELO's bootstrap has a spread
+            row = ResultRow(
+                **common, dataset=dataset, task="general", protocol="zeroshot", metric="headline", value=value,
+                ci_low=value - 0.04, ci_high=value + 0.04, n=100, headline_metric="acc1", convention="clip",
+            )  # fmt: skip
+            store.add_cell(f"{model}:{dataset}", [row], model=model, dataset=dataset, protocol="zeroshot", details={})
+        for task, (value, low, high) in scores.items():
+            protocol = "face_verification" if task == "fr" else "attack_detection"
+            row = ResultRow(
+                **common, dataset=f"{task}-bench", task=task, protocol=protocol, metric="headline", value=value,
+                ci_low=low, ci_high=high, n=60, headline_metric="accuracy", convention="iso",
+            )  # fmt: skip
+            store.add_cell(
+                f"{model}:{task}", [row], model=model, dataset=f"{task}-bench", protocol=protocol, details={}
+            )
+    store.close()
+    methods = [
+        {"name": "lora", "task": "fr", "model": "lora.yaml", "grid": [0.5, 1]},
+        {"name": "l2sp", "task": "fr", "finetune": "ft.yaml", "strength": "l2sp_weight", "grid": [1, 10]},
+        {"name": "wise", "task": "fr", "model": "full.yaml", "grid": [1]},
+        {"name": "mad", "task": "mad", "model": "mad.yaml", "grid": [1]},
+    ]
+    experiment = Experiment(
+        name="frontier",
+        models=[ModelEntry(name="clip", spec="clip.yaml"), ModelEntry(name="fr-spec", spec="fr.yaml", base="clip")],
+        frontier={"base": "clip", "methods": methods, "n_boot": 200},
+    )
+    points = []
+    for name in FRONTIER_MODELS:
+        if "@" in name:
+            method, value = name.split("@")
+            task = FRONTIER_MODELS[name][0]
+            points.append(PointFile(method, task, float(value), name, folder / f"{method}.yaml"))
+    (folder / "frontier.json").write_text(strict_dumps(summarise(folder, experiment, points), indent=1))
+    return folder
+
+
+def _estimate(value, ci) -> tuple:
+    return (value, None if ci is None or None in ci else tuple(ci))
+
+
+def test_the_frontier_block_is_frontier_json_as_written(runs, tmp_path):
+    import json
+
+    folder = frontier_run(tmp_path / "frontier")
+    written = json.loads((folder / "frontier.json").read_text())
+    (run, other) = load_runs([folder, runs[0]])
+    assert other.frontier is None and run.frontier.base == "clip" and run.frontier.interval == written["interval"]
+    assert (
+        list(run.frontier.tasks) == ["fr", "mad"]
+        and run.frontier.tasks["mad"].error == written["tasks"]["mad"]["error"]
+    )
+    fr, expected = run.frontier.tasks["fr"], written["tasks"]["fr"]
+    assert [
+        (p.model, (p.biometric.value, p.biometric.ci), (p.gelo.value, p.gelo.ci), p.pareto, p.specialist)
+        for p in fr.points
+    ] == [
+        (
+            p["model"],
+            _estimate(p["biometric"], p["biometric_ci"]),
+            _estimate(p["gelo"], p["gelo_ci"]),
+            p["pareto"],
+            p["specialist"],
+        )
+        for p in expected["points"]
+    ]
+    assert [(c.method, list(c.models), list(c.strengths)) for c in fr.curves] == [
+        (m, c["models"], c["strengths"]) for m, c in expected["curves"].items()
+    ]
+    # the regulariser's curve runs from the base toward its weakest weight; the specialist is a star, on the front
+    assert [c.models for c in fr.curves][:2] == [("clip", "lora@0.5", "lora@1"), ("clip", "l2sp@10", "l2sp@1")]
+    assert [p.model for p in fr.points if p.specialist] == ["fr-spec"] and fr.points[-1].pareto
+    assert (fr.matched_biometric, fr.matched_gain) == (expected["matched"]["biometric"], expected["matched"]["gain"])
+    assert {m: (e.value, e.ci) for m, e in fr.matched.items()} == {
+        m: _estimate(v["gelo"], v["ci"]) for m, v in expected["matched"]["methods"].items()
+    }
+    assert fr.matched["wise"].value is None and fr.matched["lora"].value is not None  # "not reached", and reached
+    assert {m: (e.value, e.ci) for m, e in fr.hypervolume.items()} == {
+        m: _estimate(v["value"], v["ci"]) for m, v in expected["hypervolume"].items()
+    }
+    assert fr.hypervolume["all"].ci is not None
+
+    # keys added by later versions are ignored; a missing one is a one-line error naming it
+    extended = json.loads(json.dumps(written))
+    extended["paired"] = {"seed": 1}
+    extended["tasks"]["fr"]["points"][0]["rank"] = 3
+    extended["tasks"]["fr"]["matched"]["methods"]["lora"]["difference"] = {"gelo": 0.1, "ci": [0.0, 0.2]}
+    extended["tasks"]["fr"]["hypervolume"]["differences"] = {"lora-wise": {"value": 0.1}}
+    (folder / "frontier.json").write_text(json.dumps(extended))
+    assert load_runs([folder])[0].frontier.tasks == run.frontier.tasks
+    del extended["tasks"]["fr"]["points"][1]["pareto"]
+    (folder / "frontier.json").write_text(json.dumps(extended))
+    with pytest.raises(DataError, match=r"frontier.json: field tasks.fr.points\[1\].pareto missing or not true or"):
+        load_runs([folder])
+    (folder / "frontier.json").write_text("{")
+    with pytest.raises(DataError, match=r"frontier.json: not readable JSON .*; rerun `overspec frontier CONFIG`"):
+        load_runs([folder])
+
+
+def test_the_page_shows_the_frontier_of_runs_that_have_one(runs, tmp_path):
+    from overspec.report.browse_frontier import frontier_figure
+
+    folder = frontier_run(tmp_path / "frontier")
+    page = build_browse([folder, runs[0]], tmp_path / "compare.html", reference="none").read_text()
+    assert page.count("Plotly.newPlot(") == 4 + 1  # trade-off, GELO, 2 change maps; the FR frontier, no MAD one
+    assert "<option value='frontier-pane-0'>frontier · FR</option>" in page
+    assert "frontier · MAD (no frontier)" in page and "the base clip has no mad benchmark result" in page
+    assert re.search(r"No frontier.json \(written by <code>overspec frontier CONFIG</code>\) in: run\.", page)
+    # the matched table's exact numbers are the file's
+    fr = load_runs([folder])[0].frontier.tasks["fr"]
+    cells = re.findall(r"<tr data-method='([^']*)'><td>[^<]*</td>(.*?)</tr>", page)
+    shown = {
+        m: re.findall(r"<td class='num'( data-v='[^']*')?( data-lo='[^']*' data-hi='[^']*')?>", row) for m, row in cells
+    }
+    assert shown["wise"][0] == ("", "") and shown["lora"][0] == (
+        f" data-v='{fr.matched['lora'].value!r}'",
+        f" data-lo='{fr.matched['lora'].ci[0]!r}' data-hi='{fr.matched['lora'].ci[1]!r}'",
+    )
+    assert ">not reached<" in page and set(shown) == {"lora", "l2sp", "wise", ""}
+
+    frontier = load_runs([folder])[0].frontier
+    figure = frontier_figure(frontier, fr)
+    roles = [t.meta["role"] for t in figure.data]
+    assert roles == ["pareto", "band", "curve", "band", "curve", "band", "curve", "others", "base"]
+    pareto = sorted((p.biometric.value, p.gelo.value) for p in fr.points if p.pareto)
+    assert list(zip(figure.data[0].x, figure.data[0].y, strict=True)) == pareto and len(pareto) >= 2
+    assert [list(t.x) for t in figure.data if t.meta["role"] == "curve"] == [
+        [next(p for p in fr.points if p.model == m).biometric.value for m in c.models] for c in fr.curves
+    ]
+    (line,) = [s for s in figure.layout.shapes if s.line.dash == "dot"]
+    assert line.x0 == line.x1 == fr.matched_biometric
+
+
+def test_a_page_without_frontier_runs_has_no_frontier_view(runs, tmp_path):
+    page = build_browse(runs, tmp_path / "compare.html", reference="none").read_text()
+    assert "frontier-view" not in page and "frontier-choice" not in page

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.runs import three_runs
+from helpers.runs import frontier_run, three_runs
 from overspec.report.browse import build_browse
 
 pytestmark = pytest.mark.slow
@@ -34,6 +34,12 @@ ARGS = [
 def runs(tmp_path_factory) -> list[Path]:
     """Three small real runs (an FR and a MAD specialist of one tiny CLIP, an FR specialist of a wider one)."""
     return three_runs(tmp_path_factory.mktemp("three_runs"))
+
+
+@pytest.fixture(scope="session")
+def frontier(runs) -> Path:
+    """A real `overspec frontier` run over the FR run's base and specialist (helpers/runs.py)."""
+    return frontier_run(runs[0].parents[1])
 
 
 @pytest.fixture(scope="session")
@@ -145,4 +151,75 @@ def test_the_browse_page_over_three_runs(browser, runs, shots, tmp_path):
     with page.expect_navigation():
         page.locator("a", has_text="report").first.click()
     assert page.url == (runs[0] / "report.html").resolve().as_uri() and page.locator("h1").inner_text()
+    page.close()
+
+
+def test_the_frontier_view_draws_frontier_json(browser, runs, frontier, shots, tmp_path):
+    written = json.loads((frontier / "frontier.json").read_text())
+    fr = written["tasks"]["fr"]
+    out = build_browse([frontier, runs[1]], tmp_path / "frontier.html", reference="none")
+    watched = Watched(browser, out.as_uri())
+    page = watched.page
+    page.wait_for_function("[...document.querySelectorAll('.js-plotly-plot')].every(d => d.querySelector('.main-svg'))")
+    options = page.eval_on_selector_all("#frontier-choice option", "os => os.map(o => o.textContent)")
+    assert options == ["fr-frontier · FR", "fr-frontier · MAD (no frontier)"]
+    assert "No frontier.json" in page.locator("#frontier-view").inner_text()  # the MAD run has none
+
+    # choosing a run/task shows its pane only: MAD says why it has no frontier, then back to FR
+    page.select_option("#frontier-choice", label="fr-frontier · MAD (no frontier)")
+    assert page.locator("#frontier-pane-1").is_visible() and not page.locator("#frontier-pane-0").is_visible()
+    assert written["tasks"]["mad"]["error"] in page.locator("#frontier-pane-1").inner_text()
+    page.select_option("#frontier-choice", label="fr-frontier · FR")
+    assert page.locator("#frontier-pane-0").is_visible() and not page.locator("#frontier-pane-1").is_visible()
+
+    figure = page.evaluate(
+        "() => { const g = document.getElementById('frontier-0'); return {width: g._fullLayout.width, "
+        "shapes: g.layout.shapes, traces: g.data.map(t => ({meta: t.meta, x: Array.from(t.x), y: Array.from(t.y), "
+        "models: (t.customdata || []).map(c => c[0])}))}; }"
+    )
+    traces = figure["traces"]
+    stars = [p for p in fr["points"] if p["specialist"]]
+    # the Pareto frontier, a band and a curve per method, the other models as stars, the base
+    assert [t["meta"]["role"] for t in traces] == ["pareto", *["band", "curve"] * len(fr["curves"]), "others", "base"]
+    pareto = sorted((p["biometric"], p["gelo"]) for p in fr["points"] if p["pareto"])
+    assert list(zip(traces[0]["x"], traces[0]["y"], strict=True)) == pareto and pareto
+    points = {p["model"]: p for p in fr["points"]}
+    curves = [t for t in traces if t["meta"]["role"] == "curve"]
+    assert [t["meta"]["method"] for t in curves] == list(fr["curves"])  # frontier.json's order
+    for trace, curve in zip(curves, fr["curves"].values(), strict=True):
+        assert trace["models"] == curve["models"] and curve["models"][0] == written["base"]  # from the base
+        assert trace["x"] == [points[m]["biometric"] for m in curve["models"]]
+        assert trace["y"] == [points[m]["gelo"] for m in curve["models"]]
+    assert traces[-2]["models"] == [p["model"] for p in stars] == ["fr-specialist"]
+    assert traces[-2]["y"] == [p["gelo"] for p in stars] and traces[-1]["models"] == [written["base"]]
+    dotted = [s for s in figure["shapes"] if s["line"].get("dash") == "dot"]
+    assert [(s["x0"], s["x1"]) for s in dotted] == [(fr["matched"]["biometric"],) * 2]
+    assert figure["width"] > 800  # drawn at the pane's width, not hidden's
+
+    # hovering a point names its model and strength with both values and their intervals
+    page.evaluate("() => Plotly.Fx.hover('frontier-0', [{curveNumber: 2, pointNumber: 2}])")
+    hover = page.locator("#frontier-0 .hoverlayer").text_content()  # SVG: no inner_text
+    model = fr["curves"][curves[0]["meta"]["method"]]["models"][2]
+    low, high = points[model]["gelo_ci"]
+    assert model in hover and f"{points[model]['gelo']:.3f} [{low:.3f}, {high:.3f}]" in hover, hover
+
+    # the matched table: each method's GELO at the matched score (or "not reached") and the hypervolumes, exactly
+    cells = page.eval_on_selector_all(
+        "#frontier-0-table tbody tr",
+        "rows => rows.map(r => [r.dataset.method, [...r.querySelectorAll('td.num')].map(c => "
+        "[c.dataset.v === undefined ? null : +c.dataset.v, c.dataset.lo === undefined ? null : +c.dataset.lo, "
+        "c.dataset.hi === undefined ? null : +c.dataset.hi, c.textContent])])",
+    )
+
+    def triple(value, ci):
+        return [value, *(ci if ci and None not in ci and value is not None else [None, None])]
+
+    expected = [
+        [m, [triple(v["gelo"], v["ci"]), triple(fr["hypervolume"][m]["value"], fr["hypervolume"][m]["ci"])]]
+        for m, v in fr["matched"]["methods"].items()
+    ] + [["", [triple(fr["hypervolume"]["all"]["value"], fr["hypervolume"]["all"]["ci"])]]]
+    assert [[m, [c[:3] for c in row]] for m, row in cells] == expected
+    assert all((c[3] == "not reached") == (c[0] is None) for _, row in cells for c in row)
+    watched.assert_clean()
+    page.locator("#frontier-view").screenshot(path=str(shots / "browse_frontier.png"))
     page.close()

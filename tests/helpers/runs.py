@@ -91,3 +91,32 @@ def three_runs(root: Path) -> list[Path]:
         run_experiment(write_run_config(root, name, digits), out=out, log=lambda line: None)
         outs.append(out)
     return outs
+
+
+def frontier_run(root: Path) -> Path:
+    """`overspec frontier` over run fr-b of ``three_runs(root)`` (which must have run): its FR specialist's LoRA
+    scaled (0.5, 2) and a task-arithmetic merge of it into its base (λ 1: the specialist itself, as a point), compared
+    at FR score 0.5 (random tiny models gain nothing over the base, so no default matched score exists); a MAD method
+    too, whose task has no frontier (no MAD benchmark here). Returns the run folder (``root/fr-frontier``)."""
+    import yaml
+
+    from overspec.frontier.run import run_frontier
+
+    folder = root / "fr-b"
+    config = yaml.safe_load((folder / "experiment.yaml").read_text())
+    merge = {"family": "merge", "base": "clip.yaml", "models": [{"model": "specialist.yaml", "weight": 1.0}]}
+    write_yaml(folder / "merge.yaml", {**merge, "method": "task_arithmetic"})
+    config["name"] = "fr-frontier"
+    config["frontier"] = {
+        "base": "clip",
+        "methods": [
+            {"name": "lora-scale", "task": "fr", "model": "specialist.yaml", "grid": [0.5, 2.0]},
+            {"name": "merge", "task": "fr", "model": "merge.yaml", "grid": [1.0]},
+            {"name": "mad-scale", "task": "mad", "model": str(root / "mad-b" / "specialist.yaml"), "grid": [1.0]},
+        ],
+        "match": {"fr": 0.5},
+        "n_boot": 200,
+    }
+    out = root / "fr-frontier"
+    run_frontier(write_yaml(folder / "frontier.yaml", config), out=out, log=lambda line: None)
+    return out

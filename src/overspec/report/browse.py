@@ -1,10 +1,11 @@
 """``overspec browse``: one self-contained HTML page across runs and models, readable offline.
 
 Figures are Plotly's (plotly.js inlined once, no CDN, nothing fetched): the trade-off space (GELO against biometric
-gain, with intervals, the study's published points as a layer), GELO per model with its interval, and per-dataset
-changes against the base. Every stored row is in one table with its interval, convention and provenance, sortable
-and filterable by a few lines of plain JavaScript (``TABLE_JS``), because no maintained table library works offline
-without a CDN and Plotly's own table cannot filter. The data comes from ``browse_data.py``.
+gain, with intervals, the study's published points as a layer), GELO per model with its interval, per-dataset
+changes against the base, and the frontier of runs holding frontier.json (``browse_frontier.py``). Every stored row
+is in one table with its interval, convention and provenance, sortable and filterable by a few lines of plain
+JavaScript (``TABLE_JS``), because no maintained table library works offline without a CDN and Plotly's own table
+cannot filter. The data comes from ``browse_data.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from overspec.report.browse_data import (
     report_link,
     tradeoff_points,
 )
+from overspec.report.browse_frontier import frontier_section
 from overspec.report.published import DEFAULT, arch_key
 from overspec.results.store import ResultRow
 
@@ -100,6 +102,9 @@ def build_browse(run_dirs: list[str | Path], out: str | Path = "compare.html", *
                 "per-sample outcomes were stored.",
             )
         )
+    frontier = frontier_section(runs)  # runs with frontier.json (overspec frontier): browse_frontier.py
+    if frontier:
+        sections.append(frontier)
     sections.append(_table_section(runs))
     names = ", ".join(r.label for r in runs) if len(runs) <= 4 else f"{len(runs)} runs"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,9 @@
 """What ``overspec browse`` shows, as data: every run's stored rows, its GELOs and biometric gains (by the report's
 own code path: ``analysis/gelo.py`` on the rows the planner tagged), and the study's published trade-off points.
 
+A run folder written by ``overspec frontier`` also holds ``frontier.json``; its numbers are carried as they are
+(``load_frontier``: nothing recomputed, so the page and the run's report show one computation).
+
 A trade-off point is one model of one run under one general protocol: its GELO with the analysis' 95 % interval
 (y) against its mean gain over its own base on the benchmarks of its own task, in points (x). The gain's interval
 combines the two models' own 95 % intervals as if independent (``_gain_errors``): both models are scored on the same
@@ -11,6 +14,7 @@ their number.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -38,6 +42,7 @@ class RunData:
     rows: list[ResultRow]  # the store's rows of the current plan (what the run's report and results.csv hold)
     gelos: dict[str, list[GeloResult]] = field(default_factory=dict)  # general protocol -> one per model
     gains: list[BiometricGain] = field(default_factory=list)
+    frontier: Frontier | None = None  # its frontier.json, where `overspec frontier` wrote one
 
     @property
     def report(self) -> Path | None:
@@ -86,6 +91,7 @@ def load_runs(run_dirs: list[str | Path]) -> list[RunData]:
             if found:
                 run.gelos[protocol] = found
         run.gains = biometric_gains(records)
+        run.frontier = load_frontier(folder)
         runs.append(run)
     return runs
 
@@ -252,3 +258,157 @@ def report_link(run: RunData, page: Path) -> str | None:
     if run.report is None:
         return None
     return Path(os.path.relpath(run.report.resolve(), page.resolve().parent)).as_posix()
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A number of frontier.json with its 95 % interval (None where the file gives none)."""
+
+    value: float | None  # None: not reached (a matched GELO), or not finite
+    ci: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    model: str
+    biometric: Estimate  # the task's headline, higher is better (an error rate e as 1 − e)
+    gelo: Estimate
+    pareto: bool
+    specialist: bool  # one of the experiment's own models (a specialist, a merge), not a method's point
+
+
+@dataclass(frozen=True)
+class FrontierCurve:
+    method: str
+    models: tuple[str, ...]  # in strength order from the base (the base first)
+    strengths: tuple[float | None, ...]  # None: the base
+
+
+@dataclass(frozen=True)
+class FrontierTask:
+    task: str
+    error: str | None = None  # why the task has no frontier (e.g. the base has no result on its benchmark)
+    base_biometric: float | None = None
+    points: tuple[FrontierPoint, ...] = ()
+    curves: tuple[FrontierCurve, ...] = ()
+    matched_biometric: float | None = None  # the score every method is compared at
+    matched_gain: float | None = None
+    matched: dict[str, Estimate] = field(default_factory=dict)  # method -> its GELO at the matched score
+    hypervolume: dict[str, Estimate] = field(default_factory=dict)  # "all", then each method's own curve
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """A run's frontier.json (``frontier/summary.py``), as the page reads it."""
+
+    path: Path
+    base: str
+    reference_gelo: float
+    interval: str  # how its intervals were computed, in words
+    tasks: dict[str, FrontierTask]
+
+
+def load_frontier(folder: Path) -> Frontier | None:
+    """The run's ``frontier.json``, or None where ``overspec frontier`` wrote none. Keys the page does not use
+    are ignored; a missing key or an unreadable file is a one-line error naming it."""
+    path = folder / "frontier.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataError(f"{path}: not readable JSON ({e}); rerun `overspec frontier CONFIG` to rewrite it") from None
+    reader = _Reader(path)
+    tasks = reader.get(data, "tasks", dict, "")
+    return Frontier(
+        path,
+        reader.get(data, "base", str, ""),
+        float(reader.get(data, "reference_gelo", (int, float), "")),
+        str(data.get("interval", "")),
+        {task: reader.task(task, value) for task, value in tasks.items()},
+    )
+
+
+class _Reader:
+    """Reads frontier.json's fields, naming the one that is missing or of the wrong type."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def get(self, data, key: str, kind, where: str):
+        value = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise DataError(
+                f"{self.path}: field {where}{key} missing or not {_kind(kind)}; "
+                "rerun `overspec frontier CONFIG` to rewrite the file"
+            )
+        return value
+
+    def number(self, data, key: str, where: str) -> float | None:
+        value = data.get(key) if isinstance(data, dict) else None
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise DataError(f"{self.path}: field {where}{key} is {value!r}, not a number or null")
+        return None if value is None or not math.isfinite(value) else float(value)
+
+    def estimate(self, data, value_key: str, ci_key: str, where: str) -> Estimate:
+        """A value and its interval, the interval None unless both ends are finite numbers."""
+        value = self.number(data, value_key, where)
+        ci = data.get(ci_key) if isinstance(data, dict) else None
+        ok = isinstance(ci, list | tuple) and len(ci) == 2
+        ends = [self.number({"end": e}, "end", f"{where}{ci_key}.") for e in ci] if ok else [None, None]
+        return Estimate(value, None if None in ends else (ends[0], ends[1]))
+
+    def task(self, task: str, data) -> FrontierTask:
+        where = f"tasks.{task}."
+        if isinstance(data, dict) and "error" in data:
+            return FrontierTask(task, error=str(data["error"]))
+        points = []
+        for i, p in enumerate(self.get(data, "points", list, where)):
+            at = f"{where}points[{i}]."
+            points.append(
+                FrontierPoint(
+                    self.get(p, "model", str, at),
+                    self.estimate(p, "biometric", "biometric_ci", at),
+                    self.estimate(p, "gelo", "gelo_ci", at),
+                    bool(self.get(p, "pareto", bool, at)),
+                    bool(p.get("specialist", False)),
+                )
+            )
+        curves = []
+        for method, c in self.get(data, "curves", dict, where).items():
+            at = f"{where}curves.{method}."
+            models, strengths = self.get(c, "models", list, at), self.get(c, "strengths", list, at)
+            if len(models) != len(strengths):
+                raise DataError(f"{self.path}: {at}models and {at}strengths differ in length")
+            curves.append(FrontierCurve(method, tuple(models), tuple(strengths)))
+        known = {p.model for p in points}
+        unknown = [m for c in curves for m in c.models if m not in known]
+        if unknown:
+            raise DataError(f"{self.path}: {where}curves name {unknown[0]}, which is not among {where}points")
+        matched = self.get(data, "matched", dict, where)
+        methods = self.get(matched, "methods", dict, f"{where}matched.")
+        volumes = self.get(data, "hypervolume", dict, where)
+        names = [c.method for c in curves]  # other keys (added by later versions) are not the page's
+        return FrontierTask(
+            task,
+            base_biometric=self.number(data, "base_biometric", where),
+            points=tuple(points),
+            curves=tuple(curves),
+            matched_biometric=self.number(matched, "biometric", f"{where}matched."),
+            matched_gain=self.number(matched, "gain", f"{where}matched."),
+            matched={
+                m: self.estimate(methods.get(m), "gelo", "ci", f"{where}matched.methods.{m}.")
+                for m in names
+                if m in methods
+            },
+            hypervolume={
+                m: self.estimate(volumes.get(m), "value", "ci", f"{where}hypervolume.{m}.")
+                for m in ["all", *names]
+                if m in volumes
+            },
+        )
+
+
+def _kind(kind) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false"}
+    return names.get(kind, "a number")
