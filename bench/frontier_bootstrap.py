@@ -43,8 +43,12 @@ def rebuild(summary: dict, n_boot: int) -> tuple[SimpleNamespace, list[PointFile
             source = {"finetune": "unused.yaml"} if strength != "scale" else {"model": "unused.yaml"}
             grid = [s for s in curve["strengths"] if s is not None]
             methods.append({"name": name, "task": task, "strength": strength, "grid": grid, **source})
-            points += [PointFile(name, task, s, m, Path("unused")) for s, m in zip(grid, curve["models"][1:])]
-    settings = FrontierSettings(base=summary["base"], methods=methods, n_boot=n_boot, gelo_protocols=summary["gelo_protocols"])
+            points += [
+                PointFile(name, task, s, m, Path("unused")) for s, m in zip(grid, curve["models"][1:], strict=True)
+            ]
+    settings = FrontierSettings(
+        base=summary["base"], methods=methods, n_boot=n_boot, gelo_protocols=summary["gelo_protocols"]
+    )
     models = [SimpleNamespace(name=m) for m in summary["models"]]
     return SimpleNamespace(frontier=settings, model_entries=lambda: models), points
 
@@ -73,8 +77,10 @@ def _ci(ci) -> str:
 def report(summary: dict, label: str) -> None:
     for task, data in summary["tasks"].items():
         hv = data["hypervolume"]
-        print(f"  {label} {task}: hypervolume all {hv['all']['value']:.4f} {_ci(hv['all']['ci'])} (width "
-              f"{hv['all']['ci'][1] - hv['all']['ci'][0]:.4f})")
+        print(
+            f"  {label} {task}: hypervolume all {hv['all']['value']:.4f} {_ci(hv['all']['ci'])} (width "
+            f"{hv['all']['ci'][1] - hv['all']['ci'][0]:.4f})"
+        )
         for method, m in data["matched"]["methods"].items():
             diff = m.get("difference")
             extra = f"; − {diff['to']}: {_ci(diff['ci'])}" if diff else ""

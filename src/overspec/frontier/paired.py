@@ -35,9 +35,9 @@ from overspec.metrics.verification import kfold_accuracy
 Score = Callable[[ScoreSet], float | None]
 # headlines a protocol computes beside its convention's keys: (protocol, key) -> (cell details -> scoring function)
 PROTOCOL_HEADLINES: dict[tuple[str, str], Callable[[dict], Score]] = {
-    ("face_verification", "accuracy"): lambda details: lambda data: kfold_accuracy(
-        data.scores, data.positive, folds=details.get("folds", 10)
-    ).mean,
+    ("face_verification", "accuracy"): lambda details: (
+        lambda data: kfold_accuracy(data.scores, data.positive, folds=details.get("folds", 10)).mean
+    ),
 }
 # a general dataset's headline from its per-sample top-1 outcomes (last axis: samples). Only top-1 accuracy is
 # determined by them: mean per-class recall needs each sample's class, which predictions/CELL.npz does not hold.
@@ -146,8 +146,11 @@ def paired_draws(
     for bench in benchmarks:
         for model, values in bench.draws(n_boot, seed).items():
             per_task.setdefault((model, bench.task), []).append(values)
-        found.test_sets[bench.name] = {"unit": bench.unit, "n": len(next(iter(bench.sets.values()))),
-                                       "models": sorted(bench.sets)}
+        found.test_sets[bench.name] = {
+            "unit": bench.unit,
+            "n": len(next(iter(bench.sets.values()))),
+            "models": sorted(bench.sets),
+        }
     for key, parts in per_task.items():
         if key[1] in found.fallback.get(key[0], {}):  # a benchmark of it could not be paired: drawn parametrically
             continue
@@ -156,8 +159,11 @@ def paired_draws(
     for part in general:
         for model, draws in part.draws(n_boot, seed).items():
             values[(model, part.dataset, part.protocol)] = draws
-        found.test_sets[part.name] = {"unit": "samples", "n": len(next(iter(part.outcomes.values()))),
-                                      "models": sorted(part.outcomes)}
+        found.test_sets[part.name] = {
+            "unit": "samples",
+            "n": len(next(iter(part.outcomes.values()))),
+            "models": sorted(part.outcomes),
+        }
     ratios: dict[str, list[np.ndarray]] = {}
     for spec in gelos:
         if "gelo" in found.fallback.get(spec.model, {}):
@@ -254,9 +260,7 @@ def _scored(out: Path, row, details: dict, protocol: str) -> tuple[str | None, S
     return None, data, score
 
 
-def load_general(
-    out: Path, rows, specs: list[GeloSpec], base: str, why: dict
-) -> list[GeneralSet]:
+def load_general(out: Path, rows, specs: list[GeloSpec], base: str, why: dict) -> list[GeneralSet]:
     """The general datasets of ``specs``' suites with the outcomes of every model whose headline they reproduce;
     the others' reasons go into ``why`` (model -> "gelo" -> reason; a base that cannot be paired unpairs its
     models)."""
