@@ -226,3 +226,19 @@ def test_kfold_accuracy_equals_the_fold_by_fold_search_exactly(seed):
     folds = int(rng.choice([2, 5, 10]))
     got = kfold_accuracy(s, g, folds=folds)
     assert (got.mean, got.std, got.fold_accuracies, got.thresholds) == _kfold_by_loop(s, g, folds)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_recall_per_class_mean_is_mean_per_class_recall_exactly_on_resamples():
+    # the frontier's paired bootstrap recomputes mean per-class recall from stored outcomes and labels
+    from overspec.metrics.classification import recall_per_class_mean
+
+    rng = np.random.default_rng(4)
+    logits, labels = rng.normal(size=(300, 12)), rng.integers(0, 12, 300)
+    for _ in range(20):
+        rows = rng.integers(0, 60, 60)  # few samples: some classes absent from the resample
+        z, y = logits[rows], labels[rows]
+        predicted = z.argmax(1)
+        by_list = float(np.mean([(predicted[y == c] == c).mean() for c in np.unique(y)]))
+        assert recall_per_class_mean(predicted == y, y) == mean_per_class_recall(z, y) == by_list
+        assert by_list == pytest.approx(balanced_accuracy_score(y, predicted))

@@ -7,8 +7,9 @@ resamples each test set once and recomputes every model's numbers on the same in
   the run used (``scoring.score_key``, or the protocol's own figure: the face verification protocol's k-fold
   accuracy under ``iso``).
 - A general dataset: its test samples (``predictions/CELL.npz``), each model's headline recomputed from its
-  per-sample outcomes (``GENERAL_HEADLINES``: top-1 accuracy is the mean of ``correct``); GELO per draw by
-  ``analysis.gelo.gelo_ratio``, the function ``analyse`` uses.
+  per-sample outcomes (``GENERAL_HEADLINES``: top-1 accuracy is the mean of ``correct``, mean per-class recall
+  ``metrics.classification.recall_per_class_mean`` of ``correct`` and ``label``, which runs before labels were
+  stored lack); GELO per draw by ``analysis.gelo.gelo_ratio``, the function ``analyse`` uses.
 
 A number that cannot be recomputed so (no per-sample file: a run from before they were written; a headline the
 stored outcomes do not determine; a re-scoring that does not give the stored row's value) is not paired: the
@@ -28,6 +29,7 @@ import numpy as np
 
 from overspec.analysis.gelo import gelo_ratio
 from overspec.metrics.bootstrap import resample_indices
+from overspec.metrics.classification import recall_per_class_mean
 from overspec.metrics.conventions.base import ScoreSet
 from overspec.metrics.conventions.scoring import _clusters, prepare, score_key
 from overspec.metrics.verification import kfold_accuracy
@@ -39,9 +41,20 @@ PROTOCOL_HEADLINES: dict[tuple[str, str], Callable[[dict], Score]] = {
         lambda data: kfold_accuracy(data.scores, data.positive, folds=details.get("folds", 10)).mean
     ),
 }
-# a general dataset's headline from its per-sample top-1 outcomes (last axis: samples). Only top-1 accuracy is
-# determined by them: mean per-class recall needs each sample's class, which predictions/CELL.npz does not hold.
-GENERAL_HEADLINES: dict[str, Callable[[np.ndarray], np.ndarray]] = {"acc1": lambda correct: correct.mean(axis=-1)}
+
+
+def _per_class_recall(correct: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    rows = [recall_per_class_mean(c, y) for c, y in zip(np.atleast_2d(correct), np.atleast_2d(labels), strict=True)]
+    return np.array(rows) if np.ndim(correct) == 2 else np.array(rows[0])
+
+
+# a general dataset's headline from its per-sample top-1 outcomes and labels (last axis: samples), by the metric
+# functions the protocols use (top-1 accuracy of the outcomes is their mean)
+GENERAL_HEADLINES: dict[str, Callable[[np.ndarray, np.ndarray | None], np.ndarray]] = {
+    "acc1": lambda correct, labels: correct.mean(axis=-1),
+    "mean_per_class_recall": _per_class_recall,
+}
+NEEDS_LABELS = {"mean_per_class_recall"}
 _BLOCK = 1 << 21  # indices drawn at once for a general dataset (draws x samples), to bound memory
 
 
@@ -91,6 +104,7 @@ class GeneralSet:
     protocol: str
     metric: str
     outcomes: dict[str, np.ndarray]
+    labels: np.ndarray | None = None  # each sample's class, where the headline needs it
 
     def indices(self, n_boot: int, seed: int) -> Iterator[np.ndarray]:
         """Blocks of draws (draws x samples), each row one draw's samples, drawn with replacement."""
@@ -105,7 +119,7 @@ class GeneralSet:
         parts: dict[str, list[np.ndarray]] = {m: [] for m in self.outcomes}
         for block in self.indices(n_boot, seed):
             for model, correct in self.outcomes.items():
-                parts[model].append(headline(correct[block]))
+                parts[model].append(headline(correct[block], None if self.labels is None else self.labels[block]))
         return {m: np.concatenate(p) if p else np.empty(0) for m, p in parts.items()}
 
 
@@ -274,19 +288,21 @@ def load_general(out: Path, rows, specs: list[GeloSpec], base: str, why: dict) -
     found = []
     for (dataset, protocol), members in sorted(groups.items()):
         members.sort(key=lambda r: (r.model != base, r.model))
-        outcomes = {}
+        outcomes, labels = {}, None
         for r in members:
-            reason, correct = _outcomes(out, r)
+            reason, correct, mine = _outcomes(out, r)
+            if reason is None and labels is not None and mine is not None and not np.array_equal(mine, labels):
+                reason = f"predictions/{r.cell}.npz labels other samples than {members[0].model}'s"
             first = next(iter(outcomes.values()), None)
             if reason is None and first is not None and len(correct) != len(first):
                 reason = f"predictions/{r.cell}.npz has {len(correct)} samples, {members[0].model}'s {len(first)}"
             if reason is not None:
                 unpaired.setdefault(r.model, reason)
                 continue
-            outcomes[r.model] = correct
+            outcomes[r.model], labels = correct, labels if labels is not None else mine
         if outcomes:
             metric = members[0].headline_metric
-            found.append(GeneralSet(f"general/{dataset}/{protocol}", dataset, protocol, metric, outcomes))
+            found.append(GeneralSet(f"general/{dataset}/{protocol}", dataset, protocol, metric, outcomes, labels))
     for spec in specs:
         reason = unpaired.get(spec.model) or (unpaired.get(spec.base) and f"its base: {unpaired[spec.base]}")
         if reason:
@@ -294,18 +310,23 @@ def load_general(out: Path, rows, specs: list[GeloSpec], base: str, why: dict) -
     return found
 
 
-def _outcomes(out: Path, row) -> tuple[str | None, np.ndarray | None]:
+def _outcomes(out: Path, row) -> tuple[str | None, np.ndarray | None, np.ndarray | None]:
+    """(why not, the per-sample outcomes, their labels where the headline needs them)."""
     path = out / "predictions" / f"{row.cell}.npz"
     if not path.exists():
-        return f"no predictions/{row.cell}.npz: a run from before per-sample outcomes were written", None
+        return f"no predictions/{row.cell}.npz: a run from before per-sample outcomes were written", None, None
     metric = row.headline_metric
     if metric not in GENERAL_HEADLINES:
-        return f"{row.dataset}'s headline {metric} is not determined by per-sample top-1 outcomes", None
+        return f"{row.dataset}'s headline {metric} is not recomputable from per-sample outcomes", None, None
     with np.load(path) as data:
         if "correct" not in data:
-            return f"predictions/{row.cell}.npz holds no per-sample `correct`", None
+            return f"predictions/{row.cell}.npz holds no per-sample `correct`", None, None
+        if metric in NEEDS_LABELS and "label" not in data:
+            why = f"{row.dataset}'s headline {metric} needs each sample's class: predictions/{row.cell}.npz has none"
+            return why + " (a run from before labels were stored)", None, None
         correct = np.asarray(data["correct"], dtype=bool)
-    value = float(GENERAL_HEADLINES[metric](correct))
+        labels = np.asarray(data["label"]) if metric in NEEDS_LABELS else None
+    value = float(GENERAL_HEADLINES[metric](correct, labels))
     if value != row.value:
-        return f"{metric} of predictions/{row.cell}.npz is {value!r}, the stored row {row.value!r}", None
-    return None, correct
+        return f"{metric} of predictions/{row.cell}.npz is {value!r}, the stored row {row.value!r}", None, None
+    return None, correct, labels
