@@ -108,12 +108,7 @@ def summarise(out: Path, experiment: Experiment, points: list[PointFile], *, pai
         "base": settings.base,
         "reference_gelo": settings.reference_gelo,
         "gelo_protocols": settings.gelo_protocols,
-        "interval": f"paired percentile bootstrap, {settings.n_boot} draws (seed {settings.seed}): each draw "
-        "resamples every test set once (a biometric benchmark's comparisons as its protocol's bootstrap does: "
-        "within each class, whole subjects or videos where known; a general dataset's test samples), with the "
-        "same indices for every model, and recomputes every model's biometric score, GELO, the Pareto set, the "
-        "hypervolumes and the matched GELO; models in paired.parametric_fallback are drawn instead from normals "
-        "matching their 95% intervals",
+        "interval": _interval_text(settings, pair),
         "paired": {"test_sets": draws.test_sets, "parametric_fallback": draws.fallback},
         "tasks": {task: _task(task, settings, points, bio, gelo, models, point_names, draws) for task in tasks},
         "models": {
@@ -129,6 +124,22 @@ def summarise(out: Path, experiment: Experiment, points: list[PointFile], *, pai
             for m in models
         },
     }
+
+
+def _interval_text(settings, pair: bool) -> str:
+    if not pair:
+        return (
+            "parametric bootstrap: each point's biometric score and GELO drawn from normals matching their 95% "
+            f"intervals, independently, {settings.n_boot} draws"
+        )
+    return (
+        f"paired percentile bootstrap, {settings.n_boot} draws (seed {settings.seed}): each draw resamples every "
+        "test set once (a biometric benchmark's comparisons as its protocol's bootstrap does: within each class, "
+        "whole subjects or videos where known; a general dataset's test samples), with the same indices for every "
+        "model, and recomputes every model's biometric score, GELO, the Pareto set, the hypervolumes and the "
+        "matched GELO; models in paired.parametric_fallback are drawn instead from normals matching their 95% "
+        "intervals"
+    )
 
 
 def _task(task, settings, points, bio, gelo, models, point_names, paired_draws: Paired) -> dict:
