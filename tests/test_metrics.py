@@ -231,7 +231,7 @@ def test_kfold_accuracy_equals_the_fold_by_fold_search_exactly(seed):
 @pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
 def test_recall_per_class_mean_is_mean_per_class_recall_exactly_on_resamples():
     # the frontier's paired bootstrap recomputes mean per-class recall from stored outcomes and labels
-    from overspec.metrics.classification import recall_per_class_mean
+    from overspec.metrics.classification import recall_per_class_mean, recall_per_class_means
 
     rng = np.random.default_rng(4)
     logits, labels = rng.normal(size=(300, 12)), rng.integers(0, 12, 300)
@@ -242,3 +242,9 @@ def test_recall_per_class_mean_is_mean_per_class_recall_exactly_on_resamples():
         by_list = float(np.mean([(predicted[y == c] == c).mean() for c in np.unique(y)]))
         assert recall_per_class_mean(predicted == y, y) == mean_per_class_recall(z, y) == by_list
         assert by_list == pytest.approx(balanced_accuracy_score(y, predicted))
+    # rows of resamples at once, by class codes: each row as the function gives it alone
+    predicted = logits.argmax(1)
+    rows = rng.integers(0, 300, (50, 40))
+    codes = np.unique(labels, return_inverse=True)[1]
+    at_once = recall_per_class_means(predicted[rows] == labels[rows], codes[rows], 12)
+    assert list(at_once) == [mean_per_class_recall(logits[r], labels[r]) for r in rows]

@@ -29,7 +29,7 @@ import numpy as np
 
 from overspec.analysis.gelo import gelo_ratio
 from overspec.metrics.bootstrap import resample_indices
-from overspec.metrics.classification import recall_per_class_mean
+from overspec.metrics.classification import recall_per_class_mean, recall_per_class_means
 from overspec.metrics.conventions.base import ScoreSet
 from overspec.metrics.conventions.scoring import _clusters, prepare, score_key
 from overspec.metrics.verification import kfold_accuracy
@@ -44,8 +44,10 @@ PROTOCOL_HEADLINES: dict[tuple[str, str], Callable[[dict], Score]] = {
 
 
 def _per_class_recall(correct: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-    rows = [recall_per_class_mean(c, y) for c, y in zip(np.atleast_2d(correct), np.atleast_2d(labels), strict=True)]
-    return np.array(rows) if np.ndim(correct) == 2 else np.array(rows[0])
+    """One test set's labels (1-D), or rows of resampled class codes (``GeneralSet.labels``: 0 .. K − 1)."""
+    if np.ndim(correct) == 1:
+        return np.array(recall_per_class_mean(correct, labels))
+    return recall_per_class_means(correct, labels, int(labels.max()) + 1)
 
 
 # a general dataset's headline from its per-sample top-1 outcomes and labels (last axis: samples), by the metric
@@ -104,7 +106,7 @@ class GeneralSet:
     protocol: str
     metric: str
     outcomes: dict[str, np.ndarray]
-    labels: np.ndarray | None = None  # each sample's class, where the headline needs it
+    labels: np.ndarray | None = None  # each sample's class code (0 .. K − 1), where the headline needs it
 
     def indices(self, n_boot: int, seed: int) -> Iterator[np.ndarray]:
         """Blocks of draws (draws x samples), each row one draw's samples, drawn with replacement."""
@@ -302,7 +304,8 @@ def load_general(out: Path, rows, specs: list[GeloSpec], base: str, why: dict) -
             outcomes[r.model], labels = correct, labels if labels is not None else mine
         if outcomes:
             metric = members[0].headline_metric
-            found.append(GeneralSet(f"general/{dataset}/{protocol}", dataset, protocol, metric, outcomes, labels))
+            codes = None if labels is None else np.unique(labels, return_inverse=True)[1].ravel()
+            found.append(GeneralSet(f"general/{dataset}/{protocol}", dataset, protocol, metric, outcomes, codes))
     for spec in specs:
         reason = unpaired.get(spec.model) or (unpaired.get(spec.base) and f"its base: {unpaired[spec.base]}")
         if reason:
