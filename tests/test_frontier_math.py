@@ -1,5 +1,6 @@
 """The frontier's maths against brute force: Pareto sets, hypervolume by inclusion-exclusion and on a grid,
-matched-performance interpolation on hand-made curves, the parametric bootstrap."""
+matched-performance interpolation on hand-made curves, the parametric draws (the fallback of the paired bootstrap,
+tests/test_frontier_paired.py) and the comparison of methods within draws."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from overspec.analysis.frontier import draw, hypervolume, interval, pareto_mask, sd_of, value_at
+from overspec.frontier.summary import _compared
 
 
 def brute_pareto(x, y) -> np.ndarray:
@@ -85,3 +87,22 @@ def test_parametric_bootstrap_recovers_the_intervals():
     assert low == pytest.approx(0.5 - 1.96 * 0.01, abs=1e-3) and high == pytest.approx(0.5 + 1.96 * 0.01, abs=1e-3)
     assert np.all(draws.y[:, 0] == 1.0) and np.all(draws.x[:, 1] == 0.7)
     assert np.isnan(interval(np.array([np.nan] * 3 + [1.0]))[0])
+
+
+def test_methods_compared_within_draws_by_hand():
+    # three draws of three methods' matched GELO; "c" never reaches the matched score in the second draw
+    found = {
+        "a": (0.90, np.array([0.90, 0.80, 0.95])),
+        "b": (0.95, np.array([0.94, 0.85, 0.93])),
+        "c": (0.92, np.array([0.92, np.nan, 0.97])),
+    }
+    compared = _compared(found, "gelo")
+    assert compared["a"]["difference"]["to"] == "b"  # the best point estimate
+    assert compared["a"]["difference"]["value"] == pytest.approx(-0.05)
+    low, high = compared["a"]["difference"]["ci"]
+    diffs = np.array([-0.04, -0.05, 0.02])
+    assert (low, high) == (pytest.approx(np.percentile(diffs, 2.5)), pytest.approx(np.percentile(diffs, 97.5)))
+    assert compared["b"]["difference"]["ci"] == [0.0, 0.0]
+    # best in each draw: b (0.94), b (0.85, c undefined), c (0.97)
+    assert [compared[m]["best_share"] for m in "abc"] == pytest.approx([0, 2 / 3, 1 / 3])
+    assert compared["c"]["ci"] == [pytest.approx(np.percentile([0.92, 0.97], 2.5)), pytest.approx(0.97 - 0.00125)]

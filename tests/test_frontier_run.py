@@ -51,6 +51,10 @@ def test_frontier_runs_points_as_cells_and_summarises_them(tmp_path, digits_fold
     summary = json.loads(done.stdout)
     fr = summary["tasks"]["fr"]
     assert [p["model"] for p in fr["points"]] == ["clip", "lora@0.5", "lora@1", "l2sp@10"]
+    # every model re-scored from its exported per-sample data to its stored rows: the intervals are paired
+    assert summary["paired"]["parametric_fallback"] == {}
+    assert set(summary["paired"]["test_sets"]) == {"fr/pairs/face_verification", "general/digits/linear_probe"}
+    assert all(0 <= p["pareto_share"] <= 1 for p in fr["points"])
 
     store = ResultStore(tmp_path / "run" / "results.sqlite", create=False)
     rows = {(r.model, r.dataset): r for r in store.rows(current=True) if r.metric == "headline"}

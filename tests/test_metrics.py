@@ -197,3 +197,54 @@ def test_bounded_bootstrap_keeps_seeded_intervals_and_rescales_a_subsample():
     (low, high), (cap_low, cap_high) = exact["mean1"], capped.intervals["mean1"]
     assert cap_high - cap_low == pytest.approx(high - low, rel=0.25)
     assert cap_low < statistic(np.arange(20_000))["mean1"] < cap_high
+
+
+def _kfold_by_loop(s, g, folds):
+    """The fold-by-fold search kfold_accuracy replaced (every midpoint of the training scores tried, per fold)."""
+    accuracies, thresholds = [], []
+    for test in np.array_split(np.arange(len(s)), folds):
+        train = np.setdiff1d(np.arange(len(s)), test, assume_unique=True)
+        unique = np.unique(s[train])
+        candidates = np.r_[unique[0] - 1.0, (unique[:-1] + unique[1:]) / 2, unique[-1] + 1.0]
+        correct = [((s[train] >= t) == g[train]).sum() for t in candidates]
+        thresholds.append(float(candidates[int(np.argmax(correct))]))
+        accuracies.append(float(((s[test] >= thresholds[-1]) == g[test]).mean()))
+    return float(np.mean(accuracies)), float(np.std(accuracies)), tuple(accuracies), tuple(thresholds)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_kfold_accuracy_equals_the_fold_by_fold_search_exactly(seed):
+    # coarse scores (ties within and across folds), repeated rows (a bootstrap resample), one class rare
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(12, 120))
+    g = rng.random(n) < rng.choice([0.5, 0.15])
+    g[:2] = [True, False]
+    s = np.round(rng.normal(size=n) + 1.2 * g, int(rng.integers(0, 3)))
+    if seed % 2:
+        index = np.sort(rng.integers(0, n, n))
+        s, g = s[index], g[index]
+    folds = int(rng.choice([2, 5, 10]))
+    got = kfold_accuracy(s, g, folds=folds)
+    assert (got.mean, got.std, got.fold_accuracies, got.thresholds) == _kfold_by_loop(s, g, folds)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_recall_per_class_mean_is_mean_per_class_recall_exactly_on_resamples():
+    # the frontier's paired bootstrap recomputes mean per-class recall from stored outcomes and labels
+    from overspec.metrics.classification import recall_per_class_mean, recall_per_class_means
+
+    rng = np.random.default_rng(4)
+    logits, labels = rng.normal(size=(300, 12)), rng.integers(0, 12, 300)
+    for _ in range(20):
+        rows = rng.integers(0, 60, 60)  # few samples: some classes absent from the resample
+        z, y = logits[rows], labels[rows]
+        predicted = z.argmax(1)
+        by_list = float(np.mean([(predicted[y == c] == c).mean() for c in np.unique(y)]))
+        assert recall_per_class_mean(predicted == y, y) == mean_per_class_recall(z, y) == by_list
+        assert by_list == pytest.approx(balanced_accuracy_score(y, predicted))
+    # rows of resamples at once, by class codes: each row as the function gives it alone
+    predicted = logits.argmax(1)
+    rows = rng.integers(0, 300, (50, 40))
+    codes = np.unique(labels, return_inverse=True)[1]
+    at_once = recall_per_class_means(predicted[rows] == labels[rows], codes[rows], 12)
+    assert list(at_once) == [mean_per_class_recall(logits[r], labels[r]) for r in rows]

@@ -7,9 +7,10 @@ forgetting-control methods, each swept over its strength.
   base, so a frontier that gains Δ in biometric performance while keeping GELO g everywhere scores Δ·g.
 - ``value_at``: a curve's GELO at a given biometric performance, linear between its points taken in order of
   strength from the base outwards (the first crossing; NaN where the curve never reaches it).
-- ``draw``: intervals as a parametric bootstrap: each point's x and y drawn from normal distributions whose
-  95 % intervals are the measured ones (independently across points), every statistic recomputed per draw and
-  its 2.5 / 97.5 percentiles reported.
+- ``draw``: the parametric draws of points whose numbers cannot be recomputed per resample (``frontier/paired.py``
+  pairs the others over their shared test sets): x and y from normal distributions whose 95 % intervals are the
+  measured ones, independently across points. Every statistic is recomputed per draw and its 2.5 / 97.5
+  percentiles reported (``interval``).
 
 Hand-written: the 2-D cases are a few lines each, and pymoo / botorch (which have n-D hypervolumes) are heavy
 dependencies for them.

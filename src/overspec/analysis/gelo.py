@@ -258,7 +258,7 @@ def analyse(
                 arch,
                 protocol,
                 baseline,
-                float(x.mean() / b.mean()) if b.mean() else float("nan"),
+                float(gelo_ratio(x, b)),
                 float(x.mean()),
                 float(b.mean()),
                 len(suite),
@@ -270,6 +270,13 @@ def analyse(
             )
         )
     return results
+
+
+def gelo_ratio(values: np.ndarray, base_values: np.ndarray) -> np.ndarray:
+    """GELO from headline values over the suite's datasets (the last axis; leading axes, e.g. bootstrap draws, are
+    kept): the model's mean over the base's mean, NaN where the base's mean is 0."""
+    mean, base = np.mean(values, axis=-1), np.mean(base_values, axis=-1)
+    return np.divide(mean, base, out=np.full(np.shape(mean), np.nan), where=base != 0)
 
 
 def missing_bases(records: list[Record]) -> dict[str, str]:

@@ -65,7 +65,7 @@ class FrontierSettings(BaseModel):
     gelo_protocols: list[str] | None = None  # GELO averaged over these general protocols (default: every one run)
     reference_gelo: float = 0.0  # the hypervolume's GELO floor (its other corner is the base's biometric score)
     match: dict[str, float] = Field(default_factory=dict)  # task -> the biometric score methods are compared at
-    n_boot: int = Field(2000, ge=100)  # parametric bootstrap draws for every interval of the frontier
+    n_boot: int = Field(2000, ge=100)  # paired bootstrap draws for every interval of the frontier (frontier/paired.py)
     seed: int = 0  # seed of the bootstrap draws
 
     @model_validator(mode="after")

@@ -1,5 +1,9 @@
 """From a frontier run's stored rows to each task's frontier: points, Pareto set, hypervolume and the GELO each
-method keeps at a matched biometric score, each with its interval (``analysis/frontier.py``)."""
+method keeps at a matched biometric score, each with its interval (``analysis/frontier.py``), and what paired draws
+allow: how often each point is on the frontier, each method's difference to the best one.
+
+Intervals come from a paired bootstrap over the shared test sets (``frontier/paired.py``); a model whose numbers
+cannot be recomputed per draw is drawn from normals matching its intervals instead (``parametric_fallback``)."""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from overspec.analysis.frontier import draw, hypervolume, interval, pareto_mask, sd_of, value_at
+from overspec.analysis.frontier import Draws, draw, hypervolume, interval, pareto_mask, sd_of, value_at
 from overspec.config import Experiment
+from overspec.frontier.paired import GeloSpec, Paired, load_benchmarks, load_general, paired_draws
 from overspec.frontier.points import PointFile
 
 
@@ -48,16 +53,30 @@ def biometric_scores(rows) -> dict[tuple[str, str], Measured]:
     return {key: _mean(values) for key, values in parts.items()}
 
 
-def gelo_scores(out: Path, rows, protocols: list[str] | None) -> dict[str, Measured]:
-    """model -> GELO against its base, averaged over the general protocols, with its bootstrap interval."""
+def gelo_results(out: Path, rows, protocols: list[str] | None) -> list:
+    """Each model's ``GeloResult`` per general protocol (``analysis/gelo.py``), against its own base."""
     from overspec.analysis.gelo import analyse
     from overspec.report.build import _records, _samples
 
     records, _, _ = _records(rows)
+    return analyse(records, samples=_samples(out, rows), protocols=protocols)
+
+
+def gelo_scores(results: list) -> dict[str, Measured]:
+    """model -> GELO against its base, averaged over the general protocols, with its bootstrap interval."""
     parts: dict[str, list[Measured]] = {}
-    for g in analyse(records, samples=_samples(out, rows), protocols=protocols):
+    for g in results:
         parts.setdefault(g.model, []).append(Measured(g.gelo, sd_of(g.ci), g.ci))
     return {model: _mean(values) for model, values in parts.items()}
+
+
+def paired_of(out: Path, rows, details: dict, settings, tasks: list[str], models: list[str], results: list) -> Paired:
+    """The paired draws of every model's biometric scores on ``tasks`` and GELO (``frontier/paired.py``)."""
+    why: dict[str, dict[str, str]] = {}
+    benchmarks = load_benchmarks(out, rows, details, tasks, models, settings.base, why)
+    specs = [GeloSpec(g.model, g.baseline, g.protocol, tuple(g.datasets)) for g in results if g.model in models]
+    general = load_general(out, rows, specs, settings.base, why)
+    return paired_draws(benchmarks, general, specs, n_boot=settings.n_boot, seed=settings.seed, fallback=why)
 
 
 def _json(value: float) -> float | None:
@@ -68,25 +87,30 @@ def _ci(pair) -> list | None:
     return None if pair is None else [_json(pair[0]), _json(pair[1])]
 
 
-def summarise(out: Path, experiment: Experiment, points: list[PointFile]) -> dict:
+def summarise(out: Path, experiment: Experiment, points: list[PointFile], *, pair: bool = True) -> dict:
+    """frontier.json's content; ``pair=False``: every model drawn parametrically (the bench's comparison)."""
     from overspec.results import ResultStore
 
     settings = experiment.frontier
     store = ResultStore(out / "results.sqlite", create=False)
     rows = store.rows(current=True)
+    details = store.details()
     store.close()
-    bio, gelo = biometric_scores(rows), gelo_scores(out, rows, settings.gelo_protocols)
+    results = gelo_results(out, rows, settings.gelo_protocols)
+    bio, gelo = biometric_scores(rows), gelo_scores(results)
     gelo[settings.base] = Measured(1.0, 0.0, (1.0, 1.0))  # the base against itself
     point_names = {p.name for p in points}
     tasks = sorted({m.task for m in settings.methods})
     models = [e.name for e in experiment.model_entries()]
+    names = [*models, *(p.name for p in points)]
+    draws = paired_of(out, rows, details, settings, tasks, names, results) if pair else Paired()
     return {
         "base": settings.base,
         "reference_gelo": settings.reference_gelo,
         "gelo_protocols": settings.gelo_protocols,
-        "interval": "parametric bootstrap: each point's biometric score and GELO drawn from normals matching "
-        f"their 95% intervals, independently, {settings.n_boot} draws",
-        "tasks": {task: _task(task, settings, points, bio, gelo, models, point_names) for task in tasks},
+        "interval": _interval_text(settings, pair),
+        "paired": {"test_sets": draws.test_sets, "parametric_fallback": draws.fallback},
+        "tasks": {task: _task(task, settings, points, bio, gelo, models, point_names, draws) for task in tasks},
         "models": {
             m: {
                 "gelo": _json(gelo[m].value) if m in gelo else None,
@@ -102,7 +126,23 @@ def summarise(out: Path, experiment: Experiment, points: list[PointFile]) -> dic
     }
 
 
-def _task(task, settings, points, bio, gelo, models, point_names) -> dict:
+def _interval_text(settings, pair: bool) -> str:
+    if not pair:
+        return (
+            "parametric bootstrap: each point's biometric score and GELO drawn from normals matching their 95% "
+            f"intervals, independently, {settings.n_boot} draws"
+        )
+    return (
+        f"paired percentile bootstrap, {settings.n_boot} draws (seed {settings.seed}): each draw resamples every "
+        "test set once (a biometric benchmark's comparisons as its protocol's bootstrap does: within each class, "
+        "whole subjects or videos where known; a general dataset's test samples), with the same indices for every "
+        "model, and recomputes every model's biometric score, GELO, the Pareto set, the hypervolumes and the "
+        "matched GELO; models in paired.parametric_fallback are drawn instead from normals matching their 95% "
+        "intervals"
+    )
+
+
+def _task(task, settings, points, bio, gelo, models, point_names, paired_draws: Paired) -> dict:
     base = settings.base
     if (base, task) not in bio:
         return {"error": f"the base {base} has no {task} benchmark result"}
@@ -129,13 +169,14 @@ def _task(task, settings, points, bio, gelo, models, point_names) -> dict:
         n=settings.n_boot,
         seed=settings.seed,
     )
+    _pair(draws, names, task, paired_draws)
     floor = settings.reference_gelo
 
-    def hv(members: list[str]) -> dict:
+    def hv(members: list[str]) -> tuple[float, np.ndarray]:
         rows = [index[n] for n in members]
         value = hypervolume(x[rows], y[rows], (x[0], floor))
         per_draw = [hypervolume(dx[rows], dy[rows], (dx[0], floor)) for dx, dy in zip(draws.x, draws.y, strict=True)]
-        return {"value": value, "ci": _ci(interval(np.array(per_draw)))}
+        return value, np.array(per_draw)
 
     # the default matched score: the highest every method that gains at all reaches (one that never beats the base
     # is "not reached" there, rather than pulling the comparison down to no gain)
@@ -147,8 +188,10 @@ def _task(task, settings, points, bio, gelo, models, point_names) -> dict:
         rows = [index[n] for n in c["models"]]
         value = value_at(x[rows], y[rows], target)
         per_draw = [value_at(dx[rows], dy[rows], target) for dx, dy in zip(draws.x, draws.y, strict=True)]
-        matched[name] = {"gelo": _json(value), "ci": _ci(interval(np.array(per_draw)))}
+        matched[name] = (value, np.array(per_draw))
+    volumes = {"all": hv(names), **{name: hv(c["models"]) for name, c in curves.items()}}
     front = pareto_mask(x, y)
+    on_front = np.mean([pareto_mask(dx, dy) for dx, dy in zip(draws.x, draws.y, strict=True)], axis=0)
     return {
         "base_biometric": _json(x[0]),
         "points": [
@@ -159,11 +202,48 @@ def _task(task, settings, points, bio, gelo, models, point_names) -> dict:
                 "gelo": _json(y[i]),
                 "gelo_ci": _ci(gelo[n].ci),
                 "pareto": bool(front[i]),
+                "pareto_share": _json(on_front[i]),
                 "specialist": n in specialists,
             }
             for n, i in index.items()
         ],
         "curves": curves,
-        "hypervolume": {"all": hv(names), **{name: hv(c["models"]) for name, c in curves.items()}},
-        "matched": {"biometric": _json(target), "gain": _json(target - x[0]), "methods": matched},
+        "hypervolume": {
+            "all": {"value": volumes["all"][0], "ci": _ci(interval(volumes["all"][1]))},
+            **_compared({name: volumes[name] for name in curves}, "value"),
+        },
+        "matched": {"biometric": _json(target), "gain": _json(target - x[0]), "methods": _compared(matched, "gelo")},
     }
+
+
+def _pair(draws: Draws, names: list[str], task: str, found: Paired) -> None:
+    """Replace the parametric columns of the models that could be paired by their paired draws (the base's GELO
+    is 1 in every draw either way)."""
+    for i, name in enumerate(names):
+        if (name, task) in found.x:
+            draws.x[:, i] = found.x[(name, task)]
+        if name in found.y:
+            draws.y[:, i] = found.y[name]
+
+
+def _compared(found: dict[str, tuple[float, np.ndarray]], label: str) -> dict:
+    """Each method's value (under ``label``) and interval, its difference to the best method's value in the same
+    draws (paired: the same test samples), and the share of draws in which it is the best (ties: each)."""
+    finite = {m: v for m, (v, _) in found.items() if np.isfinite(v)}
+    best = max(finite, key=finite.get) if finite else None
+    values = np.column_stack([d for _, d in found.values()]) if found else np.empty((0, 0))
+    with np.errstate(invalid="ignore"):
+        top = np.nanmax(np.where(np.isfinite(values), values, -np.inf), axis=1) if found else None
+    out = {}
+    for k, (method, (value, per_draw)) in enumerate(found.items()):
+        entry = {label: _json(value), "ci": _ci(interval(per_draw))}
+        if best is not None:
+            best_value, best_draws = found[best]
+            entry["difference"] = {
+                "to": best,
+                "value": _json(value - best_value),
+                "ci": _ci(interval(per_draw - best_draws)),
+            }
+            entry["best_share"] = _json(np.mean(np.isfinite(values[:, k]) & (values[:, k] >= top)))
+        out[method] = entry
+    return out

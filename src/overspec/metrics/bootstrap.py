@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,19 +111,9 @@ def _percentiles(
     statistic, labels, rng, n_resamples, confidence, order, progress, clusters=None
 ) -> dict[str, tuple[float, float]]:
     n = len(labels)
-    groups = [np.flatnonzero(labels == value) for value in np.unique(labels)]
-    units = None if clusters is None else [np.unique(clusters[g], return_inverse=True)[1].ravel() for g in groups]
     draws: dict[str, list[float]] = {}
     with progress_bar(progress and n * n_resamples > _PROGRESS_WORK, "bootstrap", n_resamples) as advance:
-        for _ in range(n_resamples):
-            if units is None:
-                index = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-            else:  # each drawn cluster brings its rows of the class; a row's count is its cluster's draws
-                counts = np.zeros(n, dtype=np.int64)
-                for g, unit in zip(groups, units, strict=True):
-                    k = int(unit.max()) + 1
-                    counts[g] = np.bincount(rng.integers(0, k, size=k), minlength=k)[unit]
-                index = np.repeat(np.arange(n), counts)
+        for index in resample_indices(labels, rng, n_resamples, clusters=clusters):
             if order is not None:
                 index = np.repeat(order, np.bincount(index, minlength=n)[order])
             for name, value in statistic(index).items():
@@ -131,6 +121,27 @@ def _percentiles(
             advance(1)
     tail = (1 - confidence) / 2 * 100
     return {name: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))) for name, v in draws.items()}
+
+
+def resample_indices(
+    labels: np.ndarray, rng: np.random.Generator, n_resamples: int, *, clusters: np.ndarray | None = None
+) -> Iterator[np.ndarray]:
+    """The bootstrap's resamples, one index array (repeats allowed) at a time: within each class of ``labels``,
+    rows (or, with ``clusters``, whole clusters bringing their rows of that class) drawn with replacement. What
+    ``bootstrap_intervals`` resamples, and what the frontier's paired bootstrap draws once for every model."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    groups = [np.flatnonzero(labels == value) for value in np.unique(labels)]
+    units = None if clusters is None else [np.unique(clusters[g], return_inverse=True)[1].ravel() for g in groups]
+    for _ in range(n_resamples):
+        if units is None:
+            yield np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        else:  # each drawn cluster brings its rows of the class; a row's count is its cluster's draws
+            counts = np.zeros(n, dtype=np.int64)
+            for g, unit in zip(groups, units, strict=True):
+                k = int(unit.max()) + 1
+                counts[g] = np.bincount(rng.integers(0, k, size=k), minlength=k)[unit]
+            yield np.repeat(np.arange(n), counts)
 
 
 def _stratified_subsample(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -41,6 +41,24 @@ def mean_per_class_recall(logits, labels) -> float:
     (top-1). The headline metric of FGVC Aircraft, Oxford Pets, Caltech-101 and Flowers102 in CLIP's
     evaluation; equals ``sklearn.metrics.balanced_accuracy_score``."""
     z, y = _check(logits, labels)
-    predicted = np.argmax(z, axis=1)
-    classes = np.unique(y)
-    return float(np.mean([(predicted[y == c] == c).mean() for c in classes]))
+    return recall_per_class_mean(np.argmax(z, axis=1) == y, y)
+
+
+def recall_per_class_mean(correct, labels) -> float:
+    """Mean over the classes present in ``labels`` of the share of their samples that are ``correct``: mean
+    per-class recall from per-sample top-1 outcomes."""
+    classes, codes = np.unique(np.asarray(labels), return_inverse=True)
+    return float(recall_per_class_means(np.asarray(correct)[None], codes.reshape(1, -1), len(classes))[0])
+
+
+def recall_per_class_means(correct: np.ndarray, codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """``recall_per_class_mean`` of each row of ``correct`` and ``codes`` (class codes 0 .. n_classes − 1, e.g.
+    resamples of one test set: what the frontier's paired bootstrap recomputes from ``predictions/CELL.npz``).
+    Each class's recall is its count of correct samples over its count; their mean is over the classes present
+    in the row, in class order."""
+    rows = np.arange(len(codes))[:, None] * n_classes
+    flat = (codes + rows).ravel()
+    size = len(codes) * n_classes
+    hits = np.bincount(flat, weights=np.asarray(correct, dtype=float).ravel(), minlength=size).reshape(-1, n_classes)
+    counts = np.bincount(flat, minlength=size).reshape(-1, n_classes)
+    return np.array([np.mean(h[c > 0] / c[c > 0]) for h, c in zip(hits, counts, strict=True)])

@@ -110,5 +110,11 @@ def run_linear_probe(
     details["n_classes"] = len(dataset.classnames)
     correct = details.pop("correct")
     return ProtocolResult(
-        "linear_probe", dataset.name, encoder.name, metrics, dataset.headline_metric, details, {"correct": correct}
+        "linear_probe",
+        dataset.name,
+        encoder.name,
+        metrics,
+        dataset.headline_metric,
+        details,
+        {"correct": correct, "label": np.asarray(test.labels)},  # with the labels: per-class recall per resample
     )

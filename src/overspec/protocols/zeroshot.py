@@ -118,5 +118,5 @@ def run_zeroshot(
         classification_metrics(logits, test.labels),
         dataset.headline_metric,
         {"n_templates": len(dataset.templates), "n_classes": len(dataset.classnames)},
-        {"correct": correct_top1(logits, test.labels)},
+        {"correct": correct_top1(logits, test.labels), "label": np.asarray(test.labels)},  # per-class recall
     )

@@ -86,6 +86,16 @@ def score_set(data: ScoreSet, convention: str = "iso", *, prepared: bool = False
     return Scored(convention, values, unresolved, decisions, counts, _types(units))
 
 
+def score_key(data: ScoreSet, convention: str, key: str) -> float | None:
+    """One key of ``score_set(data, convention, prepared=True)``, by the function ``score_intervals`` scores each
+    resample with (the per-attack-type sweeps only for a per-type, ``mean_`` or ``worst_`` key): what the frontier's
+    paired bootstrap recomputes per draw. ``data`` is in the convention's units (``prepare``)."""
+    rules, options = _rules(convention, data.kind)
+    parsed = parse_metric(key)
+    values, _, _ = _evaluate(data, rules, options, per_type=bool(parsed.attack or parsed.aggregate))
+    return values.get(key)
+
+
 def _rules(convention: str, kind: str) -> tuple[Convention, dict]:
     rules = convention_for(convention, kind)
     return rules, parse_convention(convention)[1]
