@@ -31,6 +31,16 @@ def test_pareto_mask_equals_brute_force(seed):
     np.testing.assert_array_equal(pareto_mask(x, y), brute_pareto(x, y))
 
 
+def test_a_point_with_a_nan_coordinate_is_on_no_frontier_and_dominates_nothing():
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 6, 12) / 5, rng.integers(0, 6, 12) / 5
+    x[[2, 7]], y[5] = np.nan, np.nan  # a draw in which some curves have no value
+    finite = np.isfinite(x) & np.isfinite(y)
+    expected = np.zeros(12, bool)
+    expected[finite] = brute_pareto(x[finite], y[finite])
+    np.testing.assert_array_equal(pareto_mask(x, y), expected)
+
+
 def inclusion_exclusion(x, y, reference) -> float:
     """Area of the union of rectangles anchored at the reference: Σ over subsets (−1)^{|S|+1} |∩ S|."""
     boxes = [(a, b) for a, b in zip(x, y, strict=True) if a > reference[0] and b > reference[1]]

@@ -125,7 +125,7 @@ def experiment() -> tuple[SimpleNamespace, list[PointFile]]:
     points = [
         PointFile(n.split("@")[0], "fr" if n[0] == "m" else "mad", float(n[-1]), n, Path("x")) for n in MODELS[1:4]
     ]
-    models = [SimpleNamespace(name=n) for n in ("b", "s")]
+    models = [SimpleNamespace(name="b", base=None), SimpleNamespace(name="s", base="b")]
     return SimpleNamespace(frontier=settings, model_entries=lambda: models), points
 
 
@@ -204,8 +204,9 @@ def test_paired_bootstrap_equals_a_brute_force_loop_over_the_same_resamples(tmp_
         members = [names.index(n) for n in data["curves"][curve]["models"]]
         hv = [hypervolume(dx, dy, (dx[0], 0.0)) for dx, dy in zip(x, y, strict=True)]
         assert data["hypervolume"]["all"]["ci"] == percentiles(hv)
-        target = data["matched"]["biometric"]
-        matched = [value_at(dx[members], dy[members], target) for dx, dy in zip(x, y, strict=True)]
+        gain = data["matched"]["gain"]  # matched at an equal gain: each draw's base score plus the gain
+        assert data["matched"]["biometric"] == pytest.approx(data["base_biometric"] + gain)
+        matched = [value_at(dx[members], dy[members], dx[0] + gain) for dx, dy in zip(x, y, strict=True)]
         assert data["matched"]["methods"][curve]["ci"] == percentiles(matched)
         share = np.mean([pareto_mask(dx, dy) for dx, dy in zip(x, y, strict=True)], axis=0)
         assert [p["pareto_share"] for p in data["points"]] == pytest.approx(list(share))

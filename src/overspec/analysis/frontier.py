@@ -26,10 +26,12 @@ Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 
 
 def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """True for every point no other point dominates (>= on both axes, > on one), both axes maximised."""
+    """True for every point no other point dominates (>= on both axes, > on one), both axes maximised; a point
+    with a NaN coordinate is on no frontier and dominates nothing."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = np.ones(len(x), bool)
+    keep = np.isfinite(x) & np.isfinite(y)
     order = np.lexsort((-y, -x))  # x descending, then y descending
+    order = order[keep[order]]
     best_right = -np.inf  # the highest y among points of strictly greater x
     i = 0
     while i < len(order):

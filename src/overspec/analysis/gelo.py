@@ -375,9 +375,9 @@ class BiometricGain:
 
 def biometric_gains(records: list[Record]) -> list[BiometricGain]:
     """Each specialist's gain over its own base on the benchmarks of its own task (fr, mad or pad)."""
-    from overspec.protocols.specs import PROTOCOL_INFO
+    from overspec.protocols.specs import side_effect_protocols
 
-    side = {name for name in PROTOCOL_INFO if PROTOCOL_INFO.get(name).side_effect}  # what it accepts: no gain
+    side = side_effect_protocols()  # what it accepts: no gain
     bio = [r for r in records if r.task != "general" and r.protocol not in side]
     by_key = {(r.model, r.arch, r.dataset, r.protocol): r for r in bio}
     gains = []

@@ -44,13 +44,17 @@ def load_frontier_config(path: str | Path) -> Experiment:
 def frontier_experiment(experiment: Experiment, points: list[PointFile]) -> Experiment:
     """The experiment with every point added as a model (its base the frontier's base): a point is evaluated
     on the general suite and on its own task's benchmarks only."""
-    from overspec.protocols.specs import PROTOCOL_INFO
+    from overspec.protocols.specs import PROTOCOL_INFO, side_effect_protocols
 
     settings = experiment.frontier
     general = experiment.general.protocols if experiment.general else []
     entries = list(experiment.model_entries())
+    taken = {e.name for e in entries} & {p.name for p in points}
+    if taken:
+        raise ConfigError(f"frontier point {sorted(taken)[0]} has the name of a model of `models:`; rename one")
+    side = side_effect_protocols()  # a point's score is its task's performance: no side-effect cells
     for point in points:
-        own = sorted({b.protocol for b in experiment.biometric if b.task == point.task})
+        own = sorted({b.protocol for b in experiment.biometric if b.task == point.task and b.protocol not in side})
         protocols = [*general, *own]
         unknown = [p for p in protocols if p not in PROTOCOL_INFO]
         if unknown:

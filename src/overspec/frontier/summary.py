@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from overspec._log import logger
 from overspec.analysis.frontier import Draws, draw, hypervolume, interval, pareto_mask, sd_of, value_at
 from overspec.config import Experiment
 from overspec.frontier.paired import GeloSpec, Paired, load_benchmarks, load_general, paired_draws
@@ -36,13 +37,28 @@ def _mean(parts: list[Measured]) -> Measured | None:
     return Measured(value, sd, (value - 1.959963984540054 * sd, value + 1.959963984540054 * sd))
 
 
+def performance_rows(rows) -> list:
+    """The headline rows a task's biometric score is made of: its benchmarks' (verification, MAD, PAD), never a
+    side effect's (morph or attack acceptance, identification: what a face model accepts is not its gain)."""
+    from overspec.protocols.specs import side_effect_protocols
+
+    side = side_effect_protocols()
+    return [r for r in rows if r.metric == "headline" and r.task != "general" and r.protocol not in side]
+
+
+def benchmark_sets(rows) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """(model, task) -> the (dataset, protocol) benchmarks its biometric score averages over."""
+    found: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for r in performance_rows(rows):
+        found.setdefault((r.model, r.task), set()).add((r.dataset, r.protocol))
+    return found
+
+
 def biometric_scores(rows) -> dict[tuple[str, str], Measured]:
     """(model, task) -> mean headline over the task's benchmarks, oriented so that higher is better (an error
     rate e counts as 1 − e), with the interval the rows carry."""
     parts: dict[tuple[str, str], list[Measured]] = {}
-    for r in rows:
-        if r.metric != "headline" or r.task == "general":
-            continue
+    for r in performance_rows(rows):
         low, high = r.ci_low, r.ci_high
         if r.higher_is_better:
             value, ci = r.value, (low, high)
@@ -73,7 +89,7 @@ def gelo_scores(results: list) -> dict[str, Measured]:
 def paired_of(out: Path, rows, details: dict, settings, tasks: list[str], models: list[str], results: list) -> Paired:
     """The paired draws of every model's biometric scores on ``tasks`` and GELO (``frontier/paired.py``)."""
     why: dict[str, dict[str, str]] = {}
-    benchmarks = load_benchmarks(out, rows, details, tasks, models, settings.base, why)
+    benchmarks = load_benchmarks(out, performance_rows(rows), details, tasks, models, settings.base, why)
     specs = [GeloSpec(g.model, g.baseline, g.protocol, tuple(g.datasets)) for g in results if g.model in models]
     general = load_general(out, rows, specs, settings.base, why)
     return paired_draws(benchmarks, general, specs, n_boot=settings.n_boot, seed=settings.seed, fallback=why)
@@ -99,20 +115,22 @@ def summarise(out: Path, experiment: Experiment, points: list[PointFile], *, pai
     results = gelo_results(out, rows, settings.gelo_protocols)
     bio, gelo = biometric_scores(rows), gelo_scores(results)
     gelo[settings.base] = Measured(1.0, 0.0, (1.0, 1.0))  # the base against itself
-    point_names = {p.name for p in points}
     tasks = sorted({m.task for m in settings.methods})
-    models = [e.name for e in experiment.model_entries()]
+    entries = experiment.model_entries()
+    models = [e.name for e in entries]
     names = [*models, *(p.name for p in points)]
     draws = paired_of(out, rows, details, settings, tasks, names, results) if pair else Paired()
+    plane = Plane(bio, gelo, benchmark_sets(rows), {e.name: e.base for e in entries}, draws)
     return {
         "base": settings.base,
         "reference_gelo": settings.reference_gelo,
         "gelo_protocols": settings.gelo_protocols,
         "interval": _interval_text(settings, pair),
         "paired": {"test_sets": draws.test_sets, "parametric_fallback": draws.fallback},
-        "tasks": {task: _task(task, settings, points, bio, gelo, models, point_names, draws) for task in tasks},
+        "tasks": {task: _task(task, settings, points, plane, models) for task in tasks},
         "models": {
             m: {
+                "base": plane.bases[m],  # GELO is against this model's own base
                 "gelo": _json(gelo[m].value) if m in gelo else None,
                 "gelo_ci": _ci(gelo[m].ci) if m in gelo else None,
                 **{
@@ -142,34 +160,87 @@ def _interval_text(settings, pair: bool) -> str:
     )
 
 
-def _task(task, settings, points, bio, gelo, models, point_names, paired_draws: Paired) -> dict:
+@dataclass
+class Plane:
+    """What every model measured: biometric score per (model, task), GELO, benchmarks, base, paired draws."""
+
+    bio: dict[tuple[str, str], Measured]
+    gelo: dict[str, Measured]
+    benchmarks: dict[tuple[str, str], set[tuple[str, str]]]
+    bases: dict[str, str | None]  # the experiment's models -> their base (points: the frontier's base)
+    paired: Paired
+
+    def why_not(self, model: str, task: str, base: str) -> str | None:
+        """Why ``model`` cannot stand on ``task``'s plane beside ``base`` (None: it can)."""
+        if (model, task) not in self.bio:
+            return f"no {task} benchmark result"
+        if model not in self.gelo:
+            return "no GELO (no general result against its base)"
+        if self.bases.get(model, base) != base:
+            return f"its GELO is against {self.bases[model]}, not the frontier's base {base}"
+        missing = self.benchmarks[(base, task)] - self.benchmarks[(model, task)]
+        extra = self.benchmarks[(model, task)] - self.benchmarks[(base, task)]
+        if missing:  # its score would average over other benchmarks than the base's: not comparable
+            return f"no result on the base's {task} benchmarks {', '.join(sorted(d for d, _ in missing))}"
+        if extra:
+            return f"{task} benchmarks the base lacks: {', '.join(sorted(d for d, _ in extra))}"
+        return None
+
+
+def matched_gain(task: str, settings, x0: float, reach: dict[str, float]) -> float:
+    """The biometric gain over the base every method is compared at: ``match`` (a score) less the base's, or half
+    the smallest best gain of the methods that gain at all, so that the limiting method's curve reaches it inside
+    (its own best point would be reached in only about half of the draws, leaving it without an interval)."""
+    if task in settings.match:
+        return settings.match[task] - x0
+    gains = [r - x0 for r in reach.values() if r > x0]
+    return 0.5 * min(gains) if gains else float("nan")
+
+
+def _task(task, settings, points, plane: Plane, models: list[str]) -> dict:
     base = settings.base
-    if (base, task) not in bio:
+    if (base, task) not in plane.bio:
         return {"error": f"the base {base} has no {task} benchmark result"}
     names = [base]  # every model placed on this task's plane, the base first
+    excluded: dict[str, str] = {}
     curves = {}
     for method in (m for m in settings.methods if m.task == task):
         mine = sorted((p for p in points if p.method == method.name), key=lambda p: p.strength)
         if method.toward_base:  # a regulariser: the strongest is nearest the base
             mine = mine[::-1]
-        mine = [p for p in mine if (p.name, task) in bio and p.name in gelo]
+        for p in mine:
+            why = plane.why_not(p.name, task, base)
+            if why is not None:
+                excluded[p.name] = why
+        mine = [p for p in mine if p.name not in excluded]
         curve = [base] + [p.name for p in mine]
         curves[method.name] = {"strengths": [None] + [p.strength for p in mine], "models": curve}
         names += [n for n in curve[1:] if n not in names]
-    specialists = [m for m in models if m not in point_names and m != base and (m, task) in bio and m in gelo]
+    point_names = {p.name for p in points}
+    specialists = []
+    for m in models:
+        if m in point_names or m == base or (m, task) not in plane.bio:
+            continue  # a model with no result on this task is simply not on its plane
+        why = plane.why_not(m, task, base)
+        if why is None:
+            specialists.append(m)
+        else:
+            excluded[m] = why
+    for model, why in excluded.items():
+        logger(__name__).warning(f"frontier {task}: {model} left off the plane: {why}")
     names += [m for m in specialists if m not in names]
     index = {n: i for i, n in enumerate(names)}
-    x = np.array([bio[(n, task)].value for n in names])
-    y = np.array([gelo[n].value for n in names])
+    x = np.array([plane.bio[(n, task)].value for n in names])
+    y = np.array([plane.gelo[n].value for n in names])
     draws = draw(
         x,
         y,
-        np.array([bio[(n, task)].sd for n in names]),
-        np.array([gelo[n].sd for n in names]),
+        np.array([plane.bio[(n, task)].sd for n in names]),
+        np.array([plane.gelo[n].sd for n in names]),
         n=settings.n_boot,
         seed=settings.seed,
     )
-    _pair(draws, names, task, paired_draws)
+    _pair(draws, names, task, plane.paired)
     floor = settings.reference_gelo
 
     def hv(members: list[str]) -> tuple[float, np.ndarray]:
@@ -178,41 +249,43 @@ def _task(task, settings, points, bio, gelo, models, point_names, paired_draws: 
         per_draw = [hypervolume(dx[rows], dy[rows], (dx[0], floor)) for dx, dy in zip(draws.x, draws.y, strict=True)]
         return value, np.array(per_draw)
 
-    # the default matched score: the highest every method that gains at all reaches (one that never beats the base
-    # is "not reached" there, rather than pulling the comparison down to no gain)
+    # matched at an equal GAIN over the base: in each draw, that draw's base score plus the gain
     reach = {name: float(max(x[index[n]] for n in c["models"])) for name, c in curves.items()}
-    gaining = [r for r in reach.values() if r > x[0]]
-    target = settings.match.get(task, min(gaining) if gaining else float("nan"))
+    gain = matched_gain(task, settings, x[0], reach)
     matched = {}
     for name, c in curves.items():
         rows = [index[n] for n in c["models"]]
-        value = value_at(x[rows], y[rows], target)
-        per_draw = [value_at(dx[rows], dy[rows], target) for dx, dy in zip(draws.x, draws.y, strict=True)]
+        value = value_at(x[rows], y[rows], x[0] + gain)
+        per_draw = [value_at(dx[rows], dy[rows], dx[0] + gain) for dx, dy in zip(draws.x, draws.y, strict=True)]
         matched[name] = (value, np.array(per_draw))
     volumes = {"all": hv(names), **{name: hv(c["models"]) for name, c in curves.items()}}
     front = pareto_mask(x, y)
     on_front = np.mean([pareto_mask(dx, dy) for dx, dy in zip(draws.x, draws.y, strict=True)], axis=0)
+    methods = _compared(matched, "gelo")
+    for name, (_, per_draw) in matched.items():
+        methods[name]["reached_share"] = _json(np.mean(np.isfinite(per_draw)))
     return {
         "base_biometric": _json(x[0]),
         "points": [
             {
                 "model": n,
                 "biometric": _json(x[i]),
-                "biometric_ci": _ci(bio[(n, task)].ci),
+                "biometric_ci": _ci(plane.bio[(n, task)].ci),
                 "gelo": _json(y[i]),
-                "gelo_ci": _ci(gelo[n].ci),
+                "gelo_ci": _ci(plane.gelo[n].ci),
                 "pareto": bool(front[i]),
                 "pareto_share": _json(on_front[i]),
                 "specialist": n in specialists,
             }
             for n, i in index.items()
         ],
+        "excluded": excluded,
         "curves": curves,
         "hypervolume": {
             "all": {"value": volumes["all"][0], "ci": _ci(interval(volumes["all"][1]))},
             **_compared({name: volumes[name] for name in curves}, "value"),
         },
-        "matched": {"biometric": _json(target), "gain": _json(target - x[0]), "methods": _compared(matched, "gelo")},
+        "matched": {"biometric": _json(x[0] + gain), "gain": _json(gain), "methods": methods},
     }
 
 

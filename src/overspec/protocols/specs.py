@@ -101,3 +101,8 @@ for _info in (
 
 def general_protocols() -> list[str]:
     return [name for name in PROTOCOL_INFO if PROTOCOL_INFO.get(name).general]
+
+
+def side_effect_protocols() -> set[str]:
+    """Protocols that measure what a face model accepts or how it searches: never a task's performance."""
+    return {name for name in PROTOCOL_INFO if PROTOCOL_INFO.get(name).side_effect}

@@ -1,0 +1,152 @@
+"""Which models stand on a task's frontier plane and what their coordinates are, on hand-made stored rows
+(no per-sample files, so every interval is the parametric one): a side effect never counts as a task's
+performance, error rates count as 1 − e, a regulariser's curve runs from its strongest weight, a model against
+another base or with other benchmarks is left off with its reason, and methods are matched at half the smallest
+best gain unless `match` says otherwise."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from overspec.frontier.config import FrontierSettings
+from overspec.frontier.points import PointFile
+from overspec.frontier.summary import summarise
+from overspec.results import ResultStore
+from overspec.results.store import ResultRow
+
+GENERAL = 0.8  # the base's linear-probe accuracy on the one general dataset
+# model -> (its base, FR accuracy on `pairs`, GELO it is given, MAD EER or None)
+MODELS = {
+    "b": (None, 0.80, 1.0, 0.20),
+    "l2@10": ("b", 0.82, 0.99, None),
+    "l2@1": ("b", 0.86, 0.95, None),
+    "l2@0.1": ("b", 0.90, 0.85, None),
+    "w@0.5": ("b", 0.85, 1.0, None),
+    "w@1": ("b", 0.92, 0.90, None),
+    "r@1": ("b", None, 0.97, 0.10),
+    "s": ("b", 0.93, 0.80, None),
+    "dino": (None, 0.70, 1.0, None),
+    "other": ("dino", 0.95, 0.99, None),
+    "partial": ("b", None, 0.98, None),
+}
+POINTS = [("l2", "fr", 10.0), ("l2", "fr", 1.0), ("l2", "fr", 0.1), ("w", "fr", 0.5), ("w", "fr", 1.0)]
+POINTS += [("r", "mad", 1.0)]
+
+
+def _row(model, base, dataset, task, protocol, value, higher=True) -> ResultRow:
+    return ResultRow(
+        run_id="t",
+        model=model,
+        arch="a",
+        dataset=dataset,
+        task=task,
+        protocol=protocol,
+        metric="headline",
+        value=value,
+        ci_low=max(0.0, value - 0.02),
+        ci_high=min(1.0, value + 0.02),
+        higher_is_better=higher,
+        model_task="fr",
+        base=base,
+        headline_metric="accuracy",
+    )
+
+
+def write_store(out) -> None:
+    store = ResultStore(out / "results.sqlite")
+    for k, (model, (base, fr, gelo, eer)) in enumerate(MODELS.items()):
+        rows = [_row(model, base, "d1", "general", "linear_probe", GENERAL * gelo)]
+        if fr is not None:
+            rows.append(_row(model, base, "pairs", "fr", "face_verification", fr))
+        # a side effect of the FR task (lower is better): were it counted, every FR score would change
+        rows.append(_row(model, base, "morph_subjects", "fr", "morph_acceptance", 0.5, higher=False))
+        if model == "partial":  # a verification score on another benchmark than the base's
+            rows.append(_row(model, base, "pairs2", "fr", "face_verification", 0.99))
+        if eer is not None:
+            rows.append(_row(model, base, "morphs", "mad", "attack_detection", eer, higher=False))
+        for i, row in enumerate(rows):
+            store.add_cell(f"c{k}_{i}", [row], model=model, dataset=row.dataset, protocol=row.protocol, details={})
+    store.close()
+
+
+def experiment(**frontier):
+    methods = [
+        {"name": "l2", "task": "fr", "finetune": "unused.yaml", "strength": "l2sp_weight", "grid": [0.1, 1, 10]},
+        {"name": "w", "task": "fr", "model": "unused.yaml", "grid": [0.5, 1]},
+        {"name": "r", "task": "mad", "model": "unused.yaml", "grid": [1]},
+    ]
+    settings = FrontierSettings(base="b", methods=methods, n_boot=100, **frontier)
+    entries = [SimpleNamespace(name=m, base=MODELS[m][0]) for m in ("b", "s", "dino", "other", "partial")]
+    points = [PointFile(m, task, v, f"{m}@{v:g}", None) for m, task, v in POINTS]
+    return SimpleNamespace(frontier=settings, model_entries=lambda: entries), points
+
+
+def test_the_plane_holds_comparable_models_with_their_own_task_performance(tmp_path):
+    write_store(tmp_path)
+    exp, points = experiment()
+    fr = summarise(tmp_path, exp, points, pair=False)["tasks"]["fr"]
+    got = {p["model"]: (p["biometric"], p["gelo"]) for p in fr["points"]}
+    for model in ("b", "l2@10", "l2@1", "l2@0.1", "w@0.5", "w@1", "s"):
+        _, score, gelo, _ = MODELS[model]
+        assert got[model] == (score, pytest.approx(gelo, rel=1e-12))  # the verification row alone: no side effect
+    assert [p["model"] for p in fr["points"] if p["specialist"]] == ["s"]
+    assert set(fr["excluded"]) == {"dino", "other", "partial"}
+    assert "no GELO" in fr["excluded"]["dino"]  # another base model: no base of its own, so no GELO
+    assert "against dino" in fr["excluded"]["other"]
+    assert "pairs" in fr["excluded"]["partial"]
+    # a regulariser's curve starts at its strongest weight (nearest the base), a scale's at its smallest
+    assert fr["curves"]["l2"] == {"strengths": [None, 10.0, 1.0, 0.1], "models": ["b", "l2@10", "l2@1", "l2@0.1"]}
+    assert fr["curves"]["w"]["models"] == ["b", "w@0.5", "w@1"]
+    # best gains 0.10 (l2) and 0.12 (w): matched at half the smaller, FR 0.85
+    assert fr["matched"]["gain"] == pytest.approx(0.05)
+    assert fr["matched"]["biometric"] == pytest.approx(0.85)
+    l2 = 0.99 + (0.85 - 0.82) / (0.86 - 0.82) * (0.95 - 0.99)  # between l2@10 and l2@1
+    assert fr["matched"]["methods"]["l2"]["gelo"] == pytest.approx(l2)
+    assert fr["matched"]["methods"]["w"]["gelo"] == pytest.approx(1.0)  # w@0.5 sits on the matched score
+    assert fr["matched"]["methods"]["w"]["difference"]["to"] == "w"
+    # Pareto by hand: w@0.5 (0.85, 1.0) beats b and l2@10; w@1 (0.92, 0.9) beats l2@0.1; l2@1 (0.86, 0.95) is
+    # right of w@0.5 and above w@1; s is furthest right
+    assert {p["model"] for p in fr["points"] if p["pareto"]} == {"w@0.5", "l2@1", "w@1", "s"}
+
+
+def test_error_rates_count_as_one_minus_the_rate_and_match_can_be_set(tmp_path):
+    write_store(tmp_path)
+    exp, points = experiment(match={"fr": 0.88})
+    summary = summarise(tmp_path, exp, points, pair=False)
+    mad = {p["model"]: p["biometric"] for p in summary["tasks"]["mad"]["points"]}
+    assert mad == {"b": pytest.approx(0.8), "r@1": pytest.approx(0.9)}
+    fr = summary["tasks"]["fr"]
+    assert fr["matched"]["biometric"] == pytest.approx(0.88)
+    l2 = 0.95 + (0.88 - 0.86) / (0.90 - 0.86) * (0.85 - 0.95)
+    assert fr["matched"]["methods"]["l2"]["gelo"] == pytest.approx(l2)
+    assert summary["models"]["other"]["base"] == "dino"
+
+
+def test_points_run_their_tasks_benchmarks_and_no_side_effect(tmp_path):
+    from overspec.config import Experiment
+    from overspec.frontier.run import frontier_experiment
+
+    experiment = Experiment.model_validate(
+        {
+            "name": "x",
+            "models": [{"name": "b", "spec": "b.yaml"}],
+            "general": {"datasets": ["mnist"], "protocols": ["linear_probe"]},
+            "biometric": [
+                {"name": "pairs", "protocol": "face_verification", "path": "pairs.bin"},
+                {"name": "morphs", "protocol": "attack_detection", "task": "mad", "path": "morphs"},
+                {
+                    "name": "morph_subjects",
+                    "protocol": "morph_acceptance",
+                    "path": "morph_subjects",
+                    "options": {"verification": "pairs.bin", "far": 0.01},
+                },
+                {"name": "held_out", "protocol": "identification", "path": "ids"},
+            ],
+            "frontier": {"base": "b", "methods": [{"name": "w", "task": "fr", "model": "m.yaml", "grid": [1]}]},
+        }
+    )
+    point = PointFile("w", "fr", 1.0, "w@1", tmp_path / "w.yaml")
+    entry = frontier_experiment(experiment, [point]).model_entries()[-1]
+    assert (entry.name, entry.base, entry.protocols) == ("w@1", "b", ["linear_probe", "face_verification"])
