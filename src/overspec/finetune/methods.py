@@ -30,7 +30,19 @@ class LoraMethod:
 
     def export(self, out: Path) -> dict:
         self.model.save_pretrained(str(out / "adapter"))
+        _sorted_targets(out / "adapter" / "adapter_config.json")
         return {"family": "peft", "checkpoint": "adapter", "adapter_layout": self.layout}
+
+
+def _sorted_targets(path: Path) -> None:
+    """peft writes ``target_modules`` (a set) in the process's string-hash order: sorted, the same adapter is the
+    same bytes, so the same fingerprint, from every process."""
+    import json
+
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 class FullMethod:

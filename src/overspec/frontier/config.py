@@ -12,7 +12,7 @@ frontier:
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -28,7 +28,8 @@ class FrontierMethod(BaseModel):
     model: str | dict | None = None  # strength scale: the fine-tuned model whose update is scaled
     finetune: str | None = None  # a fine-tune config (overspec finetune): trained per value, or once to scale
     strength: Literal["scale", "l2sp_weight", "distill_weight"] = "scale"  # what the grid sets (STRENGTHS above)
-    grid: list[float] = Field(min_length=1)  # the strengths evaluated (the base is every curve's other end)
+    # the strengths evaluated (the base is every curve's other end); strict: a YAML `true` or "0.5" is no strength
+    grid: list[Annotated[float, Field(strict=True)]] = Field(min_length=1)
 
     @field_validator("grid")
     @classmethod
@@ -36,7 +37,12 @@ class FrontierMethod(BaseModel):
         bad = [v for v in grid if not math.isfinite(v) or v < 0]
         if bad:
             raise ValueError(f"strengths must be finite and >= 0; got {bad[0]}")
-        return sorted(set(grid))
+        grid = sorted(set(grid))
+        labels = [f"{v:g}" for v in grid]  # a point's name and training folder: METHOD@VALUE
+        same = [v for v, label in zip(grid, labels, strict=True) if labels.count(label) > 1]
+        if same:
+            raise ValueError(f"strengths {same[0]!r} and {same[1]!r} share the label {same[0]:g}; space them further")
+        return grid
 
     @model_validator(mode="after")
     def _one_source(self) -> FrontierMethod:

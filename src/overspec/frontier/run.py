@@ -16,6 +16,7 @@ def load_frontier_config(path: str | Path) -> Experiment:
     """The experiment with its ``frontier:`` section; relative paths in it resolve against the config's folder."""
     from overspec.config import _against, _spec_against
     from overspec.configs import config_path
+    from overspec.finetune.config import load_finetune_config
 
     path = config_path(path)
     experiment = load_config(path)
@@ -26,13 +27,26 @@ def load_frontier_config(path: str | Path) -> Experiment:
     names = [e.name for e in experiment.model_entries()]
     if settings.base not in names:
         raise ConfigError(f"{path}: key 'frontier.base': {settings.base} is not a model of `models:` ({names})")
-    for method in settings.methods:
+    tasks = sorted({b.task for b in experiment.biometric})
+    for i, method in enumerate(settings.methods):
+        key = f"{path}: key 'frontier.methods.{i}"
+        if method.task not in tasks:
+            raise ConfigError(
+                f"{key}.task': no benchmark of task {method.task} in `biometric:` (tasks there: "
+                f"{', '.join(tasks) or 'none'}); add one, or give the method the task of one"
+            )
         if isinstance(method.model, str):
             method.model = _spec_against(folder, {"base": method.model})["base"]
         elif isinstance(method.model, dict):
             method.model = _spec_against(folder, method.model)
         if method.finetune is not None:
             method.finetune = _against(folder, method.finetune)
+            if not Path(method.finetune).is_file():
+                raise ConfigError(
+                    f"{key}.finetune': fine-tune config {method.finetune} does not exist; give an `overspec "
+                    f"finetune` config (a path relative to {path.name})"
+                )
+            load_finetune_config(method.finetune)  # a bad fine-tune config fails now, before anything trains
         taken = [f"{method.name}@{v:g}" for v in method.grid if f"{method.name}@{v:g}" in names]
         if taken:
             raise ConfigError(f"{path}: frontier point {taken[0]} has the name of a model of `models:`; rename one")
