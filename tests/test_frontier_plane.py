@@ -150,3 +150,27 @@ def test_points_run_their_tasks_benchmarks_and_no_side_effect(tmp_path):
     point = PointFile("w", "fr", 1.0, "w@1", tmp_path / "w.yaml")
     entry = frontier_experiment(experiment, [point]).model_entries()[-1]
     assert (entry.name, entry.base, entry.protocols) == ("w@1", "b", ["linear_probe", "face_verification"])
+
+
+def test_a_point_named_like_a_model_fails_before_anything_trains(tmp_path):
+    from overspec.config import Experiment
+    from overspec.errors import ConfigError
+    from overspec.frontier.run import run_frontier
+
+    experiment = Experiment.model_validate(
+        {
+            "name": "x",
+            "models": [{"name": "b", "spec": "b.yaml"}, {"name": "l2@1", "spec": "b.yaml"}],
+            "general": {"datasets": ["mnist"], "protocols": ["linear_probe"]},
+            "biometric": [{"name": "pairs", "protocol": "face_verification", "path": "pairs.bin"}],
+            "frontier": {
+                "base": "b",
+                "methods": [
+                    {"name": "l2", "task": "fr", "finetune": "ft.yaml", "strength": "l2sp_weight", "grid": [1]}
+                ],
+            },
+        }
+    )
+    with pytest.raises(ConfigError, match="frontier point l2@1 has the name of a model"):
+        run_frontier(experiment, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from overspec.config import Experiment, ModelEntry, load_config
 from overspec.errors import ConfigError
-from overspec.frontier.points import PointFile, method_points
+from overspec.frontier.points import PointFile, method_points, point_name
 
 
 def load_frontier_config(path: str | Path) -> Experiment:
@@ -17,6 +17,7 @@ def load_frontier_config(path: str | Path) -> Experiment:
     from overspec.config import _against, _spec_against
     from overspec.configs import config_path
     from overspec.finetune.config import load_finetune_config
+    from overspec.protocols.specs import side_effect_protocols
 
     path = config_path(path)
     experiment = load_config(path)
@@ -27,7 +28,8 @@ def load_frontier_config(path: str | Path) -> Experiment:
     names = [e.name for e in experiment.model_entries()]
     if settings.base not in names:
         raise ConfigError(f"{path}: key 'frontier.base': {settings.base} is not a model of `models:` ({names})")
-    tasks = sorted({b.task for b in experiment.biometric})
+    side = side_effect_protocols()  # a side effect is no benchmark of a task's performance
+    tasks = sorted({b.task for b in experiment.biometric if b.protocol not in side})
     for i, method in enumerate(settings.methods):
         key = f"{path}: key 'frontier.methods.{i}"
         if method.task not in tasks:
@@ -47,9 +49,6 @@ def load_frontier_config(path: str | Path) -> Experiment:
                     f"finetune` config (a path relative to {path.name})"
                 )
             load_finetune_config(method.finetune)  # a bad fine-tune config fails now, before anything trains
-        taken = [f"{method.name}@{v:g}" for v in method.grid if f"{method.name}@{v:g}" in names]
-        if taken:
-            raise ConfigError(f"{path}: frontier point {taken[0]} has the name of a model of `models:`; rename one")
     if settings.wrap is not None:
         settings.wrap = _spec_against(folder, settings.wrap)
     return experiment
@@ -63,9 +62,6 @@ def frontier_experiment(experiment: Experiment, points: list[PointFile]) -> Expe
     settings = experiment.frontier
     general = experiment.general.protocols if experiment.general else []
     entries = list(experiment.model_entries())
-    taken = {e.name for e in entries} & {p.name for p in points}
-    if taken:
-        raise ConfigError(f"frontier point {sorted(taken)[0]} has the name of a model of `models:`; rename one")
     side = side_effect_protocols()  # a point's score is its task's performance: no side-effect cells
     for point in points:
         own = sorted({b.protocol for b in experiment.biometric if b.task == point.task and b.protocol not in side})
@@ -98,6 +94,10 @@ def run_frontier(
         raise ConfigError(f"experiment {experiment.name} has no `frontier:` section")
     if experiment.general is None:
         raise ConfigError(f"experiment {experiment.name}: the frontier needs `general:` datasets for GELO")
+    names = {e.name for e in experiment.model_entries()}
+    taken = sorted(names & {point_name(m.name, v) for m in experiment.frontier.methods for v in m.grid})
+    if taken:  # checked before anything trains
+        raise ConfigError(f"frontier point {taken[0]} has the name of a model of `models:`; rename one")
     out = Path(out) if out else experiment.output_dir()
     out.mkdir(parents=True, exist_ok=True)
     points = [
