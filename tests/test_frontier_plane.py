@@ -174,3 +174,27 @@ def test_a_point_named_like_a_model_fails_before_anything_trains(tmp_path):
     with pytest.raises(ConfigError, match="frontier point l2@1 has the name of a model"):
         run_frontier(experiment, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_report_shows_frontier_json_and_says_what_it_left_off(tmp_path):
+    import json
+
+    from overspec.report.frontier import frontier_sections
+
+    write_store(tmp_path)
+    exp, points = experiment()
+    exp.frontier.methods.append(exp.frontier.methods[2].model_copy(update={"name": "p", "task": "pad"}))
+    summary = summarise(tmp_path, exp, points, pair=False)
+    (tmp_path / "frontier.json").write_text(json.dumps(summary))
+    sections, figures = frontier_sections(tmp_path)
+    tables = dict(sections)
+    assert tables["frontier_pad"].rows == [["the base b has no pad benchmark result"]]
+    fr = tables["frontier_fr"]
+    matched = summary["tasks"]["fr"]["matched"]["methods"]
+    rows = {r[0]: dict(zip(fr.columns, r, strict=True)) for r in fr.rows}
+    assert rows["l2"]["GELO at FR 0.850"].startswith(f"{matched['l2']['gelo']:.3f}")
+    assert rows["w"]["vs best method"] == "best"
+    assert rows["l2"]["vs best method"].startswith(f"{matched['l2']['difference']['value']:.3f}")
+    assert rows["l2"]["reached in draws"] == f"{100 * matched['l2']['reached_share']:.0f} %"
+    assert any("Left off this plane: other (its GELO is against dino" in note for note in fr.notes)
+    assert [f.path.name for f in figures] == ["frontier_fr.png", "frontier_mad.png"]

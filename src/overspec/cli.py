@@ -680,6 +680,9 @@ def frontier(
     if as_json:
         print(strict_dumps(summary, indent=1))
         return
+    for task, data in summary["tasks"].items():
+        if "error" in data:
+            err.print(f"{task}: no frontier: {data['error']}", markup=False, highlight=False)
     for task, rows in matched_rows(summary).items():
         _print_rows(rows, f"{task}: GELO at matched biometric score", False)
     err.print(f"frontier: {path}", markup=False, highlight=False)

@@ -25,6 +25,19 @@ def _with_ci(value, ci, digits: int = 3) -> str:
     return f"{_f(value, digits)} [{_f(ci[0], digits)}, {_f(ci[1], digits)}]"
 
 
+def _difference(difference: dict | None) -> str:
+    """A method's matched GELO less the best method's, within the same draws (paired)."""
+    if not difference or difference["value"] is None:
+        return ""
+    if difference["value"] == 0 and difference["ci"] == [0.0, 0.0]:
+        return "best"
+    return f"{_with_ci(difference['value'], difference['ci'])} vs {difference['to']}"
+
+
+def _share(share: float | None) -> str:
+    return "" if share is None else f"{100 * share:.0f} %"
+
+
 def matched_rows(summary: dict) -> dict[str, list[dict]]:
     """Per task, one row per method: GELO at the matched biometric score and the hypervolume of its own curve."""
     found = {}
@@ -35,10 +48,13 @@ def matched_rows(summary: dict) -> dict[str, list[dict]]:
         rows = []
         for method, value in matched["methods"].items():
             volume = data["hypervolume"][method]
+            difference = value.get("difference")
             rows.append(
                 {
                     "method": method,
                     f"GELO at {TASK_NAMES[task]} {_f(matched['biometric'])}": _with_ci(value["gelo"], value["ci"]),
+                    "vs best method": _difference(difference),
+                    "reached in draws": _share(value.get("reached_share")),
                     "hypervolume": _with_ci(volume["value"], volume["ci"], 4),
                 }
             )
@@ -56,15 +72,22 @@ def frontier_sections(out: Path) -> tuple[list[tuple[str, Table]], list]:
         return [], []
     summary = json.loads(path.read_text())
     sections, figures = [], []
+    for task, data in summary["tasks"].items():
+        if "error" in data:  # said, not skipped
+            table = Table(f"Trade-off frontier, {TASK_NAMES[task]}", ["no frontier"], [[data["error"]]], [])
+            sections.append((f"frontier_{task}", table))
     for task, rows in matched_rows(summary).items():
         data = summary["tasks"][task]
         columns = list(rows[0])
         notes = [
             f"Biometric score: the {TASK_NAMES[task]} benchmarks' headline, higher is better (error rates as 1 − e); "
-            f"the base scores {_f(data['base_biometric'])}. Matched at {_f(data['matched']['biometric'])} (gain "
-            f"{_f(data['matched']['gain'])}), interpolated along each curve from the base; hypervolume: the area the "
-            f"points dominate right of the base and above GELO {summary['reference_gelo']:g}. Intervals: "
+            f"the base scores {_f(data['base_biometric'])}. Matched at {_f(data['matched']['biometric'])} (an equal "
+            f"gain of {_f(data['matched']['gain'])} over the base in every draw), interpolated along each curve from "
+            "the base; 'vs best method': the difference to the method keeping most GELO there, within the same "
+            "draws; 'reached in draws': how often the curve gets to the matched gain at all; hypervolume: the area "
+            f"the points dominate right of the base and above GELO {summary['reference_gelo']:g}. Intervals: "
             f"{summary['interval']}.",
+            *(f"Left off this plane: {m} ({why})." for m, why in data.get("excluded", {}).items()),
         ]
         table = Table(f"Trade-off frontier, {TASK_NAMES[task]}", columns, [list(r.values()) for r in rows], notes)
         sections.append((f"frontier_{task}", table))
