@@ -364,12 +364,17 @@ def test_the_frontier_block_is_frontier_json_as_written(runs, tmp_path):
         m: _estimate(v["value"], v["ci"]) for m, v in expected["hypervolume"].items()
     }
     assert fr.hypervolume["all"].ci is not None
+    assert {m: (to, (e.value, e.ci)) for m, (to, e) in fr.difference.items()} == {
+        m: (v["difference"]["to"], _estimate(v["difference"]["value"], v["difference"]["ci"]))
+        for m, v in expected["matched"]["methods"].items()
+    }
+    assert fr.reached == {m: v["reached_share"] for m, v in expected["matched"]["methods"].items()}
 
     # keys added by later versions are ignored; a missing one is a one-line error naming it
     extended = json.loads(json.dumps(written))
     extended["paired"] = {"seed": 1}
     extended["tasks"]["fr"]["points"][0]["rank"] = 3
-    extended["tasks"]["fr"]["matched"]["methods"]["lora"]["difference"] = {"gelo": 0.1, "ci": [0.0, 0.2]}
+    extended["tasks"]["fr"]["matched"]["methods"]["lora"]["rank"] = {"gelo": 0.1, "ci": [0.0, 0.2]}
     extended["tasks"]["fr"]["hypervolume"]["differences"] = {"lora-wise": {"value": 0.1}}
     (folder / "frontier.json").write_text(json.dumps(extended))
     assert load_runs([folder])[0].frontier.tasks == run.frontier.tasks

@@ -215,7 +215,15 @@ def test_the_frontier_view_draws_frontier_json(browser, runs, frontier, shots, t
         return [value, *(ci if ci and None not in ci and value is not None else [None, None])]
 
     expected = [
-        [m, [triple(v["gelo"], v["ci"]), triple(fr["hypervolume"][m]["value"], fr["hypervolume"][m]["ci"])]]
+        [
+            m,
+            [
+                triple(v["gelo"], v["ci"]),
+                triple(v["difference"]["value"], v["difference"]["ci"]),  # to the best method, same draws
+                [v["reached_share"], None, None],
+                triple(fr["hypervolume"][m]["value"], fr["hypervolume"][m]["ci"]),
+            ],
+        ]
         for m, v in fr["matched"]["methods"].items()
     ] + [["", [triple(fr["hypervolume"]["all"]["value"], fr["hypervolume"]["all"]["ci"])]]]
     assert [[m, [c[:3] for c in row]] for m, row in cells] == expected

@@ -97,7 +97,8 @@ def frontier_run(root: Path) -> Path:
     """`overspec frontier` over run fr-b of ``three_runs(root)`` (which must have run): its FR specialist's LoRA
     scaled (0.5, 2) and a task-arithmetic merge of it into its base (λ 1: the specialist itself, as a point), compared
     at FR score 0.5 (random tiny models gain nothing over the base, so no default matched score exists); a MAD method
-    too, whose task has no frontier (no MAD benchmark here). Returns the run folder (``root/fr-frontier``)."""
+    too, whose task has no frontier (the base is kept off the MAD benchmark). Returns the run folder
+    (``root/fr-frontier``)."""
     import yaml
 
     from overspec.frontier.run import run_frontier
@@ -107,6 +108,8 @@ def frontier_run(root: Path) -> Path:
     merge = {"family": "merge", "base": "clip.yaml", "models": [{"model": "specialist.yaml", "weight": 1.0}]}
     write_yaml(folder / "merge.yaml", {**merge, "method": "task_arithmetic"})
     config["name"] = "fr-frontier"
+    config["biometric"].append(_benchmarks(root)["mad"])
+    config["models"][0]["protocols"] = ["zeroshot", "linear_probe", "face_verification"]  # no MAD result
     config["frontier"] = {
         "base": "clip",
         "methods": [

@@ -295,6 +295,10 @@ class FrontierTask:
     matched_gain: float | None = None
     matched: dict[str, Estimate] = field(default_factory=dict)  # method -> its GELO at the matched score
     hypervolume: dict[str, Estimate] = field(default_factory=dict)  # "all", then each method's own curve
+    # method -> (the best method, its matched GELO less the best's within the same draws)
+    difference: dict[str, tuple[str, Estimate]] = field(default_factory=dict)
+    reached: dict[str, float | None] = field(default_factory=dict)  # method -> share of draws reaching the gain
+    excluded: dict[str, str] = field(default_factory=dict)  # model left off the plane -> why
 
 
 @dataclass(frozen=True)
@@ -406,6 +410,20 @@ class _Reader:
                 for m in ["all", *names]
                 if m in volumes
             },
+            difference={
+                m: (
+                    str(methods[m]["difference"].get("to")),
+                    self.estimate(methods[m]["difference"], "value", "ci", f"{where}matched.methods.{m}.difference."),
+                )
+                for m in names
+                if isinstance(methods.get(m), dict) and isinstance(methods[m].get("difference"), dict)
+            },
+            reached={
+                m: self.number(methods[m], "reached_share", f"{where}matched.methods.{m}.")
+                for m in names
+                if isinstance(methods.get(m), dict)
+            },
+            excluded={str(m): str(why) for m, why in (data.get("excluded") or {}).items()},
         )
 
 

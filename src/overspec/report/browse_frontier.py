@@ -187,24 +187,40 @@ def _cell(estimate: Estimate, digits: int) -> str:
     return f"<td class='num'{exact}>{html.escape(_text(estimate, digits))}</td>"
 
 
+def _share(share: float | None) -> str:
+    if share is None:
+        return "<td class='num'></td>"
+    return f"<td class='num' data-v='{share!r}'>{100 * share:.0f} %</td>"
+
+
 def matched_table(frontier: Frontier, data: FrontierTask, table_id: str) -> str:
     """Per method: its GELO at the matched biometric score and its curve's hypervolume; then all points'."""
     target = "—" if data.matched_biometric is None else f"{data.matched_biometric:.3f}"
     gain = "" if data.matched_gain is None else f" (gain {data.matched_gain:+.3f})"
     missing = Estimate(None, None)
-    rows = [
-        f"<tr data-method='{html.escape(c.method)}'><td>{html.escape(c.method)}</td>"
-        f"{_cell(data.matched.get(c.method, missing), 3)}{_cell(data.hypervolume.get(c.method, missing), 4)}</tr>"
-        for c in data.curves
-    ]
+    rows = []
+    for c in data.curves:
+        best, difference = data.difference.get(c.method, ("", missing))
+        reached = data.reached.get(c.method)
+        rows.append(
+            f"<tr data-method='{html.escape(c.method)}'><td>{html.escape(c.method)}</td>"
+            f"{_cell(data.matched.get(c.method, missing), 3)}{_cell(difference, 3)}"
+            f"<td>{html.escape(best)}</td>{_share(reached)}"
+            f"{_cell(data.hypervolume.get(c.method, missing), 4)}</tr>"
+        )
     if "all" in data.hypervolume:
         rows.append(
-            f"<tr data-method=''><td>all points (the frontier)</td><td></td>{_cell(data.hypervolume['all'], 4)}</tr>"
+            "<tr data-method=''><td>all points (the frontier)</td><td></td><td></td><td></td><td></td>"
+            f"{_cell(data.hypervolume['all'], 4)}</tr>"
         )
+    left_off = "".join(f"<li>{html.escape(m)}: {html.escape(why)}</li>" for m, why in sorted(data.excluded.items()))
     return (
         f"<table class='frontier' id='{table_id}'><thead><tr><th>method</th>"
         f"<th>GELO at {_name(data.task)} {html.escape(target)}{html.escape(gain)} [95 % interval]</th>"
+        "<th>less the best method's, same draws [95 % interval]</th><th>best method</th>"
+        "<th>draws reaching the gain</th>"
         f"<th>hypervolume [95 % interval]</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        + (f"<p class='note'>Left off this plane:</p><ul class='note'>{left_off}</ul>" if left_off else "")
     )
 
 
