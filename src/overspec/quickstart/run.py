@@ -125,7 +125,6 @@ def quickstart(
     frontier: bool = False,
     log=print,
 ) -> Path:
-    from overspec.config import Experiment
     from overspec.report import build_report
     from overspec.runner import run_experiment
     from overspec.sweep import run_sweep
@@ -150,26 +149,7 @@ def quickstart(
                     copy(folder / name, target / name)
     general = data["general"]
     datasets = sorted(p.name for p in general.iterdir() if p.is_dir())
-    experiment = Experiment.model_validate(
-        {
-            "name": "quickstart",
-            "output": str(out),
-            "models": model_specs(out, adapters),
-            "general": {
-                "datasets": datasets,
-                "protocols": PROTOCOLS,
-                "only": {name: ONLY[name] for name in datasets if name in ONLY},
-                "roots": {name: str(general / name) for name in datasets},
-            },
-            "biometric": [
-                {"name": "face_pairs", "protocol": "face_verification", "path": str(data["verification"])},
-                {"name": "morphs", "protocol": "attack_detection", "task": "mad", "path": str(data["mad"])},
-                {"name": "recaptures", "protocol": "attack_detection", "task": "pad", "path": str(data["pad"])},
-                *side_effect_benchmarks(data),
-            ],
-            "analysis": drift_settings(data, datasets),  # layer-wise drift of the specialists (quickstart/drift.py)
-        }
-    )
+    experiment = quickstart_experiment(out, data, adapters)
     (out / "NOTES.md").write_text(_notes(experiment.general))
     with phases("evaluate"):
         run_experiment(experiment, out=out, log=log, report=False)
@@ -203,6 +183,34 @@ def quickstart(
     with open(out / "NOTES.md", "a") as notes:  # the report shows how long each phase took on this machine
         notes.write(f"\nOn this machine, {phases.line()}.\n")
     return build_report(out)
+
+
+def quickstart_experiment(out: Path, data: dict[str, Path], adapters: dict[str, Path]):
+    """The quickstart's experiment: its models, the general suite and the biometric benchmarks built in ``data``."""
+    from overspec.config import Experiment
+
+    general = data["general"]
+    datasets = sorted(p.name for p in general.iterdir() if p.is_dir())
+    return Experiment.model_validate(
+        {
+            "name": "quickstart",
+            "output": str(out),
+            "models": model_specs(out, adapters),
+            "general": {
+                "datasets": datasets,
+                "protocols": PROTOCOLS,
+                "only": {name: ONLY[name] for name in datasets if name in ONLY},
+                "roots": {name: str(general / name) for name in datasets},
+            },
+            "biometric": [
+                {"name": "face_pairs", "protocol": "face_verification", "path": str(data["verification"])},
+                {"name": "morphs", "protocol": "attack_detection", "task": "mad", "path": str(data["mad"])},
+                {"name": "recaptures", "protocol": "attack_detection", "task": "pad", "path": str(data["pad"])},
+                *side_effect_benchmarks(data),
+            ],
+            "analysis": drift_settings(data, datasets),  # layer-wise drift of the specialists (quickstart/drift.py)
+        }
+    )
 
 
 def side_effect_benchmarks(data: dict[str, Path]) -> list[dict]:
