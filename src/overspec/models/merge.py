@@ -23,7 +23,7 @@ in magnitude, or one is zero). Heads stay with their task: every member's native
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import torch
 
@@ -39,13 +39,16 @@ Vectors = list[dict[str, torch.Tensor]]  # one task vector per model: tensor nam
 
 
 def trim(vector: dict[str, torch.Tensor], density: float) -> dict[str, torch.Tensor]:
-    """Keep the ``round(density · n)`` (at least 1) largest magnitudes over every entry of one task vector;
-    entries equal to the threshold are kept too (the reference code's ``abs >= kth value``)."""
-    if density >= 1:
+    """TIES' trim as the reference code's ``topk_values_mask`` counts it, over the n entries of the tensors this
+    model changed (a tensor with a non-zero entry; unchanged ones, all zero, neither count nor dilute the rank):
+    k = int(density · n), threshold = the (n − k)-th smallest magnitude, keep magnitudes ``>=`` it (k + 1 entries
+    when distinct, more at ties). Density 1 keeps everything."""
+    changed = [t for t in vector.values() if bool(t.any())]
+    if density >= 1 or not changed:
         return vector
-    flat = torch.cat([t.abs().flatten() for t in vector.values()])
-    keep = max(1, round(density * flat.numel()))
-    threshold = torch.kthvalue(flat, flat.numel() - keep + 1).values
+    flat = torch.cat([t.abs().flatten() for t in changed])
+    n = flat.numel()
+    threshold = torch.kthvalue(flat, max(1, n - int(density * n))).values
     return {name: torch.where(t.abs() >= threshold, t, torch.zeros_like(t)) for name, t in vector.items()}
 
 
@@ -105,14 +108,33 @@ def merge_states(
     density: float = 1.0,
     seed: int = 0,
     combine: str = "task_arithmetic",
+    parameters: Collection[str] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """θ_base + scale·τ_m for every floating-point tensor of ``base`` (others stay the base's), in base's dtypes."""
-    names = [n for n, t in base.items() if t.is_floating_point()]
+    """The merged state, in base's dtypes: θ_base + scale·τ_m for the floating-point ``parameters`` (None: every
+    floating-point tensor of ``base``), the convex mix of ``buffer_mix`` for the other floating-point tensors
+    (buffers: BatchNorm statistics), the base's for the rest (integer buffers)."""
+    floating = [n for n, t in base.items() if t.is_floating_point()]
+    names = [n for n in floating if parameters is None or n in parameters]
     vectors = [{n: t[n].double() - base[n].double() for n in names} for t in tuned]
-    update = METHODS.get(method)(vectors, weights, density=density, seed=seed, combine=combine)
+    update = METHODS.get(method)(vectors, weights, density=density, seed=seed, combine=combine) if names else {}
+    merged = {n: (base[n].double() + scale * update[n]).to(base[n].dtype) for n in names}
+    buffers = [n for n in floating if n not in merged]
+    merged |= buffer_mix({n: base[n] for n in buffers}, [{n: t[n] for n in buffers} for t in tuned], weights, scale)
+    return {name: merged.get(name, base[name]) for name in base}
+
+
+def buffer_mix(
+    base: dict[str, torch.Tensor], tuned: list[dict[str, torch.Tensor]], weights: list[float], scale: float
+) -> dict[str, torch.Tensor]:
+    """Floating-point buffers (running statistics) are never trimmed, dropped or extrapolated: b_base +
+    s·Σ ŵ_i (b_i − b_base), ŵ_i = max(w_i, 0) / max(1, Σ_j max(w_j, 0)), s = clamp(scale, 0, 1): a convex
+    combination of the base's and the models' statistics (a variance stays positive), in float64."""
+    positive = [max(w, 0.0) for w in weights]
+    mix = [w / max(1.0, sum(positive)) for w in positive]
+    s = min(max(scale, 0.0), 1.0)
     return {
-        name: (base[name].double() + scale * update[name]).to(base[name].dtype) if name in update else base[name]
-        for name in base
+        n: (b.double() + s * sum(m * (t[n].double() - b.double()) for m, t in zip(mix, tuned, strict=True))).to(b.dtype)
+        for n, b in base.items()
     }
 
 
@@ -135,6 +157,7 @@ def load_merge(spec: ModelSpec) -> Encoder:
         for module in modules[1:]:
             split = _same_attention_layout(modules[0], module) or split
     base_state = modules[0].state_dict()
+    parameters = {n for n, _ in modules[0].named_parameters(remove_duplicate=False)}
     tuned = []
     for member, module in zip(members, modules[1:], strict=True):
         state = module.state_dict()
@@ -144,14 +167,21 @@ def load_merge(spec: ModelSpec) -> Encoder:
     params = {"density": density, "seed": spec.seed or 0, "combine": spec.combine or "task_arithmetic"}
     weights = [m.weight for m in spec.models]
     with torch.no_grad():
-        merged = merge_states(base_state, tuned, weights, method=spec.method, scale=spec.adapter_scale, **params)
+        settings = {"method": spec.method, "scale": spec.adapter_scale, "parameters": parameters, **params}
+        merged = merge_states(base_state, tuned, weights, **settings)
         modules[0].load_state_dict(merged)
-    heads = {}
+    heads, givers = {}, {}
     for entry, member in zip(spec.models, members, strict=True):
         task = entry.task or FAMILIES.get(resolve_spec(entry.model).family).task
-        head = member.heads.get(task, member.head) if task != "general" else None
-        if head is not None and head.positive == "bonafide":
-            heads[task] = head
+        head = member.heads.get(task, member.head) if task != "general" and entry.weight != 0 else None
+        if head is None or head.positive != "bonafide":
+            continue
+        if task in heads:
+            raise ModelError(
+                f"{spec.label}: models {givers[task]} and {member.name} both give a {task} head; set `task: general` "
+                f"on one of them to drop its head"
+            )
+        heads[task], givers[task] = head, member.name
     encoder.module.eval()
     encoder.heads = {**encoder.heads, **heads}
     encoder.preprocess = encoder.preprocess.updated(spec.preprocess)
