@@ -1,24 +1,37 @@
 """Merged models (family ``merge``): one base and several models fine-tuned from it, combined in weight space.
 
-Each fine-tuned model i gives a task vector τ_i = θ_i − θ_base (every floating-point tensor of the module;
-integer buffers stay the base's), weighted by its ``weight`` w_i; the merged model is θ_base + λ·τ_m with
+Each fine-tuned model i gives a task vector τ_i = θ_i − θ_base over the module's *parameters* (the names of
+``module.named_parameters``), weighted by its ``weight`` w_i; the merged parameters are θ_base + λ·τ_m with
 λ the spec's ``adapter_scale`` (so a sweep scales the merge like any other update) and τ_m by ``method``:
 
 - ``task_arithmetic`` (Ilharco et al., ICLR 2023, "Editing models with task arithmetic"): τ_m = Σ w_i τ_i.
-- ``ties`` (Yadav et al., NeurIPS 2023, "TIES-Merging"): trim each w_i τ_i to its ``density`` share of largest
-  magnitudes over the whole vector (ties at the threshold kept), elect each entry's sign as the sign of the
-  trimmed vectors' sum (a zero sum takes the sign of the sum of all elected signs, the reference code's
-  "majority"), and average the trimmed entries that agree with it (disjoint mean, zeros not counted).
+- ``ties`` (Yadav et al., NeurIPS 2023, "TIES-Merging"): trim each w_i τ_i as the reference code's
+  ``topk_values_mask`` counts (n entries, k = int(density·n), keep the magnitudes >= the (n − k)-th smallest:
+  int(density·n) + 1 entries when distinct; density 1 keeps all), ranked only over the tensors that model
+  changed (not equal to the base's: a frozen text tower or layers a LoRA never touched do not dilute the
+  trim), elect each entry's sign as the sign of the trimmed vectors' sum (a zero sum takes the sign of the sum
+  of all elected signs, the reference's "majority"), and average the trimmed entries that agree with it
+  (disjoint mean: their sum over their count, zeros not counted).
 - ``dare`` (Yu et al., ICML 2024, "Language models are Super Mario"): drop each entry of τ_i with probability
   1 − ``density`` and rescale the kept ones by 1/``density`` (masks drawn from ``torch.Generator`` seeded with
   ``seed``: models in spec order, tensors in name order, one ``torch.rand`` per tensor, kept where < density),
-  then ``combine`` by task arithmetic or by TIES's sign election and disjoint mean (no second trim: mergekit's
-  ``dare_ties``).
+  then ``combine`` by task arithmetic or by TIES's sign election and disjoint mean of the weighted dropped
+  vectors (no second trim). That is *not* mergekit's ``dare_ties``: mergekit drops per tensor (its own random
+  stream), gives a zero sum the + sign (ours: the majority over the whole vector) and divides the agreeing weighted
+  entries by the sum of their models' weights (ours: by their count); the two agree only at weights 1 with no
+  zero sums.
 
-Arithmetic runs in float64 and is cast back, so weight 1 on one model gives that model bit for bit and weight
-0 the base (θ_b + (θ_t − θ_b) is exact in float64 whenever the two float32 values are within 2^28 of each other
-in magnitude, or one is zero). Heads stay with their task: every member's native head is kept under its task
-(``task`` of the member, else its family's), and the MAD/PAD protocols use the head of their own task.
+Floating-point *buffers* (BatchNorm running statistics) are not task vectors: never trimmed, dropped or summed,
+they are a convex combination of the base's and the models' statistics, b_base + s·Σ ŵ_i (b_i − b_base) with
+ŵ_i = max(w_i, 0) / max(1, Σ_j max(w_j, 0)) and s = clamp(λ, 0, 1) (a variance stays positive); integer
+buffers (``num_batches_tracked``) stay the base's.
+
+Arithmetic runs in float64 and is cast back, so weight 1 on one model (λ = 1, density 1) gives that model bit
+for bit, buffers too, and weight 0 the base (θ_b + (θ_t − θ_b) is exact in float64 whenever the two float32
+values are within 2^28 of each other in magnitude, or one is zero). Heads stay with their task: every member
+with a non-zero weight brings its native head under its task (``task`` of the member, else its family's; a
+member at weight 0 brings none), the MAD/PAD protocols use the head of their own task, and two heads for one
+task are an error (``task: general`` on one drops its head).
 """
 
 from __future__ import annotations
