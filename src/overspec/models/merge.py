@@ -31,12 +31,13 @@ for bit, buffers too, and weight 0 the base (θ_b + (θ_t − θ_b) is exact in 
 values are within 2^28 of each other in magnitude, or one is zero). Heads stay with their task: every member
 with a non-zero weight brings its native head under its task (``task`` of the member, else its family's; a
 member at weight 0 brings none), the MAD/PAD protocols use the head of their own task, and two heads for one
-task are an error (``task: general`` on one drops its head).
+task are an error (``task: general`` on one drops its head). The merge runs tensor by tensor (TIES' per-model
+thresholds and majority sign first), so only one tensor's float64 copies are alive at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 
 import torch
 
@@ -48,64 +49,96 @@ from overspec.registry import Registry
 
 DEFAULT_DENSITY = {"ties": 0.2, "dare": 0.1}  # TIES' k = 20 % (its paper's default); DARE's drop rate p = 0.9
 
-Vectors = list[dict[str, torch.Tensor]]  # one task vector per model: tensor name -> float64 update
+Updates = Iterator[tuple[str, torch.Tensor]]  # τ_m, one tensor at a time: (name, float64 update)
 
 
-def trim(vector: dict[str, torch.Tensor], density: float) -> dict[str, torch.Tensor]:
-    """TIES' trim as the reference code's ``topk_values_mask`` counts it, over the n entries of the tensors this
-    model changed (a tensor with a non-zero entry; unchanged ones, all zero, neither count nor dilute the rank):
-    k = int(density · n), threshold = the (n − k)-th smallest magnitude, keep magnitudes ``>=`` it (k + 1 entries
-    when distinct, more at ties). Density 1 keeps everything."""
-    changed = [t for t in vector.values() if bool(t.any())]
-    if density >= 1 or not changed:
-        return vector
-    flat = torch.cat([t.abs().flatten() for t in changed])
+class TaskVectors:
+    """The models' task vectors τ_i = θ_i − θ_base in float64, made one tensor at a time when asked: held all at
+    once, three ViT-L/14 CLIPs' (427.6 M parameters each) would take 3 × 3.4 GB, and TIES' copies three times that."""
+
+    def __init__(self, base: dict[str, torch.Tensor], tuned: list[dict[str, torch.Tensor]], names: list[str]):
+        self.base, self.tuned, self.names = base, tuned, sorted(names)
+
+    def of(self, i: int, name: str) -> torch.Tensor:
+        return self.tuned[i][name].double() - self.base[name].double()
+
+    def at(self, name: str, weights: list[float]) -> list[torch.Tensor]:
+        """w_i τ_i of every model, for one tensor."""
+        return [w * self.of(i, name) for i, w in enumerate(weights)]
+
+
+def trim_threshold(vectors: TaskVectors, i: int, weight: float, density: float) -> torch.Tensor | None:
+    """TIES' trim of model i as the reference code's ``topk_values_mask`` counts it, over the n entries of the
+    tensors this model changed (a tensor with a non-zero entry; unchanged ones, all zero, neither count nor dilute
+    the rank): k = int(density · n), threshold = the (n − k)-th smallest magnitude, keep magnitudes ``>=`` it
+    (k + 1 entries when distinct, more at ties). None (keep everything) at density 1."""
+    if density >= 1:
+        return None
+    magnitudes = [t.abs().flatten() for t in (weight * vectors.of(i, n) for n in vectors.names) if bool(t.any())]
+    if not magnitudes:
+        return None
+    flat = torch.cat(magnitudes)
+    del magnitudes
     n = flat.numel()
-    threshold = torch.kthvalue(flat, max(1, n - int(density * n))).values
-    return {name: torch.where(t.abs() >= threshold, t, torch.zeros_like(t)) for name, t in vector.items()}
+    return torch.kthvalue(flat, max(1, n - int(density * n))).values
 
 
-def elect_and_average(vectors: Vectors) -> dict[str, torch.Tensor]:
-    """TIES' sign election and disjoint mean over (already trimmed) task vectors."""
-    names = list(vectors[0])
-    elected = {name: torch.sign(sum(v[name] for v in vectors)) for name in names}
-    majority = torch.sign(sum(s.sum() for s in elected.values()))  # sign for entries whose sum is zero
-    merged = {}
-    for name in names:
-        sign = torch.where(elected[name] == 0, majority, elected[name])
-        stacked = torch.stack([v[name] for v in vectors])
+def elect_and_average(entries: Callable[[], Iterator[tuple[str, list[torch.Tensor]]]]) -> Updates:
+    """TIES' sign election and disjoint mean over the models' (already trimmed) entries, which ``entries()`` gives
+    tensor by tensor, twice: first for the majority sign of zero sums (over every tensor), then to merge."""
+    majority = torch.sign(sum(torch.sign(sum(models)).sum() for _, models in entries()))
+    for name, models in entries():
+        elected = torch.sign(sum(models))
+        sign = torch.where(elected == 0, majority, elected)
+        stacked = torch.stack(models)
         agree = torch.where(sign > 0, stacked > 0, stacked < 0)
         chosen = stacked * agree
-        merged[name] = chosen.sum(0) / (chosen != 0).sum(0).clamp(min=1)
-    return merged
+        yield name, chosen.sum(0) / (chosen != 0).sum(0).clamp(min=1)
 
 
-def task_arithmetic(vectors: Vectors, weights: list[float], **_) -> dict[str, torch.Tensor]:
-    return {name: sum(w * v[name] for w, v in zip(weights, vectors, strict=True)) for name in vectors[0]}
+def task_arithmetic(vectors: TaskVectors, weights: list[float], **_) -> Updates:
+    for name in vectors.names:
+        yield name, sum(vectors.at(name, weights))
 
 
-def ties(vectors: Vectors, weights: list[float], *, density: float, **_) -> dict[str, torch.Tensor]:
-    weighted = [{n: w * t for n, t in v.items()} for w, v in zip(weights, vectors, strict=True)]
-    return elect_and_average([trim(v, density) for v in weighted])
+def ties(vectors: TaskVectors, weights: list[float], *, density: float, **_) -> Updates:
+    thresholds = [trim_threshold(vectors, i, w, density) for i, w in enumerate(weights)]
+
+    def trimmed() -> Iterator[tuple[str, list[torch.Tensor]]]:
+        for name in vectors.names:
+            models = zip(vectors.at(name, weights), thresholds, strict=True)
+            yield name, [t if c is None else torch.where(t.abs() >= c, t, torch.zeros_like(t)) for t, c in models]
+
+    return elect_and_average(trimmed)
 
 
 def dare(
-    vectors: Vectors, weights: list[float], *, density: float, seed: int, combine: str = "task_arithmetic", **_
-) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
-    dropped = []
-    for vector in vectors:
-        out = {}
-        for name in sorted(vector):
-            keep = torch.rand(vector[name].shape, generator=generator) < density
-            out[name] = torch.where(keep, vector[name] / density, torch.zeros_like(vector[name]))
-        dropped.append(out)
+    vectors: TaskVectors, weights: list[float], *, density: float, seed: int, combine: str = "task_arithmetic", **_
+) -> Updates:
+    # the documented draw order is model by model; tensor by tensor, each model draws from its own generator,
+    # started where the previous models' draws leave the seeded one (found by drawing them once, discarded)
+    generator, states = torch.Generator().manual_seed(seed), []
+    for i in range(len(weights)):
+        states.append(generator.get_state())
+        for name in vectors.names if i < len(weights) - 1 else ():
+            torch.rand(vectors.base[name].shape, generator=generator)
+
+    def dropped() -> Iterator[tuple[str, list[torch.Tensor]]]:
+        generators = [torch.Generator().set_state(state) for state in states]
+        for name in vectors.names:
+            out = []
+            for i, (w, g) in enumerate(zip(weights, generators, strict=True)):
+                tau = vectors.of(i, name)
+                keep = torch.rand(tau.shape, generator=g) < density
+                out.append(w * torch.where(keep, tau / density, torch.zeros_like(tau)))
+            yield name, out
+
     if combine == "ties":
-        return elect_and_average([{n: w * t for n, t in v.items()} for w, v in zip(weights, dropped, strict=True)])
-    return task_arithmetic(dropped, weights)
+        return elect_and_average(dropped)
+    return ((name, sum(models)) for name, models in dropped())
 
 
-METHODS: Registry[Callable[..., dict[str, torch.Tensor]]] = Registry("merge method")
+METHODS: Registry[Callable[..., Updates]] = Registry("merge method")
 METHODS.register("task_arithmetic", task_arithmetic)
 METHODS.register("ties", ties)
 METHODS.register("dare", dare)
@@ -128,9 +161,13 @@ def merge_states(
     (buffers: BatchNorm statistics), the base's for the rest (integer buffers)."""
     floating = [n for n, t in base.items() if t.is_floating_point()]
     names = [n for n in floating if parameters is None or n in parameters]
-    vectors = [{n: t[n].double() - base[n].double() for n in names} for t in tuned]
-    update = METHODS.get(method)(vectors, weights, density=density, seed=seed, combine=combine) if names else {}
-    merged = {n: (base[n].double() + scale * update[n]).to(base[n].dtype) for n in names}
+    merged = {}
+    if names:  # tensor by tensor: one tensor's float64 copies at a time (TIES' thresholds first, one model at a time)
+        updates = METHODS.get(method)(
+            TaskVectors(base, tuned, names), weights, density=density, seed=seed, combine=combine
+        )
+        for name, update in updates:
+            merged[name] = (base[name].double() + scale * update).to(base[name].dtype)
     buffers = [n for n in floating if n not in merged]
     merged |= buffer_mix({n: base[n] for n in buffers}, [{n: t[n] for n in buffers} for t in tuned], weights, scale)
     return {name: merged.get(name, base[name]) for name in base}
