@@ -47,6 +47,7 @@ from overspec.models.encoder import Encoder
 from overspec.models.spec import ModelSpec
 from overspec.registry import Registry
 
+RULES = 2  # the merge's rules (2: buffers mixed, TIES' reference count over changed tensors): new rules, new weights
 DEFAULT_DENSITY = {"ties": 0.2, "dare": 0.1}  # TIES' k = 20 % (its paper's default); DARE's drop rate p = 0.9
 
 Updates = Iterator[tuple[str, torch.Tensor]]  # τ_m, one tensor at a time: (name, float64 update)
@@ -237,6 +238,7 @@ def load_merge(spec: ModelSpec) -> Encoder:
     encoder.preprocess = encoder.preprocess.updated(spec.preprocess)
     identity = {
         "merge": spec.method,
+        "rules": RULES,
         "base": base_fingerprint,
         "models": [[m.fingerprint, e.weight, e.task] for m, e in zip(members, spec.models, strict=True)],
         **({"density": density, "seed": params["seed"]} if spec.method != "task_arithmetic" else {}),
