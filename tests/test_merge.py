@@ -380,3 +380,18 @@ def test_merge_spec_file_resolves_member_paths_and_fingerprints_them(tmp_path):
     assert load_model(path).name == "merged"
     full_finetune(tmp_path, "fr", 2)  # other weights in the member's file: another merged model
     assert spec_fingerprint(path) != first
+
+
+def test_new_merge_rules_re_key_the_merged_models_cells(tmp_path, monkeypatch):
+    """Cells are keyed at plan time by the spec's fingerprint: results merged under older rules are not reused."""
+    import overspec.models.merge as merge
+    from overspec.models.identity import spec_fingerprint
+
+    torch.save(tiny_clip().state_dict(), tmp_path / "clip.pt")
+    write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": "clip.pt"})
+    full_finetune(tmp_path, "fr", 1)
+    spec = {"family": "merge", "base": "clip.yaml", "models": [{"model": "fr.yaml", "weight": 0.5}], "method": "ties"}
+    path = write_yaml(tmp_path / "merged.yaml", spec)
+    now = spec_fingerprint(path)
+    monkeypatch.setattr(merge, "RULES", merge.RULES - 1)
+    assert spec_fingerprint(path) != now

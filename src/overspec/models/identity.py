@@ -37,6 +37,9 @@ def spec_fingerprint(model: str | Path | dict | ModelSpec) -> str:
         value = getattr(spec, key)
         if value is not None:
             data[key] = spec_fingerprint(value)
-    if spec.models:  # a merge: each merged model by its content
+    if spec.models:  # a merge: each merged model by its content, and the rules that merged them
+        from overspec.models.merge import RULES
+
         data["models"] = [{**m.model_dump(), "model": spec_fingerprint(m.model)} for m in spec.models]
+        data["merge_rules"] = RULES
     return digest(data)
