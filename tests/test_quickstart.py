@@ -152,3 +152,35 @@ def test_the_report_shows_where_each_specialist_drifted(run):
     text = (out / "report.md").read_text()
     assert "Layer-wise drift from the base" in text and "figures/drift_layers.png" in text
     assert (out / "figures" / "drift_vs_accuracy.png").exists()
+
+
+@pytest.mark.slow
+def test_the_quickstart_frontier_on_the_quickstarts_own_data(run, monkeypatch):
+    """`overspec quickstart --frontier`'s part on the run's own data, with 1-epoch fine-tunes and one strength per
+    method: every method a curve on the FR plane whose scores are the face-pair accuracies alone (no side effect),
+    every interval paired (no fallback), the FR+MAD+PAD merge on all three tasks, the figure and the report."""
+    import overspec.quickstart.frontier as frontier
+    from overspec.quickstart.data import build
+    from overspec.quickstart.run import quickstart_experiment, specialists
+
+    out, _ = run
+    monkeypatch.setattr(frontier, "EPOCHS", 1)
+    monkeypatch.setattr(frontier, "GRIDS", {name: grid[-1:] for name, grid in frontier.GRIDS.items()})
+    data = build(out / "data")
+    experiment = quickstart_experiment(out, data, specialists(out / "data", retrain=False, log=lambda line: None))
+    path = frontier.run_quickstart_frontier(out, experiment, out / "data", lambda line: None)
+    summary = json.loads(path.read_text())
+    assert summary["paired"]["parametric_fallback"] == {}
+    fr = summary["tasks"]["fr"]
+    assert set(fr["curves"]) == {"lora-scale", "wise-ft", "l2-sp", "distillation"}
+    with open(path.parent / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert not [r for r in rows if r["protocol"] in ("morph_acceptance", "attack_acceptance", "identification")]
+    for point in fr["points"]:
+        assert point["biometric"] == pytest.approx(headline(rows, point["model"], "face_pairs"), rel=1e-12)
+    merged = summary["models"]["merge-ta"]
+    assert {"fr", "mad", "pad"} <= set(merged) and merged["base"] == "effnet"
+    mad = 1 - headline(rows, "merge-ta", "morphs")  # an error rate, as 1 − e
+    assert merged["mad"]["biometric"] == pytest.approx(mad, rel=1e-12)
+    assert (path.parent / "figures" / "frontier_fr.png").exists()
+    assert "Trade-off frontier, FR" in (path.parent / "report.md").read_text()
