@@ -198,3 +198,20 @@ def test_the_report_shows_frontier_json_and_says_what_it_left_off(tmp_path):
     assert rows["l2"]["reached in draws"] == f"{100 * matched['l2']['reached_share']:.0f} %"
     assert any("Left off this plane: other (its GELO is against dino" in note for note in fr.notes)
     assert [f.path.name for f in figures] == ["frontier_fr.png", "frontier_mad.png"]
+
+
+def test_a_point_with_an_undefined_score_is_left_out_of_the_figure_not_a_crash(tmp_path):
+    import json
+
+    from overspec.report.frontier import frontier_sections
+
+    write_store(tmp_path)
+    exp, points = experiment()
+    summary = summarise(tmp_path, exp, points, pair=False)
+    fr = summary["tasks"]["fr"]
+    undefined = next(p for p in fr["points"] if p["model"] == "l2@1")
+    undefined.update(biometric=None, biometric_ci=None)  # an unresolved operating point stores no number
+    next(p for p in fr["points"] if p["model"] == "s").update(gelo=None, gelo_ci=None)
+    (tmp_path / "frontier.json").write_text(json.dumps(summary))
+    _, figures = frontier_sections(tmp_path)
+    assert figures[0].path.exists()

@@ -119,8 +119,15 @@ def plot(summary: dict, task: str, folder: Path):
     points = {p["model"]: p for p in data["points"]}
     figure, axis = plt.subplots(figsize=(6.4, 4.6))
     colours = plt.get_cmap("tab10")
+
+    def defined(p) -> bool:  # a point whose score or GELO is undefined (an unresolved operating point) is not drawn
+        return p["biometric"] is not None and p["gelo"] is not None
+
     for k, (method, curve) in enumerate(data["curves"].items()):
-        members = [points[m] for m in curve["models"]]
+        kept = [(points[m], s) for m, s in zip(curve["models"], curve["strengths"], strict=True) if defined(points[m])]
+        members = [p for p, _ in kept]
+        if not members:
+            continue
         x = np.array([p["biometric"] for p in members], float)
         y = np.array([p["gelo"] for p in members], float)
         low = np.array([(p["gelo_ci"] or [p["gelo"]] * 2)[0] for p in members], float)
@@ -136,17 +143,21 @@ def plot(summary: dict, task: str, folder: Path):
         order = np.argsort(x)
         axis.fill_between(x[order], low[order], high[order], color=colour, alpha=0.15, linewidth=0)
         axis.errorbar(x, y, xerr=np.abs(xerr), fmt="none", ecolor=colour, alpha=0.4, linewidth=0.8)
-        for p, s in zip(members[1:], curve["strengths"][1:], strict=True):
-            axis.annotate(f"{s:g}", (p["biometric"], p["gelo"]), textcoords="offset points", xytext=(3, 3), fontsize=7)
-    others = [p for p in data["points"] if p["specialist"]]
+        for p, s in kept:
+            if s is not None:  # the base carries no strength
+                axis.annotate(
+                    f"{s:g}", (p["biometric"], p["gelo"]), textcoords="offset points", xytext=(3, 3), fontsize=7
+                )
+    others = [p for p in data["points"] if p["specialist"] and defined(p)]
     for p in others:
         axis.scatter([p["biometric"]], [p["gelo"]], marker="*", s=120, color="black", zorder=5)
         axis.annotate(p["model"], (p["biometric"], p["gelo"]), textcoords="offset points", xytext=(5, -10), fontsize=8)
     base = points[summary["base"]]
-    axis.scatter(
-        [base["biometric"]], [1.0], marker="s", s=60, color="grey", zorder=5, label=f"base ({summary['base']})"
-    )
-    front = sorted((p for p in data["points"] if p["pareto"]), key=lambda p: p["biometric"])
+    if defined(base):
+        axis.scatter(
+            [base["biometric"]], [1.0], marker="s", s=60, color="grey", zorder=5, label=f"base ({summary['base']})"
+        )
+    front = sorted((p for p in data["points"] if p["pareto"] and defined(p)), key=lambda p: p["biometric"])
     axis.plot(
         [p["biometric"] for p in front],
         [p["gelo"] for p in front],
