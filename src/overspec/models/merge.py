@@ -75,12 +75,16 @@ def trim_threshold(vectors: TaskVectors, i: int, weight: float, density: float) 
     (k + 1 entries when distinct, more at ties). None (keep everything) at density 1."""
     if density >= 1:
         return None
-    magnitudes = [t.abs().flatten() for t in (weight * vectors.of(i, n) for n in vectors.names) if bool(t.any())]
-    if not magnitudes:
+    changed = [name for name in vectors.names if bool(vectors.of(i, name).any())]
+    n = sum(vectors.base[name].numel() for name in changed)
+    if not n:
         return None
-    flat = torch.cat(magnitudes)
-    del magnitudes
-    n = flat.numel()
+    flat = torch.empty(n, dtype=torch.float64)  # one float64 copy of the magnitudes, filled tensor by tensor
+    start = 0
+    for name in changed:
+        part = (weight * vectors.of(i, name)).abs().flatten()
+        flat[start : start + part.numel()] = part
+        start += part.numel()
     return torch.kthvalue(flat, max(1, n - int(density * n))).values
 
 
