@@ -85,8 +85,15 @@ def frontier_experiment(out: Path, experiment, data: Path) -> dict:
     general["datasets"] = [d for d in general["datasets"] if d in SUITE]
     general["only"] = {d: p for d, p in general["only"].items() if d in SUITE}
     general["roots"] = {d: r for d, r in general["roots"].items() if d in SUITE}
+    from overspec.protocols.specs import side_effect_protocols
+
+    # the quickstart's own run has the side effects and the drift; the frontier measures performance and GELO
+    side = side_effect_protocols()
+    biometric = [b.model_dump(exclude_unset=True) for b in experiment.biometric if b.protocol not in side]
+    kept = {"seed", "batch_size", "workers", "device", "executor"}
     return {
-        **experiment.model_dump(exclude={"models", "frontier", "output", "name", "general"}, exclude_none=True),
+        **experiment.model_dump(include=kept, exclude_none=True),
+        "biometric": biometric,
         "general": general,
         "name": "quickstart-frontier",
         "output": str(out / "frontier"),
