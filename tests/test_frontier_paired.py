@@ -143,7 +143,7 @@ def brute_force(made: dict) -> dict:
     mad_rows = [
         np.sort(i) for i in resample_indices(mad.positive, _rng("mad/morphs/attack_detection"), N_BOOT, clusters=codes)
     ]
-    general_rows = {d: _rng(f"general/{d}/linear_probe").integers(0, n, (N_BOOT, n)) for d, n in GENERAL.items()}
+    general_rows = {d: _rng(f"general/{d}").integers(0, n, (N_BOOT, n)) for d, n in GENERAL.items()}
     found = {"fr": {}, "mad": {}, "gelo": {}}
     for model, data in made.items():
         found["fr"][model] = np.array(
