@@ -49,7 +49,7 @@ def rebuild(summary: dict, n_boot: int) -> tuple[SimpleNamespace, list[PointFile
     settings = FrontierSettings(
         base=summary["base"], methods=methods, n_boot=n_boot, gelo_protocols=summary["gelo_protocols"]
     )
-    models = [SimpleNamespace(name=m) for m in summary["models"]]
+    models = [SimpleNamespace(name=m, base=d.get("base")) for m, d in summary["models"].items()]
     return SimpleNamespace(frontier=settings, model_entries=lambda: models), points
 
 
@@ -93,8 +93,8 @@ def marginals(out: Path, experiment, points, summary: dict) -> None:
         m = p["model"]
         x, y = interval(found.x[(m, "fr")]), interval(found.y[m]) if m in found.y else (1.0, 1.0)
         print(
-            f"    {m:>16}: FR rows {_ci(p['biometric_ci'])} paired {_ci(x)}; GELO rows {_ci(p['gelo_ci'])} "
-            f"paired {_ci(y)}"
+            f"    {m:>16}: FR rows {_ci(p['biometric_ci_rows'])} paired {_ci(x)}; GELO rows "
+            f"{_ci(p['gelo_ci_rows'])} paired {_ci(y)}"
         )
 
 
@@ -109,7 +109,10 @@ def report(summary: dict, label: str) -> None:
             f"  {label} {task}: hypervolume all {hv['all']['value']:.4f} {_ci(hv['all']['ci'])} (width "
             f"{hv['all']['ci'][1] - hv['all']['ci'][0]:.4f})"
         )
-        for method, m in data["matched"]["methods"].items():
+        matched = data["matched"]
+        biometric = "—" if matched["biometric"] is None else f"{matched['biometric']:.4f}"
+        print(f"    matched at {biometric} (beats the base in: {matched.get('beats_base_share')})")
+        for method, m in matched["methods"].items():
             diff = m.get("difference")
             extra = f"; − {diff['to']}: {_ci(diff['ci'])}" if diff else ""
             gelo = "—" if m["gelo"] is None else f"{m['gelo']:.4f}"

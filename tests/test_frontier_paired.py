@@ -210,6 +210,8 @@ def test_paired_bootstrap_equals_a_brute_force_loop_over_the_same_resamples(tmp_
         gain = data["matched"]["gain"]  # matched at an equal gain: each draw's base score plus the gain
         assert data["matched"]["biometric"] == pytest.approx(data["base_biometric"] + gain)
         matched = [value_at(dx[members], dy[members], dx[0] + gain) for dx, dy in zip(x, y, strict=True)]
+        best = max(members[1:], key=lambda i: data["points"][i]["biometric"])  # the draws of best point - base
+        assert data["matched"]["beats_base_share"][curve] == pytest.approx(np.mean(x[:, best] > x[:, 0]))
         assert data["matched"]["methods"][curve]["ci"] == percentiles(matched)
         share = np.mean([pareto_mask(dx, dy) for dx, dy in zip(x, y, strict=True)], axis=0)
         assert [p["pareto_share"] for p in data["points"]] == pytest.approx(list(share))
