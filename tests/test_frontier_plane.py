@@ -2,7 +2,7 @@
 (no per-sample files, so every interval is the parametric one): a side effect never counts as a task's
 performance, error rates count as 1 − e, a regulariser's curve runs from its strongest weight, a model against
 another base or with other benchmarks is left off with its reason, and methods are matched at half the smallest
-best gain unless `match` says otherwise."""
+best gain of the methods that beat the base in >= 97.5 % of the draws unless `match` says otherwise."""
 
 from __future__ import annotations
 
