@@ -5,16 +5,18 @@ resamples each test set once and recomputes every model's numbers on the same in
   resampled as the protocol's own bootstrap resamples them (``metrics/bootstrap.py`` ``resample_indices``: within
   each class, whole subjects or videos where the set names them), each model's headline re-scored by the function
   the run used (``scoring.score_key``, or the protocol's own figure: the face verification protocol's k-fold
-  accuracy under ``iso``).
-- A general dataset: its test samples (``predictions/CELL.npz``), each model's headline recomputed from its
-  per-sample outcomes (``GENERAL_HEADLINES``: top-1 accuracy is the mean of ``correct``, mean per-class recall
+  accuracy under ``iso``); above ``MAX_ROWS`` rows, one fixed subsample resampled and rescaled, as the protocol's
+  bootstrap does (``Benchmark``).
+- A general dataset: its test samples (``predictions/CELL.npz``; one stream per dataset, so every protocol on the
+  same samples resamples the same indices), each model's headline recomputed from its per-sample outcomes
+  (``GENERAL_HEADLINES``: top-1 accuracy is the mean of ``correct``, mean per-class recall
   ``metrics.classification.recall_per_class_mean`` of ``correct`` and ``label``, which runs before labels were
   stored lack); GELO per draw by ``analysis.gelo.gelo_ratio``, the function ``analyse`` uses.
 
 A number that cannot be recomputed so (no per-sample file: a run from before they were written; a headline the
-stored outcomes do not determine; a re-scoring that does not give the stored row's value) is not paired: the
-summary draws that model's coordinate from a normal matching its interval instead, and says why
-(``Paired.fallback``).
+stored outcomes do not determine; a re-scoring that does not give the stored row's value; two headline rows of one
+model on one benchmark; a headline a large set's subsample leaves undefined) is not paired: the summary draws that
+model's coordinate from a normal matching its interval instead, and says why (``Paired.fallback``).
 """
 
 from __future__ import annotations
