@@ -102,8 +102,11 @@ class Benchmark:
 
     @property
     def rows_resampled(self) -> int:
-        """Rows each draw resamples (the subsample's size depends only on the class counts)."""
-        return self.n if self.n <= self.max_rows else len(self.subsample(np.random.default_rng(0)))
+        """Rows each draw resamples (``_stratified_subsample``'s size: each class in its share, at least one row)."""
+        if self.n <= self.max_rows:
+            return self.n
+        counts = np.unique(next(iter(self.sets.values())).positive, return_counts=True)[1]
+        return int(sum(max(1, round(c * self.max_rows / self.n)) for c in counts))
 
     @property
     def method(self) -> str:
