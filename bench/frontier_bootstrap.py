@@ -34,8 +34,18 @@ def copy_run(run: Path, into: Path) -> Path:
     return into
 
 
-def rebuild(summary: dict, n_boot: int) -> tuple[SimpleNamespace, list[PointFile]]:
-    """The experiment (its frontier settings and model names) and points a frontier.json was made from."""
+def bases(out: Path) -> dict[str, str | None]:
+    """model -> its base, from the stored rows (an older frontier.json does not record it)."""
+    from overspec.results import ResultStore
+
+    store = ResultStore(out / "results.sqlite", create=False)
+    found = {r.model: r.base for r in store.rows(current=True)}
+    store.close()
+    return found
+
+
+def rebuild(summary: dict, n_boot: int, base_of: dict | None = None) -> tuple[SimpleNamespace, list[PointFile]]:
+    """The experiment (its frontier settings, model names and bases) and points a frontier.json was made from."""
     methods, points = [], []
     for task, data in summary["tasks"].items():
         for name, curve in data["curves"].items():
@@ -49,7 +59,8 @@ def rebuild(summary: dict, n_boot: int) -> tuple[SimpleNamespace, list[PointFile
     settings = FrontierSettings(
         base=summary["base"], methods=methods, n_boot=n_boot, gelo_protocols=summary["gelo_protocols"]
     )
-    models = [SimpleNamespace(name=m) for m in summary["models"]]
+    base_of = base_of or {}
+    models = [SimpleNamespace(name=m, base=d.get("base") or base_of.get(m)) for m, d in summary["models"].items()]
     return SimpleNamespace(frontier=settings, model_entries=lambda: models), points
 
 
@@ -58,7 +69,7 @@ def main(run: Path) -> None:
         out = copy_run(run, Path(tmp))
         stored = json.loads((out / "frontier.json").read_text())
         for n_boot in (1000, 2000):
-            experiment, points = rebuild(stored, n_boot)
+            experiment, points = rebuild(stored, n_boot, bases(out))
             for pair in (False, True):
                 start = time.perf_counter()
                 summary = summarise(out, experiment, points, pair=pair)
@@ -68,7 +79,7 @@ def main(run: Path) -> None:
                 if n_boot == 2000:
                     report(summary, label)
         print("parametric fallback:", json.dumps(summary["paired"]["parametric_fallback"]))
-        experiment, points = rebuild(stored, 2000)
+        experiment, points = rebuild(stored, 2000, bases(out))
         marginals(out, experiment, points, summary)
         # a matched score every gaining method reaches in most draws (the default is distillation's own score)
         experiment.frontier.match = {"fr": 0.82}
@@ -93,8 +104,8 @@ def marginals(out: Path, experiment, points, summary: dict) -> None:
         m = p["model"]
         x, y = interval(found.x[(m, "fr")]), interval(found.y[m]) if m in found.y else (1.0, 1.0)
         print(
-            f"    {m:>16}: FR rows {_ci(p['biometric_ci'])} paired {_ci(x)}; GELO rows {_ci(p['gelo_ci'])} "
-            f"paired {_ci(y)}"
+            f"    {m:>16}: FR rows {_ci(p['biometric_ci_rows'])} paired {_ci(x)}; GELO rows "
+            f"{_ci(p['gelo_ci_rows'])} paired {_ci(y)}"
         )
 
 
@@ -109,7 +120,10 @@ def report(summary: dict, label: str) -> None:
             f"  {label} {task}: hypervolume all {hv['all']['value']:.4f} {_ci(hv['all']['ci'])} (width "
             f"{hv['all']['ci'][1] - hv['all']['ci'][0]:.4f})"
         )
-        for method, m in data["matched"]["methods"].items():
+        matched = data["matched"]
+        biometric = "—" if matched["biometric"] is None else f"{matched['biometric']:.4f}"
+        print(f"    matched at {biometric} (beats the base in: {matched.get('beats_base_share')})")
+        for method, m in matched["methods"].items():
             diff = m.get("difference")
             extra = f"; − {diff['to']}: {_ci(diff['ci'])}" if diff else ""
             gelo = "—" if m["gelo"] is None else f"{m['gelo']:.4f}"

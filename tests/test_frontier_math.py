@@ -116,3 +116,20 @@ def test_methods_compared_within_draws_by_hand():
     # best in each draw: b (0.94), b (0.85, c undefined), c (0.97)
     assert [compared[m]["best_share"] for m in "abc"] == pytest.approx([0, 2 / 3, 1 / 3])
     assert compared["c"]["ci"] == [pytest.approx(np.percentile([0.92, 0.97], 2.5)), pytest.approx(0.97 - 0.00125)]
+
+
+def test_an_undefined_coordinate_leaves_a_draws_hypervolume_undefined():
+    # the base's score undefined in a draw: no reference, so no area (it used to read 0.0)
+    assert np.isnan(hypervolume(np.array([np.nan, 0.9, 0.95]), np.array([1.0, 0.9, 0.8]), (np.nan, 0.0)))
+    # a member undefined: the area without it would be smaller than the draw's, so it is unknown
+    assert np.isnan(hypervolume(np.array([0.8, np.nan, 0.95]), np.array([1.0, 0.99, 0.8]), (0.8, 0.0)))
+    assert np.isnan(hypervolume(np.array([0.8, 0.9]), np.array([1.0, np.nan]), (0.8, 0.0)))
+
+
+def test_value_at_is_undefined_when_a_point_up_to_the_crossing_is():
+    # base 0.80 -> (undefined) -> 0.95 -> 0.85: the first crossing of 0.90 may lie before 0.95; it used to skip
+    # the broken segments and return the later crossing between 0.95 and 0.85 (0.925)
+    assert np.isnan(value_at([0.8, np.nan, 0.95, 0.85], [1.0, 0.97, 0.9, 0.95], 0.9))
+    assert np.isnan(value_at([0.8, 0.85, 0.95], [1.0, np.nan, 0.9], 0.9))  # the crossing segment's GELO
+    # a point after the crossing does not matter
+    assert value_at([0.8, 0.9, 1.0, np.nan], [1.0, 0.96, 0.9, np.nan], 0.85) == pytest.approx(0.98)

@@ -15,10 +15,10 @@ import pytest
 
 from overspec.analysis.frontier import draw, hypervolume, interval, pareto_mask, value_at
 from overspec.frontier.config import FrontierSettings
-from overspec.frontier.paired import Benchmark, GeloSpec, GeneralSet, paired_draws
+from overspec.frontier.paired import Benchmark, GeloSpec, GeneralSet, load_general, paired_draws
 from overspec.frontier.points import PointFile
 from overspec.frontier.summary import _compared, summarise
-from overspec.metrics.bootstrap import resample_indices
+from overspec.metrics.bootstrap import _stratified_subsample, resample_indices
 from overspec.metrics.classification import accuracy_topk, mean_per_class_recall
 from overspec.metrics.conventions import ScoreSet
 from overspec.metrics.conventions.scoring import score_set
@@ -46,7 +46,10 @@ def _mad(rng, shift: float, base_noise: np.ndarray, bonafide, types, subjects) -
     return ScoreSet.of("mad", scores, bonafide, types, subjects=subjects)
 
 
-def write_run(out: Path, *, n_pairs: int = 30) -> dict:
+N_PAIRS = 30
+
+
+def write_run(out: Path, *, n_pairs: int = N_PAIRS) -> dict:
     """A run directory: results.sqlite, scores/ and predictions/; returns what went in, by model."""
     rng = np.random.default_rng(0)
     genuine = np.arange(n_pairs) % 2 == 0
@@ -143,7 +146,7 @@ def brute_force(made: dict) -> dict:
     mad_rows = [
         np.sort(i) for i in resample_indices(mad.positive, _rng("mad/morphs/attack_detection"), N_BOOT, clusters=codes)
     ]
-    general_rows = {d: _rng(f"general/{d}/linear_probe").integers(0, n, (N_BOOT, n)) for d, n in GENERAL.items()}
+    general_rows = {d: _rng(f"general/{d}").integers(0, n, (N_BOOT, n)) for d, n in GENERAL.items()}
     found = {"fr": {}, "mad": {}, "gelo": {}}
     for model, data in made.items():
         found["fr"][model] = np.array(
@@ -207,9 +210,18 @@ def test_paired_bootstrap_equals_a_brute_force_loop_over_the_same_resamples(tmp_
         gain = data["matched"]["gain"]  # matched at an equal gain: each draw's base score plus the gain
         assert data["matched"]["biometric"] == pytest.approx(data["base_biometric"] + gain)
         matched = [value_at(dx[members], dy[members], dx[0] + gain) for dx, dy in zip(x, y, strict=True)]
+        best = max(members[1:], key=lambda i: data["points"][i]["biometric"])  # the draws of best point - base
+        assert data["matched"]["beats_base_share"][curve] == pytest.approx(np.mean(x[:, best] > x[:, 0]))
         assert data["matched"]["methods"][curve]["ci"] == percentiles(matched)
         share = np.mean([pareto_mask(dx, dy) for dx, dy in zip(x, y, strict=True)], axis=0)
         assert [p["pareto_share"] for p in data["points"]] == pytest.approx(list(share))
+        # each point's intervals: the percentiles of its own paired column, the same draws as every statistic
+        for k, p in enumerate(data["points"]):
+            assert p["biometric_ci"] == percentiles(x[:, k]) and p["gelo_ci"] == percentiles(y[:, k])
+            assert p["intervals"]["biometric"] == "paired"
+            stored = made[p["model"]][key]
+            rows = wilson_interval(stored, N_PAIRS) if task == "fr" else (0.0, 1.0)
+            assert p["biometric_ci_rows"] == pytest.approx(list(rows))  # the rows' own, kept for reference
     gelo = summary["models"]["s"]["gelo"]  # the point estimate: analyse's GELO of the stored rows
     means = [np.mean([made[m][f"{d}_value"] for d in GENERAL]) for m in ("s", "b")]
     assert gelo == pytest.approx(means[0] / means[1], rel=1e-15)
@@ -274,3 +286,129 @@ def test_paired_intervals_of_a_difference_are_narrower_than_independent_ones():
         paired_width = np.subtract(*interval(one - two)[::-1])
         independent_width = np.subtract(*interval(independent[:, 0] - independent[:, 1])[::-1])
         assert paired_width < 0.5 * independent_width
+
+
+def test_a_score_set_above_max_rows_is_drawn_as_the_protocols_bootstrap_draws_it():
+    """A fixed stratified subsample of m rows, the same for every model, resampled within each class; each
+    model's draw its full-set value plus sqrt(m / n) times the deviation from its subsample value."""
+    rng = np.random.default_rng(4)
+    n, m = 400, 100
+    genuine = rng.random(n) < 0.3
+    sets = {k: ScoreSet.of("verification", rng.normal(size=n) + (1 + k) * genuine, genuine) for k in range(2)}
+    score = {k: (lambda d: kfold_accuracy(d.scores, d.positive, folds=5).mean) for k in sets}
+    bench = Benchmark("fr/big/face_verification", "fr", True, sets, score, max_rows=m)
+    drawn, unpaired = bench.draws(50, SEED)
+    assert unpaired == {} and bench.rows_resampled == m and "sqrt(100/400)" in bench.method
+    stream = _rng("fr/big/face_verification")
+    rows = _stratified_subsample(genuine, m, stream)
+    draws = [np.sort(i) for i in resample_indices(genuine[rows], stream, 50)]
+    for k, data in sets.items():
+        full, local = score[k](data), score[k](data.subset(rows))
+        expected = [full + np.sqrt(m / n) * (score[k](data.subset(rows[i])) - local) for i in draws]
+        np.testing.assert_allclose(drawn[k], expected, rtol=0, atol=1e-15)
+    # a headline the subsample leaves undefined: that model falls back, saying why
+    fussy = {0: score[0], 1: lambda d: None if len(d) < n else score[1](d)}
+    found = paired_draws(
+        [Benchmark("fr/big/face_verification", "fr", True, sets, fussy, max_rows=m)], [], [], n_boot=10, seed=SEED
+    )
+    assert "400 rows above MAX_ROWS 100" in found.fallback[1]["fr"] and (1, "fr") not in found.x
+    assert found.test_sets["fr/big/face_verification"]["rows_resampled"] == m
+
+
+def test_draws_in_which_a_headline_is_undefined_are_counted_per_test_set():
+    a, b, _, _ = _sets(np.random.default_rng(5))
+    seen = []
+
+    def sometimes(data):  # undefined in every third draw of model "b"
+        seen.append(1)
+        return None if len(seen) % 3 == 0 else kfold_accuracy(data.scores, data.positive, folds=5).mean
+
+    score = {"a": lambda d: kfold_accuracy(d.scores, d.positive, folds=5).mean, "b": sometimes}
+    found = paired_draws(
+        [Benchmark("fr/pairs/face_verification", "fr", True, {"a": a, "b": b}, score)], [], [], n_boot=30, seed=0
+    )
+    entry = found.test_sets["fr/pairs/face_verification"]
+    assert entry["undefined_draws"] == 10 and entry["undefined_by_model"] == {"b": 10}
+    assert np.count_nonzero(np.isnan(found.x[("b", "fr")])) == 10
+
+
+def _general_store(out: Path, zeroshot_labels: np.ndarray) -> list:
+    """Models b and s on dataset d under two protocols; the zero-shot files' labels given."""
+    rng = np.random.default_rng(6)
+    store = ResultStore(out / "results.sqlite")
+    (out / "predictions").mkdir()
+    labels = np.arange(50) % 5
+    for k, model in enumerate(("b", "s")):
+        for protocol, mine in (("linear_probe", labels), ("zeroshot", zeroshot_labels)):
+            correct = rng.random(50) < 0.6
+            cell = f"{model}{protocol}"
+            np.savez(out / "predictions" / f"{cell}.npz", correct=correct, label=mine)
+            row = ResultRow(
+                run_id="t",
+                model=model,
+                arch="a",
+                dataset="d",
+                task="general",
+                protocol=protocol,
+                metric="headline",
+                value=float(correct.mean()),
+                base=None if k == 0 else "b",
+                headline_metric="acc1",
+            )
+            store.add_cell(cell, [row], model=model, dataset="d", protocol=protocol, details={})
+    rows = store.rows(current=True)
+    store.close()
+    return rows
+
+
+def test_one_dataset_under_two_protocols_is_one_test_set_with_one_resample_per_draw(tmp_path):
+    rows = _general_store(tmp_path, np.arange(50) % 5)
+    specs = [GeloSpec("s", "b", p, ("d",)) for p in ("linear_probe", "zeroshot")]
+    why: dict = {}
+    sets = load_general(tmp_path, rows, specs, "b", why)
+    assert why == {} and [g.protocol for g in sets] == ["linear_probe", "zeroshot"]
+    for one, two in zip(sets[0].indices(30, SEED), sets[1].indices(30, SEED), strict=True):
+        np.testing.assert_array_equal(one, two)
+    found = paired_draws([], sets, specs, n_boot=30, seed=SEED)
+    assert set(found.test_sets) == {"general/d"} and set(found.test_sets["general/d"]["protocols"]) == {
+        "linear_probe",
+        "zeroshot",
+    }
+    # other samples under one protocol (same count, other classes): not one test set, so not paired
+    other = tmp_path / "other"
+    other.mkdir()
+    rows = _general_store(other, (np.arange(50) + 1) % 5)
+    why = {}
+    load_general(other, rows, specs, "b", why)
+    assert "labels other samples of d than predictions/blinear_probe.npz" in why["s"]["gelo"]
+
+
+def test_two_headline_rows_of_one_model_on_one_benchmark_fall_back_and_say_why(tmp_path):
+    made = write_run(tmp_path)
+    store = ResultStore(tmp_path / "results.sqlite")
+    data = made["s"]["fr"]
+    write_score_file(data, tmp_path / "scores" / "v4b.csv")
+    meta = {"cell": "v4b", "model": "s", "kind": "verification", "convention": "iso", "threshold": None}
+    (tmp_path / "scores" / "v4b.json").write_text(json.dumps(meta))
+    row = ResultRow(
+        run_id="t",
+        model="s",
+        arch="a",
+        dataset="pairs",
+        task="fr",
+        protocol="face_verification",
+        metric="headline",
+        value=made["s"]["fr_value"],
+        higher_is_better=True,
+        model_task="fr",
+        base="b",
+        headline_metric="accuracy",
+        convention="other",
+    )
+    store.add_cell("v4b", [row], model="s", dataset="pairs", protocol="face_verification", details={"folds": FOLDS})
+    store.close()
+    exp, points = experiment()
+    summary = summarise(tmp_path, exp, points)
+    assert "2 headline rows on pairs under face_verification" in summary["paired"]["parametric_fallback"]["s"]["fr"]
+    s = next(p for p in summary["tasks"]["fr"]["points"] if p["model"] == "s")
+    assert s["intervals"] == {"biometric": "parametric", "gelo": "paired"}

@@ -2,7 +2,7 @@
 (no per-sample files, so every interval is the parametric one): a side effect never counts as a task's
 performance, error rates count as 1 − e, a regulariser's curve runs from its strongest weight, a model against
 another base or with other benchmarks is left off with its reason, and methods are matched at half the smallest
-best gain unless `match` says otherwise."""
+best gain of the methods that beat the base in >= 97.5 % of the draws unless `match` says otherwise."""
 
 from __future__ import annotations
 
@@ -215,3 +215,30 @@ def test_a_point_with_an_undefined_score_is_left_out_of_the_figure_not_a_crash(t
     (tmp_path / "frontier.json").write_text(json.dumps(summary))
     _, figures = frontier_sections(tmp_path)
     assert figures[0].path.exists()
+
+
+def test_a_noise_level_gainer_does_not_drag_the_matched_gain_to_zero(tmp_path, monkeypatch):
+    # method n's only point beats the base by 0.001, inside the intervals (±0.02): it is not counted as gaining
+    monkeypatch.setitem(MODELS, "n@1", ("b", 0.801, 0.99, None))
+    write_store(tmp_path)
+    exp, points = experiment()
+    exp.frontier.methods.append(exp.frontier.methods[1].model_copy(update={"name": "n", "grid": [1]}))
+    points.append(PointFile("n", "fr", 1.0, "n@1", None))
+    fr = summarise(tmp_path, exp, points, pair=False)["tasks"]["fr"]
+    shares = fr["matched"]["beats_base_share"]
+    assert shares["l2"] >= 0.975 and shares["w"] >= 0.975 and 0.3 < shares["n"] < 0.975
+    assert fr["matched"]["gain"] == pytest.approx(0.05)  # half of l2's 0.10, as without n (not 0.0005)
+    assert "97.5 % of the draws" in fr["matched"]["rule"]
+    # each point's interval is the percentiles of its draws: here the parametric ones matching the rows' ±0.02
+    w = next(p for p in fr["points"] if p["model"] == "w@1")
+    assert w["biometric_ci_rows"] == pytest.approx([0.90, 0.94])
+    assert w["biometric_ci"] == pytest.approx([0.90, 0.94], abs=0.005) and w["intervals"]["biometric"] == "parametric"
+
+
+def test_a_match_below_the_base_is_kept_and_warned_about(tmp_path):
+    write_store(tmp_path)
+    exp, points = experiment(match={"fr": 0.78})
+    fr = summarise(tmp_path, exp, points, pair=False)["tasks"]["fr"]
+    assert fr["matched"]["gain"] == pytest.approx(-0.02)
+    assert "below the base's fr score 0.8" in fr["matched"]["warning"]
+    assert "configured match" in fr["matched"]["rule"]

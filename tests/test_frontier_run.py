@@ -53,7 +53,7 @@ def test_frontier_runs_points_as_cells_and_summarises_them(tmp_path, digits_fold
     assert [p["model"] for p in fr["points"]] == ["clip", "lora@0.5", "lora@1", "l2sp@10"]
     # every model re-scored from its exported per-sample data to its stored rows: the intervals are paired
     assert summary["paired"]["parametric_fallback"] == {}
-    assert set(summary["paired"]["test_sets"]) == {"fr/pairs/face_verification", "general/digits/linear_probe"}
+    assert set(summary["paired"]["test_sets"]) == {"fr/pairs/face_verification", "general/digits"}
     assert all(0 <= p["pareto_share"] <= 1 for p in fr["points"])
 
     store = ResultStore(tmp_path / "run" / "results.sqlite", create=False)
@@ -67,9 +67,18 @@ def test_frontier_runs_points_as_cells_and_summarises_them(tmp_path, digits_fold
     y = np.array([p["gelo"] for p in fr["points"]])
     assert [p["pareto"] for p in fr["points"]] == list(pareto_mask(x, y))
     assert fr["curves"]["lora"]["models"] == ["clip", "lora@0.5", "lora@1"]
-    reach = [r for r in (x[:3].max(), x[[0, 3]].max()) if r > x[0]]
-    target = min(reach) if reach else np.nan  # the highest score every gaining curve reaches
+    # matched at the base's score plus half the smallest best gain of the methods whose best point beats the base
+    # in >= 97.5 % of the draws (summary.matched_gain)
+    shares = fr["matched"]["beats_base_share"]
+    best = {"lora": x[1:3].max(), "l2sp": x[3]}
+    gains = [best[m] - x[0] for m in best if best[m] > x[0] and shares[m] >= 0.975]
+    target = x[0] + 0.5 * min(gains) if gains else np.nan
     assert fr["matched"]["biometric"] == (None if np.isnan(target) else pytest.approx(target))
+    for k, p in enumerate(fr["points"]):  # each point's intervals: the percentiles of its paired draws
+        assert p["intervals"] == {
+            "biometric": "paired",
+            "gelo": "exact (the base against itself)" if k == 0 else "paired",
+        }
     expected = value_at(x[:3], y[:3], target)
     assert fr["matched"]["methods"]["lora"]["gelo"] == (None if np.isnan(expected) else pytest.approx(expected))
     assert (tmp_path / "run" / "figures" / "frontier_fr.png").exists()

@@ -4,9 +4,11 @@ forgetting-control methods, each swept over its strength.
 - ``pareto_mask``: the points no other point beats on both axes (ties: equal points do not dominate each other).
 - ``hypervolume``: the area the points dominate above a reference point (x_ref, y_ref) (the base's biometric
   performance and a GELO floor, 0 by default): the area under the frontier's staircase to the right of the
-  base, so a frontier that gains Δ in biometric performance while keeping GELO g everywhere scores Δ·g.
+  base, so a frontier that gains Δ in biometric performance while keeping GELO g everywhere scores Δ·g; NaN when
+  the reference or any point is undefined (a draw in which a headline was: its area is unknown, not smaller).
 - ``value_at``: a curve's GELO at a given biometric performance, linear between its points taken in order of
-  strength from the base outwards (the first crossing; NaN where the curve never reaches it).
+  strength from the base outwards (the first crossing; NaN where the curve never reaches it, or where a point
+  before the crossing, or at it, is undefined: a later crossing would not be the first).
 - ``draw``: the parametric draws of points whose numbers cannot be recomputed per resample (``frontier/paired.py``
   pairs the others over their shared test sets): x and y from normal distributions whose 95 % intervals are the
   measured ones, independently across points. Every statistic is recomputed per draw and its 2.5 / 97.5
@@ -48,8 +50,11 @@ def pareto_mask(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def hypervolume(x: np.ndarray, y: np.ndarray, reference: tuple[float, float]) -> float:
-    """Area of the union of the rectangles [x_ref, x_i] × [y_ref, y_i] (points beyond the reference on both axes)."""
+    """Area of the union of the rectangles [x_ref, x_i] × [y_ref, y_i] (points beyond the reference on both axes);
+    NaN when the reference or any point has an undefined coordinate."""
     x, y = np.asarray(x, float), np.asarray(y, float)
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(np.isfinite(reference))):
+        return float("nan")
     inside = (x > reference[0]) & (y > reference[1])
     x, y = x[inside], y[inside]
     if not len(x):
@@ -62,9 +67,12 @@ def hypervolume(x: np.ndarray, y: np.ndarray, reference: tuple[float, float]) ->
 
 
 def value_at(x: np.ndarray, y: np.ndarray, target: float) -> float:
-    """y where the polyline through (x_k, y_k), in the given order, first reaches x = ``target``."""
+    """y where the polyline through (x_k, y_k), in the given order, first reaches x = ``target``; NaN where it
+    never does or where a point up to the first crossing is undefined."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     for k in range(len(x) - 1):
+        if not np.all(np.isfinite([x[k], x[k + 1], y[k], y[k + 1]])):
+            return float("nan")  # the polyline is broken before any crossing: which crossing is first is unknown
         low, high = sorted((x[k], x[k + 1]))
         if low <= target <= high:
             if x[k + 1] == x[k]:

@@ -3,7 +3,8 @@ method keeps at a matched biometric score, each with its interval (``analysis/fr
 allow: how often each point is on the frontier, each method's difference to the best one.
 
 Intervals come from a paired bootstrap over the shared test sets (``frontier/paired.py``); a model whose numbers
-cannot be recomputed per draw is drawn from normals matching its intervals instead (``parametric_fallback``)."""
+cannot be recomputed per draw is drawn from normals matching its intervals instead (``parametric_fallback``). Every
+interval on a plane, the points' included, is the 2.5 / 97.5 percentiles of these draws."""
 
 from __future__ import annotations
 
@@ -155,8 +156,10 @@ def _interval_text(settings, pair: bool) -> str:
         "test set once (a biometric benchmark's comparisons as its protocol's bootstrap does: within each class, "
         "whole subjects or videos where known; a general dataset's test samples), with the same indices for every "
         "model, and recomputes every model's biometric score, GELO, the Pareto set, the hypervolumes and the "
-        "matched GELO; models in paired.parametric_fallback are drawn instead from normals matching their 95% "
-        "intervals"
+        "matched GELO; every interval, each point's included, is the 2.5/97.5 percentiles of these draws; models "
+        "in paired.parametric_fallback are drawn instead from normals matching their 95% intervals (a point's "
+        "`intervals` says which). Conditional on the suite's datasets: test-sample uncertainty, not the sampling "
+        "of datasets (the rows' own intervals: biometric_ci_rows, gelo_ci_rows)"
     )
 
 
@@ -187,14 +190,37 @@ class Plane:
         return None
 
 
-def matched_gain(task: str, settings, x0: float, reach: dict[str, float]) -> float:
+SURE = 0.975  # the share of draws in which a method's best point must beat the base for it to count as gaining
+MATCH_RULE = (
+    "half the smallest best gain over the base among the methods whose best point (highest biometric score) beats "
+    f"the base in at least {100 * SURE:g} % of the draws (a one-sided 97.5 % bootstrap test: a noise-level gain "
+    "does not drag the matched score to the base's)"
+)
+
+
+def matched_gain(task: str, settings, x0: float, best: dict[str, tuple[float, float]]) -> float:
     """The biometric gain over the base every method is compared at: ``match`` (a score) less the base's, or half
-    the smallest best gain of the methods that gain at all, so that the limiting method's curve reaches it inside
-    (its own best point would be reached in only about half of the draws, leaving it without an interval)."""
+    the smallest best gain of the methods that gain for sure (``best``: method -> (its best point's score, the
+    share of draws in which that point beats the base); at least ``SURE``), so that the limiting method's curve
+    reaches it inside (its own best point would be reached in only about half of the draws, leaving it without an
+    interval)."""
     if task in settings.match:
         return settings.match[task] - x0
-    gains = [r - x0 for r in reach.values() if r > x0]
+    gains = [score - x0 for score, share in best.values() if score > x0 and share >= SURE]
     return 0.5 * min(gains) if gains else float("nan")
+
+
+def _best_points(curves: dict, index: dict[str, int], x: np.ndarray, draws: Draws) -> dict[str, tuple[float, float]]:
+    """method -> (its best point's score, the share of draws in which that point beats the base: the draws'
+    columns, best point minus base; an undefined draw does not beat it)."""
+    found = {}
+    for name, c in curves.items():
+        rows = [index[n] for n in c["models"][1:]]
+        if rows:
+            i = max(rows, key=lambda r: x[r])
+            with np.errstate(invalid="ignore"):
+                found[name] = (float(x[i]), float(np.mean(draws.x[:, i] - draws.x[:, 0] > 0)))
+    return found
 
 
 def _task(task, settings, points, plane: Plane, models: list[str]) -> dict:
@@ -250,8 +276,17 @@ def _task(task, settings, points, plane: Plane, models: list[str]) -> dict:
         return value, np.array(per_draw)
 
     # matched at an equal GAIN over the base: in each draw, that draw's base score plus the gain
-    reach = {name: float(max(x[index[n]] for n in c["models"])) for name, c in curves.items()}
-    gain = matched_gain(task, settings, x[0], reach)
+    best = _best_points(curves, index, x, draws)
+    gain = matched_gain(task, settings, x[0], best)
+    match = {"rule": MATCH_RULE, "beats_base_share": {m: _json(share) for m, (_, share) in best.items()}}
+    if task in settings.match:
+        match["rule"] = f"the configured match {settings.match[task]:g} less the base's score"
+        if gain < 0:
+            match["warning"] = (
+                f"match {settings.match[task]:g} is below the base's {task} score {x[0]:.4g}: methods are compared "
+                f"at a loss of {-gain:.4g}"
+            )
+            logger(__name__).warning(f"frontier {task}: {match['warning']}")
     matched = {}
     for name, c in curves.items():
         rows = [index[n] for n in c["models"]]
@@ -270,9 +305,12 @@ def _task(task, settings, points, plane: Plane, models: list[str]) -> dict:
             {
                 "model": n,
                 "biometric": _json(x[i]),
-                "biometric_ci": _ci(plane.bio[(n, task)].ci),
+                "biometric_ci": _ci(interval(draws.x[:, i])),  # the same draws as every other interval
                 "gelo": _json(y[i]),
-                "gelo_ci": _ci(plane.gelo[n].ci),
+                "gelo_ci": _ci(interval(draws.y[:, i])),
+                "intervals": _kinds(n, task, base, plane.paired),
+                "biometric_ci_rows": _ci(plane.bio[(n, task)].ci),  # the stored rows' (Wilson, protocol bootstrap)
+                "gelo_ci_rows": _ci(plane.gelo[n].ci),  # analyse's (resampling datasets when the suite has >= 5)
                 "pareto": bool(front[i]),
                 "pareto_share": _json(on_front[i]),
                 "specialist": n in specialists,
@@ -285,7 +323,17 @@ def _task(task, settings, points, plane: Plane, models: list[str]) -> dict:
             "all": {"value": volumes["all"][0], "ci": _ci(interval(volumes["all"][1]))},
             **_compared({name: volumes[name] for name in curves}, "value"),
         },
-        "matched": {"biometric": _json(x[0] + gain), "gain": _json(gain), "methods": methods},
+        "matched": {"biometric": _json(x[0] + gain), "gain": _json(gain), **match, "methods": methods},
+    }
+
+
+def _kinds(name: str, task: str, base: str, found: Paired) -> dict[str, str]:
+    """Which draws a point's intervals are the percentiles of: its paired column, or (a model in
+    ``paired.parametric_fallback``, or an unpaired summary) the normal one matching its rows' interval."""
+    gelo = "paired" if name in found.y else "parametric"
+    return {
+        "biometric": "paired" if (name, task) in found.x else "parametric",
+        "gelo": "exact (the base against itself)" if name == base else gelo,
     }
 
 
