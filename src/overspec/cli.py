@@ -571,7 +571,10 @@ def quickstart(
         Path | None, typer.Option(help="Copy the specialists' adapters there (maintainers).")
     ] = None,
     frontier: Annotated[
-        bool, typer.Option("--frontier", help="Also the FR trade-off frontier and the FR+MAD+PAD merges (minutes).")
+        bool,
+        typer.Option(
+            "--frontier", help="Also the FR trade-off frontier and the FR+MAD+PAD merge (about 14 min more on 2 cores)."
+        ),
     ] = False,
 ) -> None:
     """The study in miniature, offline, on real weights and images: results.csv, report.md, report.html."""

@@ -208,7 +208,6 @@ def accuracy_figure(points: dict[str, list], folder: Path) -> plots.Figure:
             stated = f"{rho:+.2f} [{low:+.2f}, {high:+.2f}]"
         axis.set_title(f"{protocol}: Spearman ρ {stated}, n={len(x)}", fontsize=9)
         axis.legend(fontsize=7)
-    figure.tight_layout()
     caption = (
         "Last-layer drift (1 - calibrated CKA) against the change in headline accuracy over the base, per model and "
         "dataset; Spearman's ρ with its 95 % percentile-bootstrap interval (none under 5 points)."
