@@ -171,7 +171,13 @@ def test_a_point_named_like_a_model_fails_before_anything_trains(tmp_path):
             },
         }
     )
-    with pytest.raises(ConfigError, match="frontier point l2@1 has the name of a model"):
+    with pytest.raises(ConfigError, match="experiment x: key 'frontier.methods.0.finetune': fine-tune config"):
+        run_frontier(experiment, out=tmp_path / "run")  # an Experiment is checked as a config file is
+    (tmp_path / "ft.yaml").write_text(
+        "name: ft\ntask: fr\nbase: b.yaml\ndata: faces\noutput: out\nmethod: full\nhead: {kind: cosface}\n"
+    )
+    experiment.frontier.methods[0].finetune = str(tmp_path / "ft.yaml")
+    with pytest.raises(ConfigError, match="experiment x: frontier point l2@1 has the name of a model"):
         run_frontier(experiment, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

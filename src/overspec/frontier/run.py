@@ -16,8 +16,6 @@ def load_frontier_config(path: str | Path) -> Experiment:
     """The experiment with its ``frontier:`` section; relative paths in it resolve against the config's folder."""
     from overspec.config import _against, _spec_against
     from overspec.configs import config_path
-    from overspec.finetune.config import load_finetune_config
-    from overspec.protocols.specs import side_effect_protocols
 
     path = config_path(path)
     experiment = load_config(path)
@@ -25,33 +23,48 @@ def load_frontier_config(path: str | Path) -> Experiment:
     if settings is None:
         raise ConfigError(f"{path}: no `frontier:` section; add one (base, methods) to run `overspec frontier`")
     folder = path.absolute().parent
-    names = [e.name for e in experiment.model_entries()]
-    if settings.base not in names:
-        raise ConfigError(f"{path}: key 'frontier.base': {settings.base} is not a model of `models:` ({names})")
-    side = side_effect_protocols()  # a side effect is no benchmark of a task's performance
-    tasks = sorted({b.task for b in experiment.biometric if b.protocol not in side})
-    for i, method in enumerate(settings.methods):
-        key = f"{path}: key 'frontier.methods.{i}"
-        if method.task not in tasks:
-            raise ConfigError(
-                f"{key}.task': no benchmark of task {method.task} in `biometric:` (tasks there: "
-                f"{', '.join(tasks) or 'none'}); add one, or give the method the task of one"
-            )
+    for method in settings.methods:
         if isinstance(method.model, str):
             method.model = _spec_against(folder, {"base": method.model})["base"]
         elif isinstance(method.model, dict):
             method.model = _spec_against(folder, method.model)
         if method.finetune is not None:
             method.finetune = _against(folder, method.finetune)
+    if settings.wrap is not None:
+        settings.wrap = _spec_against(folder, settings.wrap)
+    check_frontier(experiment, str(path), relative=f"a path relative to {path.name}")
+    return experiment
+
+
+def check_frontier(experiment: Experiment, where: str, *, relative: str = "an absolute path") -> None:
+    """What must hold before anything trains, for a config file and an ``Experiment`` alike: the base is a model,
+    every method's task has a benchmark, every fine-tune config exists and reads, no point is named like a model."""
+    from overspec.finetune.config import load_finetune_config
+    from overspec.protocols.specs import side_effect_protocols
+
+    settings = experiment.frontier
+    names = [e.name for e in experiment.model_entries()]
+    if settings.base not in names:
+        raise ConfigError(f"{where}: key 'frontier.base': {settings.base} is not a model of `models:` ({names})")
+    side = side_effect_protocols()  # a side effect is no benchmark of a task's performance
+    tasks = sorted({b.task for b in experiment.biometric if b.protocol not in side})
+    for i, method in enumerate(settings.methods):
+        key = f"{where}: key 'frontier.methods.{i}"
+        if method.task not in tasks:
+            raise ConfigError(
+                f"{key}.task': no benchmark of task {method.task} in `biometric:` (tasks there: "
+                f"{', '.join(tasks) or 'none'}); add one, or give the method the task of one"
+            )
+        if method.finetune is not None:
             if not Path(method.finetune).is_file():
                 raise ConfigError(
                     f"{key}.finetune': fine-tune config {method.finetune} does not exist; give an `overspec "
-                    f"finetune` config (a path relative to {path.name})"
+                    f"finetune` config ({relative})"
                 )
             load_finetune_config(method.finetune)  # a bad fine-tune config fails now, before anything trains
-    if settings.wrap is not None:
-        settings.wrap = _spec_against(folder, settings.wrap)
-    return experiment
+    taken = sorted(set(names) & {point_name(m.name, v) for m in settings.methods for v in m.grid})
+    if taken:
+        raise ConfigError(f"{where}: frontier point {taken[0]} has the name of a model of `models:`; rename one")
 
 
 def frontier_experiment(experiment: Experiment, points: list[PointFile]) -> Experiment:
@@ -94,10 +107,8 @@ def run_frontier(
         raise ConfigError(f"experiment {experiment.name} has no `frontier:` section")
     if experiment.general is None:
         raise ConfigError(f"experiment {experiment.name}: the frontier needs `general:` datasets for GELO")
-    names = {e.name for e in experiment.model_entries()}
-    taken = sorted(names & {point_name(m.name, v) for m in experiment.frontier.methods for v in m.grid})
-    if taken:  # checked before anything trains
-        raise ConfigError(f"frontier point {taken[0]} has the name of a model of `models:`; rename one")
+    if isinstance(config, Experiment):  # a config file was checked as it loaded
+        check_frontier(experiment, f"experiment {experiment.name}")
     out = Path(out) if out else experiment.output_dir()
     out.mkdir(parents=True, exist_ok=True)
     points = [
