@@ -71,3 +71,23 @@ def digits_folder(tmp_path_factory) -> Path:
     (root / "classnames.txt").write_text("\n".join(DIGIT_NAMES) + "\n")
     (root / "templates.txt").write_text('a photo of the number: "{c}".\na drawing of the digit {c}.\n')
     return root
+
+
+@pytest.fixture
+def command(capsys, monkeypatch):
+    """``overspec ARGS`` through the CLI's entry point in this process (no interpreter start): its one line of
+    error (exit code 2, no traceback)."""
+    import sys
+
+    from overspec.cli import run
+
+    def invoke(*args: str) -> str:
+        monkeypatch.setattr(sys, "argv", ["overspec", *args])
+        with pytest.raises(SystemExit) as exited:
+            run()
+        err = capsys.readouterr().err
+        assert exited.value.code == 2 and "Traceback" not in err, err
+        (line,) = err.strip().splitlines()
+        return line
+
+    return invoke

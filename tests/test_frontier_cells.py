@@ -155,25 +155,6 @@ def test_a_changed_forgetting_setting_trains_afresh(tmp_path, monkeypatch):
 # ---- bad configs: one line naming the file, the key and the fix -------------------------------------------
 
 
-@pytest.fixture
-def command(capsys, monkeypatch):
-    """``overspec ARGS`` through the CLI's entry point in this process: its one line of error."""
-    import sys
-
-    from overspec.cli import run
-
-    def invoke(*args: str) -> str:
-        monkeypatch.setattr(sys, "argv", ["overspec", *args])
-        with pytest.raises(SystemExit) as exited:
-            run()
-        err = capsys.readouterr().err
-        assert exited.value.code == 2 and "Traceback" not in err, err
-        (line,) = err.strip().splitlines()
-        return line
-
-    return invoke
-
-
 @pytest.mark.parametrize(
     ("method", "expected"),
     [

@@ -17,25 +17,6 @@ def _one_error_line(result) -> str:
     return line
 
 
-@pytest.fixture
-def command(capsys, monkeypatch):
-    """``overspec ARGS`` through the CLI's entry point in this process (no interpreter start): its one line."""
-    import sys
-
-    from overspec.cli import run
-
-    def invoke(*args: str) -> str:
-        monkeypatch.setattr(sys, "argv", ["overspec", *args])
-        with pytest.raises(SystemExit) as exited:
-            run()
-        err = capsys.readouterr().err
-        assert exited.value.code == 2 and "Traceback" not in err, err
-        (line,) = err.strip().splitlines()
-        return line
-
-    return invoke
-
-
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
