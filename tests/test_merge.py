@@ -368,14 +368,20 @@ def test_merge_spec_errors(tmp_path):
         load_model({"family": "merge", "base": base, "models": [{"model": base}], "method": "ties", "density": 0})
 
 
-def test_merge_spec_file_resolves_member_paths_and_fingerprints_them(tmp_path):
-    from overspec.models.identity import spec_fingerprint
-
+def merge_spec_file(tmp_path):
+    """merged.yaml: a TIES merge of one full FR fine-tune (fr.yaml) into a tiny CLIP (clip.yaml), relative paths."""
     torch.save(tiny_clip().state_dict(), tmp_path / "clip.pt")
     write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": "clip.pt"})
     full_finetune(tmp_path, "fr", 1)
     spec = {"family": "merge", "base": "clip.yaml", "models": [{"model": "fr.yaml", "weight": 0.5}], "method": "ties"}
     path = write_yaml(tmp_path / "merged.yaml", spec)
+    return path
+
+
+def test_merge_spec_file_resolves_member_paths_and_fingerprints_them(tmp_path):
+    from overspec.models.identity import spec_fingerprint
+
+    path = merge_spec_file(tmp_path)
     first = spec_fingerprint(path)
     assert load_model(path).name == "merged"
     full_finetune(tmp_path, "fr", 2)  # other weights in the member's file: another merged model
@@ -387,11 +393,7 @@ def test_new_merge_rules_re_key_the_merged_models_cells(tmp_path, monkeypatch):
     import overspec.models.merge as merge
     from overspec.models.identity import spec_fingerprint
 
-    torch.save(tiny_clip().state_dict(), tmp_path / "clip.pt")
-    write_yaml(tmp_path / "clip.yaml", {"family": "openai_clip", "weights": "clip.pt"})
-    full_finetune(tmp_path, "fr", 1)
-    spec = {"family": "merge", "base": "clip.yaml", "models": [{"model": "fr.yaml", "weight": 0.5}], "method": "ties"}
-    path = write_yaml(tmp_path / "merged.yaml", spec)
+    path = merge_spec_file(tmp_path)
     now = spec_fingerprint(path)
     monkeypatch.setattr(merge, "RULES", merge.RULES - 1)
     assert spec_fingerprint(path) != now
